@@ -1,0 +1,32 @@
+# gdrepro: `snakemake --cores all` re-runs every paper at the configured scale.
+# Rules live in workflow/rules/; all logic lives in the gdrepro package (the `gdrepro` CLI).
+
+from gdrepro import papers
+from gdrepro.config import validate_config
+from gdrepro.errors import GdreproError
+
+
+configfile: "config/config.yaml"
+
+
+try:
+    validate_config(config)
+    for slug in config.get("papers", papers.SLUGS):
+        papers.get(slug)
+except GdreproError as error:
+    sys.exit(f"gdrepro: error: {error}")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/quantile.smk"
+include: "workflow/rules/report.smk"
+
+
+onstart:
+    shell("gdrepro tracking init")
+
+
+rule all:
+    default_target: True
+    input:
+        report_outputs(SCALE),

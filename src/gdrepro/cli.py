@@ -1,0 +1,202 @@
+"""``gdrepro``: the command line the Snakemake rules call, usable without Snakemake.
+
+    gdrepro <paper> <stage> --scale S --out DIR [--seed K] [--seeds K ...] [--set key=value ...]
+    gdrepro report --scale S --results DIR
+    gdrepro data {build,verify} [--build-missing] [--out FILE]
+    gdrepro tracking init
+    gdrepro list
+
+A stage whose upstream outputs are missing in DIR runs them first (``--no-deps`` turns that off),
+so ``gdrepro quantile evaluate --scale default --out /tmp/q`` works on a fresh clone. Bad input
+ends with one line ``gdrepro: error: ...`` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from gdrepro import SCALES, __version__, papers
+from gdrepro.errors import GdreproError
+
+COMMANDS = ("report", "data", "tracking", "list")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise GdreproError(message)
+
+
+def _stage_list() -> str:
+    lines = []
+    for slug in papers.SLUGS:
+        lines.append(f"  {slug:<10} {' -> '.join(papers.get(slug).stage_names)}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="gdrepro",
+        description="Re-run the experiments of ten gradient-descent papers and judge their claims.",
+        epilog="papers and their stages:\n" + _stage_list() + "\n\nother commands: "
+        + ", ".join(COMMANDS) + f"\nscales: {', '.join(SCALES)}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"gdrepro {__version__}")
+    parser.add_argument("command", metavar="PAPER|COMMAND", help="a paper slug or " + ", ".join(COMMANDS))
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="stage and options (see above)")
+    return parser
+
+
+def _scale_arg(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument("--scale", required=required, help=" | ".join(SCALES))
+
+
+def _stage_parser(slug: str) -> argparse.ArgumentParser:
+    paper = papers.get(slug)
+    parser = _Parser(prog=f"gdrepro {slug}", description=paper.title)
+    parser.add_argument("stage", help=" | ".join(paper.stage_names))
+    _scale_arg(parser)
+    parser.add_argument("--out", type=Path, required=True, help="the paper's results folder")
+    parser.add_argument("--seed", type=int, help="only this seed (per-seed stages)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="all seeds (default: the config schema's)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="replace a setting of the scale preset (repeatable)")
+    parser.add_argument("--data", type=Path, default=Path("data"), help="the DVC-tracked data folder")
+    parser.add_argument("--no-deps", action="store_true", help="do not run missing upstream stages")
+    return parser
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise GdreproError(f"--set expects KEY=VALUE, got {pair!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def run_paper(slug: str, argv: list[str]) -> None:
+    from gdrepro import claims, data
+    from gdrepro.config import apply_overrides, check_scale, default_seeds
+    from gdrepro.paper import StageContext
+    from gdrepro.runtime import pin_threads, timed
+
+    paper = papers.get(slug)
+    args = _stage_parser(slug).parse_args(argv)
+    if args.stage not in paper.stage_names:
+        raise GdreproError(f"unknown stage {args.stage!r} for {slug} (stages: {', '.join(paper.stage_names)})")
+    scale = check_scale(args.scale)
+    settings = apply_overrides(paper.settings[scale], _overrides(args.overrides), slug)
+    seeds = tuple(args.seeds or default_seeds())
+    if args.seed is not None and args.seed not in seeds:
+        seeds = seeds + (args.seed,)
+    ctx = StageContext(slug, scale, settings, seeds, args.out, args.data)
+    pin_threads()
+
+    def run(stage, only_seed: int | None = None) -> None:
+        if stage.name == "prepare":  # data.dvc sits beside data/
+            dvc_file = args.data.parent / f"{args.data.name}.dvc"
+            data.verify(args.data, dvc_file, build_missing=not args.no_deps)
+        if stage.per_seed:
+            for seed in [only_seed] if only_seed is not None else seeds:
+                with timed(f"{slug} {stage.name} seed {seed} ({scale})"):
+                    stage.run(StageContext(slug, scale, settings, seeds, args.out, args.data, seed))
+        else:
+            with timed(f"{slug} {stage.name} ({scale})"):
+                stage.run(ctx)
+
+    # claims need metrics.json, not the figures: their upstream ends at evaluate
+    target = paper.stage_names.index("figures" if args.stage == "claims" else args.stage)
+    for stage in paper.stages[:target]:
+        missing = [p for p in stage.outputs(ctx, paper.figures) if not p.exists()]
+        if missing and args.no_deps:
+            raise GdreproError(f"missing {missing[0]} (run `gdrepro {slug} {stage.name}` first)")
+        if missing:
+            run(stage)
+    if args.stage == "claims":
+        judged = claims.write(paper.title, slug, scale, papers.claims_file(slug), ctx.metrics_path, args.out)
+        for claim in judged:
+            print(f"{claim['verdict']} {claim['id']}: {claim['statement']}")
+    else:
+        run(paper.stages[target], args.seed)
+
+
+def run_report(argv: list[str]) -> None:
+    from gdrepro.config import check_scale
+    from gdrepro.report import write_report
+
+    parser = _Parser(prog="gdrepro report", description="Write results/<scale>/REPORT.md")
+    _scale_arg(parser)
+    parser.add_argument("--results", type=Path, required=True)
+    parser.add_argument("--papers", nargs="+", default=list(papers.SLUGS))
+    args = parser.parse_args(argv)
+    for slug in args.papers:
+        papers.get(slug)
+    print(write_report(check_scale(args.scale), args.results, args.papers))
+
+
+def run_data(argv: list[str]) -> None:
+    from gdrepro import data
+    from gdrepro.paper import write_json
+
+    parser = _Parser(prog="gdrepro data", description="Build data/ or check it against data.dvc")
+    parser.add_argument("action", choices=["build", "verify"])
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--dvc-file", type=Path, default=Path("data.dvc"))
+    parser.add_argument("--build-missing", action="store_true", help="verify: generate absent datasets first")
+    parser.add_argument("--out", type=Path, help="verify: write the verified hashes here")
+    args = parser.parse_args(argv)
+    if args.action == "build":
+        data.build(args.data)
+        print(f"built {args.data}/; now `dvc add {args.data}` and commit {args.dvc_file}")
+        return
+    record = data.verify(args.data, args.dvc_file, build_missing=args.build_missing)
+    if args.out:
+        write_json(args.out, record)
+    print(f"data/ matches {args.dvc_file}: {record['md5']} ({record['nfiles']} files)")
+
+
+def run_tracking(argv: list[str]) -> None:
+    from gdrepro import tracking
+
+    parser = _Parser(prog="gdrepro tracking", description="Prepare the MLflow store")
+    parser.add_argument("action", choices=["init"])
+    parser.parse_args(argv)
+    tracking.init_store(papers.SLUGS)
+
+
+def run_list(argv: list[str]) -> None:
+    for slug in papers.SLUGS:
+        paper = papers.get(slug)
+        print(f"{slug}\t{' -> '.join(paper.stage_names)}\t{paper.title}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command in papers.SLUGS:
+            run_paper(args.command, args.args)
+        elif args.command in COMMANDS:
+            {"report": run_report, "data": run_data, "tracking": run_tracking, "list": run_list}[args.command](args.args)
+        else:
+            raise GdreproError(
+                f"unknown paper or command {args.command!r} "
+                f"(papers: {', '.join(papers.SLUGS)}; commands: {', '.join(COMMANDS)})"
+            )
+    except GdreproError as error:
+        print(f"gdrepro: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gdrepro: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The command line: help, one-line errors with non-zero exit, and a stage run without Snakemake."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gdrepro(*args, cwd=ROOT, **kwargs):
+    return subprocess.run([sys.executable, "-m", "gdrepro.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, **kwargs)
+
+
+def test_help_lists_papers_and_stages():
+    out = gdrepro("--help").stdout
+    assert "quantile   prepare -> simulate -> evaluate -> figures -> claims" in out
+    assert "smoke, default, paper" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nosuchpaper", "evaluate"], "unknown paper or command 'nosuchpaper'"),
+        (["quantile", "fit", "--scale", "smoke", "--out", "x"], "unknown stage 'fit' for quantile"),
+        (["quantile", "evaluate", "--scale", "huge", "--out", "x"], "unknown scale 'huge'"),
+        (["quantile", "evaluate", "--scale", "smoke", "--out", "x", "--set", "nn=1"], "unknown setting 'nn'"),
+        (["quantile", "evaluate", "--scale", "smoke", "--out", "x", "--set", "n=abc"], "quantile.n='abc' should be int"),
+        (["quantile", "evaluate", "--scale", "smoke"], "the following arguments are required: --out"),
+        (["report", "--scale", "smoke", "--results", "x", "--papers", "nope"], "unknown paper 'nope'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    result = gdrepro(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gdrepro: error: ") and message in lines[0], result.stderr
+
+
+def test_missing_dataset_is_one_line(tmp_path):
+    shutil.copy(ROOT / "data.dvc", tmp_path / "data.dvc")
+    result = gdrepro("quantile", "prepare", "--scale", "smoke", "--out", "out", "--no-deps", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "gdrepro: error: missing dataset data/quantile/truth.csv "
+        "(run `dvc pull` or `gdrepro data verify --build-missing`)"
+    )
+
+
+def test_bad_config_fails_snakemake_with_one_line(checkout):
+    result = subprocess.run(["snakemake", "-n", "--cores", "1", "--config", "scale=huge"], cwd=checkout,
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert errors == ["gdrepro: error: invalid config: scale: 'huge' is not one of ['smoke', 'default', 'paper']"]
+
+
+def test_evaluate_without_snakemake_runs_its_upstream_stages(tmp_path):
+    """`gdrepro quantile evaluate` in a fresh folder builds data/, prepares and simulates first."""
+    shutil.copy(ROOT / "data.dvc", tmp_path / "data.dvc")
+    result = gdrepro("quantile", "evaluate", "--scale", "smoke", "--out", "q", "--seeds", "0", "1",
+                     "--set", "n=500", "--set", "stress_n=300",
+                     cwd=tmp_path, env={**os.environ, "GDREPRO_TRACKING": "off"})
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "q" / "runs").iterdir()) == ["seed0.npz", "seed1.npz"]
+    metrics = json.loads((tmp_path / "q" / "metrics.json").read_text())
+    assert metrics["seeds"] == [0, 1]
+    assert len(metrics["metrics"]["smoothed_crossing_rate"]["per_seed"]) == 2
+    assert json.loads((tmp_path / "q" / "prepared.json").read_text())["experiments"]["main"]["n"] == 500

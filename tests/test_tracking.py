@@ -1,0 +1,83 @@
+"""MLflow tracking: parallel writers on one fresh SQLite store, batched metrics, off switch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from gdrepro import tracking
+
+WRITER = """
+import sys
+from gdrepro import tracking
+seed = int(sys.argv[1])
+with tracking.tracked_run("quantile", "smoothed", "smoke", seed, {"n": 10}, "test") as run:
+    run.log_curve("loss", range(2500), [1.0 / (k + 1) for k in range(2500)])
+print(run.run_id)
+"""
+
+
+def test_parallel_jobs_on_a_fresh_store_never_fail(tmp_path):
+    """Six processes race to create the DB, the experiment and their runs; all must succeed."""
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PATH": "/usr/bin:/bin"}
+    import os
+
+    env = {**os.environ, **env}
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(s)], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in range(6)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    assert not any("tracking unavailable" in o[1] for o in outs), [o[1] for o in outs]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("gdrepro/quantile")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.tags["gdrepro.seed"] for r in runs) == [str(s) for s in range(6)]
+    assert {r.data.tags["gdrepro.rule"] for r in runs} == {"test"}
+    history = client.get_metric_history(runs[0].info.run_id, "loss")
+    assert len(history) == 2500 and runs[0].data.params == {"n": "10"}
+
+
+def test_metrics_go_out_in_batches(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    calls = []
+    from mlflow.tracking import MlflowClient
+
+    original = MlflowClient.log_batch
+
+    def spy(self, run_id, metrics=(), params=(), tags=(), **kw):
+        calls.append(len(metrics))
+        return original(self, run_id, metrics=metrics, params=params, tags=tags, **kw)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", spy)
+    with tracking.tracked_run("quantile", "plain", "smoke", 0, {}, "test") as run:
+        run.log_curve("x", range(2500), [0.0] * 2500)
+    assert [c for c in calls if c] == [1000, 1000, 500]
+
+
+def test_tracking_off_is_a_no_op(monkeypatch, tmp_path):
+    monkeypatch.setenv("GDREPRO_TRACKING", "off")
+    monkeypatch.chdir(tmp_path)
+    with tracking.tracked_run("quantile", "plain", "smoke", 0, {}, "test") as run:
+        run.log_metrics({"x": 1.0})
+    assert run.run_id is None and not (tmp_path / "mlflow.db").exists()
+
+
+def test_retry_gives_up_on_non_transient_errors():
+    def boom():
+        raise ValueError("schema mismatch")
+
+    with pytest.raises(ValueError):
+        tracking._retry(boom)
+    attempts = []
+
+    def flaky():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+        return "ok"
+
+    assert tracking._retry(flaky) == "ok" and len(attempts) == 3

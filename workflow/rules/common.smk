@@ -1,0 +1,71 @@
+# Paths, the scale, and the `gdrepro` command line shared by every paper's rules.
+
+import json
+import shlex
+
+SCALE = config["scale"]
+SEEDS = config["seeds"]
+PAPERS = config.get("papers", list(papers.SLUGS))
+
+
+wildcard_constraints:
+    scale="smoke|default|paper",
+    seed=r"\d+",
+
+
+CONDA_ENV = (
+    "../envs/gdrepro.yaml"  # = environment.yml; its post-deploy script installs gdrepro
+)
+
+
+def paper_dir(paper, scale="{scale}"):
+    return f"results/{scale}/{paper}"
+
+
+def paper_file(paper, path, scale="{scale}"):
+    """A file in the paper's results folder (layout: see gdrepro.paper)."""
+    return f"{paper_dir(paper, scale)}/{path}"
+
+
+def seed_runs(paper):
+    """The per-seed outputs of a paper at the scale in the wildcards."""
+    return lambda wc: [paper_file(paper, f"runs/seed{s}.npz", wc.scale) for s in SEEDS]
+
+
+def figure_files(paper, scale="{scale}"):
+    return [
+        paper_file(paper, f"figures/{n}.png", scale) for n in papers.get(paper).figures
+    ]
+
+
+def gdrepro(paper, stage, seed=False):
+    """Shell command for one stage; Snakemake owns the DAG, so the CLI never runs upstream stages."""
+    overrides = config["overrides"].get(paper, {})
+    sets = " ".join(
+        f"--set {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in overrides.items()
+    )
+    seeds = " ".join(str(s) for s in SEEDS)
+    return (
+        f"gdrepro {paper} {stage} --scale {{wildcards.scale}} "
+        f"--out {paper_dir(paper, '{wildcards.scale}')} "
+        f"--seeds {seeds} {'--seed {wildcards.seed}' if seed else ''} {sets} --no-deps "
+        f"> {{log}} 2>&1"
+    )
+
+
+def paper_sources(paper):
+    """The paper's code: a change to the method reruns its pipeline."""
+    root = Path(workflow.basedir) / "src" / "gdrepro" / "papers" / paper
+    return sorted(str(p) for p in root.glob("*.py"))
+
+
+def house_sources():
+    """The shared code that judges claims and writes reports."""
+    root = Path(workflow.basedir) / "src" / "gdrepro"
+    return [str(root / f) for f in ("claims.py", "report.py", "metrics.py")]
+
+
+def report_outputs(scale):
+    return [f"results/{scale}/REPORT.md"] + [
+        f"{paper_dir(p, scale)}/claims.md" for p in PAPERS
+    ]

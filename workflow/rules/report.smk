@@ -1,0 +1,54 @@
+# Data check, claim verdicts for every paper, and the roll-up REPORT.md.
+
+
+rule data:
+    input:
+        "data.dvc",
+    output:
+        "results/{scale}/data.json",
+    log:
+        "results/{scale}/logs/data.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    shell:
+        "gdrepro data verify --build-missing --out {output} > {log} 2>&1"
+
+
+rule claims:
+    input:
+        metrics="results/{scale}/{paper}/metrics.json",
+        claims="src/gdrepro/papers/{paper}/claims.yaml",
+        code=house_sources(),
+    output:
+        "results/{scale}/{paper}/claims.md",
+        "results/{scale}/{paper}/claims.json",
+        "results/{scale}/{paper}/tables/claims.csv",
+    log:
+        "results/{scale}/{paper}/logs/claims.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    shell:
+        "gdrepro {wildcards.paper} claims --scale {wildcards.scale} "
+        "--out results/{wildcards.scale}/{wildcards.paper} --no-deps > {log} 2>&1"
+
+
+rule report:
+    input:
+        claims=lambda wc: expand(
+            "results/{scale}/{paper}/claims.json", scale=wc.scale, paper=PAPERS
+        ),
+        figures=lambda wc: [f for p in PAPERS for f in figure_files(p, wc.scale)],
+        code=house_sources(),
+    output:
+        "results/{scale}/REPORT.md",
+        "results/{scale}/summary.csv",
+    log:
+        "results/{scale}/logs/report.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    shell:
+        "gdrepro report --scale {wildcards.scale} --results results/{wildcards.scale} "
+        f"--papers {' '.join(PAPERS)} > {{log}} 2>&1"
