@@ -26,6 +26,7 @@ from gdrepro.papers import claims_file
         (0.0, ">", 0, 0, C.FAILED),
         (0.1, ">", 0, 0, C.REPRODUCED),
         (float("nan"), "<=", 1, 1, C.FAILED),
+        (None, ">=", 0, 1, C.FAILED),
     ],
 )
 def test_check_outcome(x, op, value, tol, verdict):
@@ -49,7 +50,7 @@ def _spec():
 
 
 def _metrics():
-    return {"seeds": [0, 1], "metrics": {"m": {"value": 0.95, "per_seed": [0.94, 0.96]},
+    return {"scale": "smoke", "seeds": [0, 1], "metrics": {"m": {"value": 0.95, "per_seed": [0.94, 0.96]},
                                           "k": {"value": 2.5, "per_seed": [2.0, 3.0]}}}
 
 
@@ -86,7 +87,19 @@ def test_stress_tests_are_counted_apart_from_the_papers_claims():
     assert C.tally(judged, "stress") == {C.REPRODUCED: 0, C.WITHIN: 0, C.FAILED: 1}
 
 
-def test_the_quantile_claims_file_is_valid_and_every_smoke_claim_is_marked():
+def test_metrics_of_another_scale_are_refused():
+    with pytest.raises(GdreproError, match="made at scale 'smoke', not 'paper'"):
+        C.judge(_spec(), _metrics(), "paper")
+
+
+def test_a_diverged_metric_is_not_reproduced():
+    metrics = _metrics()
+    metrics["metrics"]["m"] = {"value": None, "per_seed": [None, 0.95]}
+    judged = C.judge(_spec(), metrics, "smoke")
+    assert judged[0]["verdict"] == C.FAILED and C.reproduced_text(judged[0]["checks"][0]) == "n/a"
+
+
+def test_the_quantile_claims_file_is_valid_and_has_smoke_claims():
     spec = C.load_claims(claims_file("quantile"))
     assert any("smoke" in c["scales"] for c in spec["claims"])
     assert spec["deviations"]

@@ -35,6 +35,9 @@ def test_help_lists_papers_and_stages():
         (["quantile", "evaluate", "--scale", "smoke", "--out", "x", "--set", "n=abc"], "quantile.n='abc' should be int"),
         (["quantile", "evaluate", "--scale", "smoke"], "the following arguments are required: --out"),
         (["report", "--scale", "smoke", "--results", "x", "--papers", "nope"], "unknown paper 'nope'"),
+        (["report", "--scale", "smoke", "--results", "nowhere"], "missing nowhere/quantile/claims.json"),
+        (["quantile", "simulate", "--scale", "smoke", "--out", "x", "--set", "a=0.3"], "a=0.3 must exceed 1/2"),
+        (["quantile", "claims", "--scale", "smoke", "--out", "nowhere", "--no-deps"], "missing nowhere/prepared.json"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):
@@ -74,3 +77,24 @@ def test_evaluate_without_snakemake_runs_its_upstream_stages(tmp_path):
     assert metrics["seeds"] == [0, 1]
     assert len(metrics["metrics"]["smoothed_crossing_rate"]["per_seed"]) == 2
     assert json.loads((tmp_path / "q" / "prepared.json").read_text())["experiments"]["main"]["n"] == 500
+
+
+def test_outputs_of_another_scale_or_settings_are_rerun_not_reused(tmp_path):
+    shutil.copy(ROOT / "data.dvc", tmp_path / "data.dvc")
+    env = {**os.environ, "GDREPRO_TRACKING": "off"}
+    small = ["--seeds", "0", "--set", "n=300", "--set", "stress_n=100", "--set", "fine_n=100"]
+    assert gdrepro("quantile", "evaluate", "--scale", "smoke", "--out", "q", *small, cwd=tmp_path, env=env).returncode == 0
+    stale = gdrepro("quantile", "evaluate", "--scale", "smoke", "--out", "q", *small, "--set", "n=400",
+                    "--no-deps", cwd=tmp_path, env=env)
+    assert stale.returncode == 2 and "made for another scale or other settings" in stale.stderr
+    rerun = gdrepro("quantile", "evaluate", "--scale", "smoke", "--out", "q", *small, "--set", "n=400",
+                    cwd=tmp_path, env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads((tmp_path / "q" / "metrics.json").read_text())["settings"]["n"] == 400
+    # claims need metrics.json only: with the runs gone (as in a clone), nothing is re-simulated
+    shutil.rmtree(tmp_path / "q" / "runs")
+    claims = gdrepro("quantile", "claims", "--scale", "smoke", "--out", "q", "--no-deps", cwd=tmp_path, env=env)
+    assert claims.returncode == 0, claims.stderr
+    assert not (tmp_path / "q" / "runs").exists()
+    wrong_scale = gdrepro("quantile", "claims", "--scale", "default", "--out", "q", cwd=tmp_path, env=env)
+    assert wrong_scale.returncode == 2 and "made at scale 'smoke', not 'default'" in wrong_scale.stderr

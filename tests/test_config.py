@@ -48,7 +48,12 @@ def test_overrides_change_numbers_and_reject_unknown_or_mistyped_settings():
         apply_overrides(preset, {"n": 1.5}, "quantile")
 
 
-def test_scales_share_one_code_path():
-    """Scales differ in numbers only: the same settings fields at every scale."""
-    settings = get("quantile").settings
-    assert len({type(s) for s in settings.values()}) == 1
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"a": 0.3}, "a=0.3 must exceed 1/2"), ({"levels": 100}, "levels=100 must lie in 2..91"),
+     ({"beta": 1.2}, "need beta in (1/2, 1)"), ({"reps": 0}, "at least 1 replication")],
+)
+def test_out_of_range_settings_are_one_line_errors(overrides, message):
+    with pytest.raises(GdreproError, match="invalid settings for quantile") as error:
+        apply_overrides(get("quantile").settings["smoke"], overrides, "quantile")
+    assert message in str(error.value)

@@ -58,3 +58,26 @@ def test_missing_dataset_is_named_or_rebuilt(tmp_path):
         data.verify(data_dir, dvc_file)
     data.verify(data_dir, dvc_file, build_missing=True)
     assert (data_dir / "quantile" / "truth.csv").exists()
+
+
+@pytest.mark.skipif(shutil.which("dvc") is None, reason="dvc CLI not installed")
+def test_dvc_push_and_pull_round_trip_through_the_local_remote(tmp_path):
+    """The committed DVC set-up works: push to a local remote, lose data and cache, pull back."""
+    repo = tmp_path / "repo"
+    (repo / ".dvc").mkdir(parents=True)
+    for rel in ("data.dvc", ".dvcignore", ".dvc/config", ".dvc/.gitignore"):
+        shutil.copy(ROOT / rel, repo / rel)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    data.build(repo / "data")
+    remote = tmp_path / "remote"
+
+    def dvc(*args):
+        subprocess.run(["dvc", *args], cwd=repo, check=True, capture_output=True, text=True)
+
+    dvc("remote", "modify", "--local", "local", "url", str(remote))
+    dvc("commit", "-q", "-f", "data.dvc")  # fill the cache from data/
+    dvc("push", "-q")
+    shutil.rmtree(repo / "data")
+    shutil.rmtree(repo / ".dvc" / "cache")
+    dvc("pull", "-q")
+    assert data.verify(repo / "data", repo / "data.dvc")["nfiles"] == len(data.registry())

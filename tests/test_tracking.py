@@ -81,3 +81,14 @@ def test_retry_gives_up_on_non_transient_errors():
         return "ok"
 
     assert tracking._retry(flaky) == "ok" and len(attempts) == 3
+
+
+def test_an_unreachable_server_costs_seconds_and_never_a_failure(monkeypatch, tmp_path):
+    import time
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on port 9
+    start = time.perf_counter()
+    tracking.init_store(["quantile"])
+    with tracking.tracked_run("quantile", "plain", "smoke", 0, {}, "test") as run:
+        run.log_metrics({"x": 1.0})
+    assert run.run_id is None and time.perf_counter() - start < 30

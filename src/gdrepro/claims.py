@@ -57,7 +57,7 @@ CLAIMS_SCHEMA = {
                     "statement": {"type": "string"},
                     "where": {"type": "string"},
                     "paper": {"type": "string"},
-                    "scales": {"type": "array", "items": {"enum": list(SCALES)}},
+                    "scales": {"type": "array", "minItems": 1, "items": {"enum": list(SCALES)}},
                     "note": {"type": "string"},
                     "checks": {
                         "type": "array",
@@ -96,9 +96,9 @@ def load_claims(path: Path) -> dict:
     return spec
 
 
-def check_outcome(x: float, op: str, value: float, tolerance: float) -> str:
-    """The verdict of one check ``x op value`` with ``tolerance``."""
-    if not math.isfinite(x):
+def check_outcome(x: float | None, op: str, value: float, tolerance: float) -> str:
+    """The verdict of one check ``x op value`` with ``tolerance``; a missing or non-finite x fails."""
+    if x is None or not math.isfinite(x):
         return FAILED
     if op == "==":
         gap = abs(x - value)
@@ -119,6 +119,8 @@ def _worst(verdicts: list[str]) -> str:
 
 def judge(spec: dict, metrics: dict, scale: str) -> list[dict[str, Any]]:
     """Verdicts of every claim in ``spec`` at ``scale`` given a metrics.json dict."""
+    if metrics.get("scale") != scale:
+        raise GdreproError(f"metrics.json was made at scale {metrics.get('scale')!r}, not {scale!r}")
     judged = []
     for claim in spec["claims"]:
         checks = []
@@ -143,8 +145,8 @@ def judge(spec: dict, metrics: dict, scale: str) -> list[dict[str, Any]]:
     return judged
 
 
-def _sd(values: list[float]) -> float | None:
-    if len(values) < 2:
+def _sd(values: list[float | None]) -> float | None:
+    if len(values) < 2 or any(v is None for v in values):
         return None
     mean = sum(values) / len(values)
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
@@ -153,7 +155,7 @@ def _sd(values: list[float]) -> float | None:
 def fmt(x: float | None) -> str:
     """Compact number: 3 significant digits, no exponent for ordinary magnitudes."""
     if x is None:
-        return ""
+        return "n/a"
     if x == 0:
         return "0"
     if abs(x) >= 1e5 or abs(x) < 1e-3:
@@ -162,7 +164,7 @@ def fmt(x: float | None) -> str:
 
 
 def reproduced_text(check: dict) -> str:
-    text = f"{fmt(check['reproduced'])}"
+    text = fmt(check["reproduced"])
     if check["sd"] is not None:
         text += f" ± {fmt(check['sd'])}"
     return text
@@ -230,4 +232,7 @@ def write(paper_title: str, slug: str, scale: str, claims_path: Path, metrics_pa
 
 
 def read_judged(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+    path = Path(path)
+    if not path.exists():
+        raise GdreproError(f"missing {path} (run `gdrepro {path.parent.name} claims` first)")
+    return json.loads(path.read_text())

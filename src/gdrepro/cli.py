@@ -110,10 +110,18 @@ def run_paper(slug: str, argv: list[str]) -> None:
             with timed(f"{slug} {stage.name} ({scale})"):
                 stage.run(ctx)
 
-    # claims need metrics.json, not the figures: their upstream ends at evaluate
-    target = paper.stage_names.index("figures" if args.stage == "claims" else args.stage)
-    for stage in paper.stages[:target]:
-        missing = [p for p in stage.outputs(ctx, paper.figures) if not p.exists()]
+    if args.stage == "claims":  # claims read metrics.json only
+        upstream = [] if ctx.metrics_path.exists() else list(paper.stages[: paper.stage_names.index("figures")])
+    else:
+        upstream = list(paper.stages[: paper.stage_names.index(args.stage)])
+    # outputs made for another scale or other settings are stale: the whole chain reruns
+    stale = bool(upstream) and ctx.prepared_path.exists() and not ctx.prepared_is_current()
+    if stale and args.no_deps:
+        raise GdreproError(
+            f"{ctx.prepared_path} was made for another scale or other settings; rerun from prepare"
+        )
+    for stage in upstream:
+        missing = [p for p in stage.outputs(ctx, paper.figures) if stale or not p.exists()]
         if missing and args.no_deps:
             raise GdreproError(f"missing {missing[0]} (run `gdrepro {slug} {stage.name}` first)")
         if missing:
@@ -123,7 +131,7 @@ def run_paper(slug: str, argv: list[str]) -> None:
         for claim in judged:
             print(f"{claim['verdict']} {claim['id']}: {claim['statement']}")
     else:
-        run(paper.stages[target], args.seed)
+        run(paper.stage(args.stage), args.seed)
 
 
 def run_report(argv: list[str]) -> None:

@@ -74,4 +74,7 @@ def apply_overrides(settings: Any, overrides: dict[str, Any], paper: str) -> Any
                 f"setting {paper}.{key}={value!r} should be {type(current).__name__}"
             )
         clean[key] = value
-    return dataclasses.replace(settings, **clean)
+    try:
+        return dataclasses.replace(settings, **clean)
+    except ValueError as error:  # the settings' own range checks
+        raise GdreproError(f"invalid settings for {paper}: {error}") from None

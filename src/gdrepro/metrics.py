@@ -1,8 +1,11 @@
 """metrics.json: every reproduced number, pooled over seeds, with the per-seed values beside it.
 
-Layout: ``{"paper", "scale", "seeds", "metrics": {name: {"value", "per_seed"}}, "details": {...}}``.
-``value`` is the estimate the claims are judged on (pooled over all seeds' replications, or the
-mean over seeds where pooling is meaningless); ``per_seed`` shows the seed-to-seed spread.
+Layout: ``{"paper", "scale", "seeds", "settings", "metrics": {name: {"value", "per_seed"}},
+"details": {...}, "performance": {...}}``. ``value`` is the estimate the claims are judged on
+(pooled over all seeds' replications, or the mean over seeds where pooling is meaningless);
+``per_seed`` shows the seed-to-seed spread; a non-finite value (a diverged run) is stored as
+``null`` and judged ❌. ``metrics`` and ``details`` are a function of scale, settings and seeds;
+``performance`` (throughput, timings) is the only machine-dependent part.
 """
 
 from __future__ import annotations
@@ -14,15 +17,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from gdrepro.errors import GdreproError
 from gdrepro.paper import StageContext, write_json
 
 Run = TypeVar("Run")
-MACHINE_DEPENDENT = ("per_second", "seconds")
-"""Metric names containing these depend on the machine (throughput, timings), not on the seed."""
-
-
-def machine_dependent(name: str) -> bool:
-    return any(part in name for part in MACHINE_DEPENDENT)
 
 
 def across_seeds(
@@ -34,27 +32,39 @@ def across_seeds(
     value = compute(pooled)
     per_seed = [compute(run) for run in runs]
     return {
-        name: {"value": float(v), "per_seed": [float(s[name]) for s in per_seed]}
+        name: {"value": _finite(v), "per_seed": [_finite(s[name]) for s in per_seed]}
         for name, v in value.items()
     }
 
 
-def write_metrics(ctx: StageContext, metrics: dict[str, dict], details: dict | None = None) -> None:
+def _finite(x: float) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def write_metrics(
+    ctx: StageContext,
+    metrics: dict[str, dict],
+    details: dict | None = None,
+    performance: dict[str, float] | None = None,
+) -> None:
     """Write ``results/<scale>/<paper>/metrics.json``."""
-    for name, entry in metrics.items():
-        if not np.isfinite(entry["value"]):
-            raise ValueError(f"metric {name} is not finite: {entry['value']}")
     write_json(
         ctx.metrics_path,
         {
             "paper": ctx.paper,
             "scale": ctx.scale,
             "seeds": list(ctx.seeds),
+            "settings": ctx.settings,
             "metrics": metrics,
             "details": details or {},
+            "performance": performance or {},
         },
     )
 
 
 def read_metrics(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+    path = Path(path)
+    if not path.exists():
+        raise GdreproError(f"missing {path} (run the paper's evaluate stage first)")
+    return json.loads(path.read_text())

@@ -56,11 +56,24 @@ class StageContext:
     def tables_dir(self) -> Path:
         return self.out / "tables"
 
+    @property
+    def stamp(self) -> dict:
+        """What makes outputs in ``out`` valid: the scale and the resolved settings."""
+        return {"scale": self.scale, "settings": dataclasses.asdict(self.settings)}
+
     def read_prepared(self) -> dict:
         return json.loads(self.prepared_path.read_text())
 
     def write_prepared(self, design: dict) -> None:
-        write_json(self.prepared_path, design)
+        """Write prepared.json, stamped with the scale and settings it was made for."""
+        write_json(self.prepared_path, {**self.stamp, **design})
+
+    def prepared_is_current(self) -> bool:
+        """True if prepared.json exists and was made for this scale and these settings."""
+        if not self.prepared_path.exists():
+            return False
+        prepared = json.loads(self.prepared_path.read_text())
+        return {k: prepared.get(k) for k in self.stamp} == json.loads(json.dumps(self.stamp))
 
     def read_run(self, seed: int) -> dict[str, np.ndarray]:
         with np.load(self.run_path(seed)) as npz:

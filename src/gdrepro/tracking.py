@@ -12,6 +12,7 @@ call per step; and every write is retried with back-off on "database is locked".
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import subprocess
@@ -26,6 +27,20 @@ from gdrepro.runtime import log
 T = TypeVar("T")
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
 RETRIES = 12
+
+
+def best_effort(action: Callable[..., T]) -> Callable[..., T | None]:
+    """Run a tracking action; log and swallow its failure (tracking never stops a run)."""
+
+    @functools.wraps(action)
+    def wrapper(*args: Any, **kwargs: Any) -> T | None:
+        try:
+            return action(*args, **kwargs)
+        except Exception as error:
+            log(f"MLflow: {action.__name__} failed ({type(error).__name__}: {error}); continuing")
+            return None
+
+    return wrapper
 
 
 def enabled() -> bool:
@@ -51,11 +66,25 @@ def _retry(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     raise AssertionError("unreachable")
 
 
+@functools.cache
+def _server_reachable(uri: str) -> bool:
+    """A quick ``/health`` probe, so a dead server costs seconds, not MLflow's long HTTP retries."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as response:
+            return response.status == 200
+    except Exception:
+        return False
+
+
 def _client():
     """An MlflowClient whose store is created under a file lock (SQLite migration races)."""
     from mlflow.tracking import MlflowClient
 
     uri = tracking_uri()
+    if uri.startswith(("http://", "https://")) and not _server_reachable(uri):
+        raise ConnectionError(f"no MLflow server answers at {uri}")
     if not uri.startswith("sqlite:///"):
         return MlflowClient(tracking_uri=uri)
     from filelock import FileLock
@@ -77,6 +106,7 @@ def _experiment_id(client, paper: str) -> str:
         return _retry(client.get_experiment_by_name, name).experiment_id
 
 
+@best_effort
 def init_store(papers: Iterable[str]) -> None:
     """Create the store and one experiment per paper, once, before parallel jobs start."""
     if not enabled():
@@ -123,18 +153,14 @@ class Run:
         for step, value in zip(steps, values, strict=True):
             self.log_metrics({name: value}, step=step)
 
+    @best_effort
     def log_artifacts(self, paths: Iterable[Path], folder: str | None = None) -> None:
         if self.run_id is None:
             return
         for path in paths:
             _retry(self._client.log_artifact, self.run_id, str(path), folder)
 
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        from mlflow.entities import RunTag
-
-        if self.run_id is not None:
-            _retry(self._client.log_batch, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
-
+    @best_effort
     def flush(self) -> None:
         if self.run_id is not None:
             for i in range(0, len(self._pending), BATCH):
@@ -196,6 +222,7 @@ def tracked_run(
             log(f"MLflow: could not finish run {run.run_id}: {error}")
 
 
+@best_effort
 def link_children(paper: str, scale: str, parent: Run) -> None:
     """Tag the latest per-seed run of each (method, seed) at ``scale`` as a child of ``parent``."""
     if parent.run_id is None:

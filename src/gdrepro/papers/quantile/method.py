@@ -1,9 +1,9 @@
 """Smoothed SGD for online quantile estimation and inference.
 
 Chen, Keilbar & Wu (2025), "Smoothed SGD for quantiles: Bahadur representation and Gaussian
-approximation", arXiv:2505.13299. Equation numbers of the paper were not available to us; the
-docstrings name the recursion and the results as stated in Sec. 2-4 of our reading
-(``shared/papers/quantile.md``).
+approximation", arXiv:2505.13299. Equation and section numbers of the paper were not available
+to us; the docstrings name the recursion and the results (non-crossing, Bahadur representation,
+Gaussian approximation, tail bounds) as stated in our reading of the paper.
 
 For every level ``tau`` on one shared stream ``X_1, X_2, ...`` (the *smoothed SGD recursion*)::
 
@@ -57,9 +57,15 @@ class QuantileSGDResult:
         return self.n * self.last.size / max(self.seconds, 1e-12)
 
 
-def smoothed_indicator(x: np.ndarray) -> np.ndarray:
-    """The smoothed indicator ``g``: 0 below -1, ``(x + 1) / 2`` on [-1, 1), 1 above."""
-    return np.clip((np.asarray(x, dtype=float) + 1.0) / 2.0, 0.0, 1.0)
+def smoothed_indicator(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The smoothed indicator ``g``: 0 below -1, ``(x + 1) / 2`` on [-1, 1), 1 above.
+
+    With ``out`` (which may be ``x`` itself) it works in place, as the hot loop needs.
+    """
+    x = np.asarray(x, dtype=float)
+    out = np.add(x, 1.0, out=out)
+    out *= 0.5
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def step_sizes(n: int, c: float = 1.0, beta: float = 0.6) -> np.ndarray:
@@ -84,7 +90,7 @@ def smoothed_sgd_quantiles(
     y0: float | np.ndarray = 0.0,
     checkpoints: Sequence[int] = (),
 ) -> QuantileSGDResult:
-    """Smoothed SGD quantile estimates for all ``taus`` on one shared stream (Sec. 2).
+    """Smoothed SGD quantile estimates for all ``taus`` on one shared stream (the recursion above).
 
     With ``a > 1/2`` each update is strictly increasing in ``Y`` and in ``tau``, so from a
     common start the estimated quantile curve never crosses (non-crossing property).
@@ -97,11 +103,9 @@ def smoothed_sgd_quantiles(
         raise ValueError(f"a={a} must exceed 1/2 (the non-crossing and bandwidth condition)")
 
     def smoothed(y: np.ndarray, gamma: float, x: np.ndarray, buf: np.ndarray) -> None:
-        # buf <- g((y - x) / (a gamma)) = clip((y - x) / (2 a gamma) + 1/2, 0, 1)
-        np.subtract(y, x, out=buf)
-        buf *= 1.0 / (2.0 * a * gamma)
-        buf += 0.5
-        np.clip(buf, 0.0, 1.0, out=buf)
+        np.subtract(y, x, out=buf)  # buf <- g((y - x) / (a gamma))
+        buf *= 1.0 / (a * gamma)
+        smoothed_indicator(buf, out=buf)
 
     return _run_sgd(stream, taus, smoothed, c, beta, n, reps, rng, y0, checkpoints)
 
@@ -198,7 +202,7 @@ def _run_sgd(stream, taus, link: Link, c, beta, n, reps, rng, y0, checkpoints, c
     )
 
 
-# --- inference (Sec. 4: Bahadur representation and Gaussian approximation) -------------------
+# --- inference (Bahadur representation and Gaussian approximation) -----------------------------
 
 
 def asymptotic_sd(taus: np.ndarray, density_at_quantile: np.ndarray) -> np.ndarray:
