@@ -79,6 +79,12 @@ def wall_time(paper_dir: Path) -> float:
     return total
 
 
+def _short(commit: str) -> str:
+    """``abc123def456`` or ``abc123def456-dirty`` (uncommitted changes when the report was made)."""
+    sha, _, dirty = commit.partition("-")
+    return sha[:12] + (f"-{dirty}" if dirty else "")
+
+
 def _duration(seconds: float) -> str:
     if seconds <= 0:
         return "n/a"
@@ -116,6 +122,8 @@ def write_report(scale: str, results: Path, slugs: list[str]) -> Path:
             "",
             markdown_table(C.rows(judged), C.TABLE_COLUMNS),
             "",
+            *[f"- **{c['id']}**: {c['note']}" for c in judged if c.get("note")],
+            "",
             "### Figures",
             "",
             *figures,
@@ -129,7 +137,7 @@ def write_report(scale: str, results: Path, slugs: list[str]) -> Path:
     lines = [
         f"# gdrepro reproduction report: scale `{scale}`",
         "",
-        f"Produced by `snakemake --cores all --config scale={scale}` at commit `{git_commit()[:12]}`. "
+        f"Produced by `snakemake --cores all --config scale={scale}` at commit `{_short(git_commit())}`. "
         "Never edited by hand. Verdicts: ✅ reproduced, ≈ within tolerance, ❌ not reproduced, "
         "— not applicable at this scale. \"reproduced\" counts the paper's claims that apply at this "
         "scale; stress tests are ours, beyond the regime the paper states.",
