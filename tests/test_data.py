@@ -81,3 +81,10 @@ def test_dvc_push_and_pull_round_trip_through_the_local_remote(tmp_path):
     shutil.rmtree(repo / ".dvc" / "cache")
     dvc("pull", "-q")
     assert data.verify(repo / "data", repo / "data.dvc")["nfiles"] == len(data.registry())
+
+
+def test_the_data_check_is_never_committed():
+    """results/<scale>/data.json stands for *this* machine's data/; committed, a fresh clone
+    (where data/ is absent) would skip the rule that restores it."""
+    result = subprocess.run(["git", "check-ignore", "-q", "results/default/data.json"], cwd=ROOT)
+    assert result.returncode == 0
