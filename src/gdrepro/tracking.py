@@ -118,13 +118,16 @@ def init_store(papers: Iterable[str]) -> None:
 
 
 def git_commit() -> str:
-    """The current commit (with ``-dirty`` when the tree has changes), or ``unknown``."""
+    """The current commit, ``-dirty`` when code differs from it, or ``unknown``.
+
+    Changes under ``results/`` do not count: a run rewrites those files itself.
+    """
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
             capture_output=True,
             text=True,
             check=True,

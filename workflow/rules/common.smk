@@ -39,14 +39,17 @@ def figure_files(paper, scale="{scale}"):
 
 
 def gdrepro(paper, stage, seed=False):
-    """Shell command for one stage; Snakemake owns the DAG, so the CLI never runs upstream stages."""
+    """Shell command for one stage; Snakemake owns the DAG, so the CLI never runs upstream stages.
+
+    The job uses as many BLAS/torch threads as the rule's `threads` (1 unless it asks for more).
+    """
     overrides = config["overrides"].get(paper, {})
     sets = " ".join(
         f"--set {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in overrides.items()
     )
     seeds = " ".join(str(s) for s in SEEDS)
     return (
-        f"gdrepro {paper} {stage} --scale {{wildcards.scale}} "
+        f"GDREPRO_THREADS={{threads}} gdrepro {paper} {stage} --scale {{wildcards.scale}} "
         f"--out {paper_dir(paper, '{wildcards.scale}')} "
         f"--seeds {seeds} {'--seed {wildcards.seed}' if seed else ''} {sets} --no-deps "
         f"> {{log}} 2>&1"

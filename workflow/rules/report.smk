@@ -11,6 +11,8 @@ rule data:
     conda:
         CONDA_ENV
     threads: 1
+    resources:
+        mem_mb=500,
     shell:
         "gdrepro data verify --build-missing --out {output} > {log} 2>&1"
 
@@ -29,6 +31,8 @@ rule claims:
     conda:
         CONDA_ENV
     threads: 1
+    resources:
+        mem_mb=500,
     shell:
         "gdrepro {wildcards.paper} claims --scale {wildcards.scale} "
         "--out results/{wildcards.scale}/{wildcards.paper} --no-deps > {log} 2>&1"
@@ -49,6 +53,8 @@ rule report:
     conda:
         CONDA_ENV
     threads: 1
+    resources:
+        mem_mb=500,
     shell:
         "gdrepro report --scale {wildcards.scale} --results results/{wildcards.scale} "
         f"--papers {' '.join(PAPERS)} > {{log}} 2>&1"
