@@ -2,7 +2,7 @@
 # Rules live in workflow/rules/; all logic lives in the gdrepro package (the `gdrepro` CLI).
 
 from gdrepro import papers
-from gdrepro.config import validate_config
+from gdrepro.config import apply_overrides, validate_config
 from gdrepro.errors import GdreproError
 
 
@@ -13,6 +13,8 @@ try:
     validate_config(config)
     for slug in config.get("papers", papers.SLUGS):
         papers.get(slug)
+    for slug, settings in config["overrides"].items():  # fail now, not in a job
+        apply_overrides(papers.get(slug).settings[config["scale"]], settings, slug)
 except GdreproError as error:
     sys.exit(f"gdrepro: error: {error}")
 

@@ -23,6 +23,12 @@ def test_workflow_schema_is_the_package_schema():
     ).resolve()
 
 
+def test_string_values_from_the_command_line_are_typed():
+    config = validate_config({"scale": "smoke", "seeds": ["0", "1"], "overrides": {"quantile": {"n": "500", "a": "0.75"}}})
+    assert config["seeds"] == [0, 1] and config["overrides"] == {"quantile": {"n": 500, "a": 0.75}}
+    assert validate_config({"scale": "default"})["scale"] == "default"
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [

@@ -40,3 +40,25 @@ def test_dag_runs_data_prepare_simulate_evaluate_figures_claims_report(checkout)
     chain = ["data", "quantile_prepare", "quantile_simulate", "quantile_evaluate", "claims", "report"]
     assert all(pair in named for pair in zip(chain, chain[1:])), named
     assert ("quantile_figures", "report") in named
+
+
+def test_command_line_overrides_and_seeds_reach_the_jobs_typed(checkout):
+    """--config hands nested values over as strings; they must arrive as numbers."""
+    result = subprocess.run(
+        ["snakemake", "-n", "-p", "--cores", "1", "--config", "scale=smoke", "overrides={quantile: {n: 500}}",
+         "seeds=[0, 1]"], cwd=checkout, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "--seeds 0 1 --seed 1 --set n=500 --no-deps" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("overrides={quantile: {nosuch: 3}}", "unknown setting 'nosuch' for paper 'quantile'"),
+     ("overrides={nosuch: {n: 3}}", "unknown paper 'nosuch'"),
+     ("overrides={quantile: {a: 0.2}}", "invalid settings for quantile: a=0.2 must exceed 1/2")],
+)
+def test_bad_overrides_fail_before_any_job_with_one_line(checkout, override, message):
+    result = subprocess.run(["snakemake", "-n", "--cores", "1", "--config", override], cwd=checkout,
+                            capture_output=True, text=True, timeout=120)
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert result.returncode != 0 and len(errors) == 1 and errors[0].startswith(f"gdrepro: error: {message}")

@@ -26,12 +26,29 @@ def default_seeds() -> list[int]:
     return list(schema()["properties"]["seeds"]["default"])
 
 
+def _typed(value: Any) -> Any:
+    """Snakemake's ``--config`` hands nested values over as strings ('20000', '1'): type them."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    if isinstance(value, str):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        return parsed if isinstance(parsed, (int, float, bool)) else value
+    return value
+
+
 def validate_config(config: dict) -> dict:
-    """Validate ``config`` against the schema, fill defaults, and return it.
+    """Type, validate and complete ``config`` in place (defaults from the schema); return it.
 
     Raises GdreproError with one line that names the bad key and value.
     """
     import jsonschema
+
+    config.update(_typed(dict(config)))
 
     validator = jsonschema.Draft202012Validator(schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))

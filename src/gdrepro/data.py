@@ -94,7 +94,7 @@ def verify(data_dir: Path, dvc_file: Path, build_missing: bool = False) -> dict:
         build(data_dir, only_missing=True)
     elif missing:
         raise GdreproError(
-            f"missing dataset data/{missing[0]} (run `dvc pull` or `gdrepro data verify --build-missing`)"
+            f"missing dataset {data_dir / missing[0]} (run `dvc pull` or `gdrepro data verify --build-missing`)"
         )
     actual = directory_hash(data_dir)
     if actual["md5"] != pinned.get("md5"):
