@@ -44,6 +44,10 @@ class StageContext:
     def run_path(self, seed: int) -> Path:
         return self.out / "runs" / f"seed{seed}.npz"
 
+    def checkpoint_path(self, seed: int) -> Path:
+        """Where a long per-seed run keeps its checkpoint (see gdrepro.checkpoint; git ignores it)."""
+        return self.out / "checkpoints" / f"seed{seed}.pt"
+
     @property
     def metrics_path(self) -> Path:
         return self.out / "metrics.json"

@@ -47,6 +47,14 @@ def rng(*key: int | str) -> "np.random.Generator":  # noqa: F821
     return np.random.default_rng(seed_sequence(*key))
 
 
+def torch_generator(*key: int | str, device: str = "cpu") -> "torch.Generator":  # noqa: F821
+    """A torch Generator seeded from the same key scheme as :func:`rng`."""
+    import torch
+
+    seed = int(seed_sequence(*key).generate_state(1, dtype="uint64")[0] >> 1)
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def device() -> str:
     """``"cuda"`` when torch sees a GPU, else ``"cpu"`` (``GDREPRO_DEVICE`` overrides)."""
     if forced := os.environ.get("GDREPRO_DEVICE"):
