@@ -76,7 +76,7 @@ class StageContext:
         """True if prepared.json exists and was made for this scale and these settings."""
         if not self.prepared_path.exists():
             return False
-        prepared = json.loads(self.prepared_path.read_text())
+        prepared = self.read_prepared()
         return {k: prepared.get(k) for k in self.stamp} == json.loads(json.dumps(self.stamp))
 
     def read_run(self, seed: int) -> dict[str, np.ndarray]:

@@ -179,7 +179,7 @@ def simulate(ctx: StageContext) -> None:
                     key + "last_path": result.last_path.astype(np.float32),  # rounding keeps order
                     key + "checkpoints": result.checkpoints,
                     key + "seconds": np.array(result.seconds),
-                    key + "updates": np.array(result.n * result.last.size, dtype=float),
+                    key + "updates": np.array(result.updates, dtype=float),
                 }
                 sd = M.asymptotic_sd(exp["taus"], exp["density"])
                 err = result.average_path[..., : len(exp["taus"])] - np.array(exp["quantile"])

@@ -53,8 +53,13 @@ class QuantileSGDResult:
     seconds: float
 
     @property
+    def updates(self) -> int:
+        """Sample-level updates: samples x replications x levels."""
+        return self.n * self.last.size
+
+    @property
     def updates_per_second(self) -> float:
-        return self.n * self.last.size / max(self.seconds, 1e-12)
+        return self.updates / max(self.seconds, 1e-12)
 
 
 def smoothed_indicator(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
