@@ -20,6 +20,8 @@ def _split(requirement: str) -> tuple[str, str]:
 def test_environment_yml_mirrors_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pip = dict(_split(r) for r in project["dependencies"] + project["optional-dependencies"]["test"])
-    conda = dict(_split(d) for d in yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+    listed = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+    from_pip = [r for d in listed if isinstance(d, dict) for r in d.get("pip", [])]
+    conda = dict(_split(d) for d in listed + from_pip
                  if isinstance(d, str) and not d.startswith(("python", "pip")))
     assert conda == pip
