@@ -71,12 +71,13 @@ class QuantileSettings:
 
 
 SETTINGS = {
-    "smoke": QuantileSettings(reps=40, n=2_000, fine_reps=50, fine_n=2_000, stress_reps=40, stress_n=2_000),
+    # Per seed job; the default five seeds give 500 (default) and 1000 (paper) replications.
+    "smoke": QuantileSettings(reps=32, n=2_000, fine_reps=40, fine_n=2_000, stress_reps=32, stress_n=2_000),
     "default": QuantileSettings(
-        reps=125, n=100_000, fine_reps=250, fine_n=10_000, stress_reps=125, stress_n=10_000
+        reps=100, n=100_000, fine_reps=200, fine_n=10_000, stress_reps=100, stress_n=10_000
     ),
     "paper": QuantileSettings(
-        reps=250, n=100_000, fine_reps=250, fine_n=10_000, stress_reps=250, stress_n=100_000
+        reps=200, n=100_000, fine_reps=200, fine_n=10_000, stress_reps=200, stress_n=100_000
     ),
 }
 
