@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from gdrepro import SCALES, __version__, papers
+from gdrepro import SCALES, __version__, gpu_slots, papers
 from gdrepro.errors import GdreproError
 
 COMMANDS = ("report", "data", "tracking", "list")
@@ -187,6 +187,7 @@ def run_list(argv: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
+        gpu_slots.claim_for_job()  # a training job on a multi-GPU machine: before CUDA starts
         args = build_parser().parse_args(argv)
         if args.command in papers.SLUGS:
             run_paper(args.command, args.args)

@@ -38,10 +38,12 @@ def figure_files(paper, scale="{scale}"):
     ]
 
 
-def gdrepro(paper, stage, seed=False):
+def gdrepro(paper, stage, seed=False, gpu=False):
     """Shell command for one stage; Snakemake owns the DAG, so the CLI never runs upstream stages.
 
     The job uses as many BLAS/torch threads as the rule's `threads` (1 unless it asks for more).
+    `gpu=True` (training rules with `resources: gpu`) makes the job take its own device on a
+    multi-GPU machine (gdrepro.gpu_slots); without GPUs it runs on the CPU as before.
     """
     overrides = config["overrides"].get(paper, {})
     sets = " ".join(
@@ -49,7 +51,7 @@ def gdrepro(paper, stage, seed=False):
     )
     seeds = " ".join(str(s) for s in SEEDS)
     return (
-        f"GDREPRO_THREADS={{threads}} gdrepro {paper} {stage} --scale {{wildcards.scale}} "
+        f"{'GDREPRO_GPU_SLOT=1 ' if gpu else ''}GDREPRO_THREADS={{threads}} gdrepro {paper} {stage} --scale {{wildcards.scale}} "
         f"--out {paper_dir(paper, '{wildcards.scale}')} "
         f"--seeds {seeds} {'--seed {wildcards.seed}' if seed else ''} {sets} --no-deps "
         f"> {{log}} 2>&1"
