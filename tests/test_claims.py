@@ -9,6 +9,7 @@ import yaml
 
 from gdrepro import claims as C
 from gdrepro.errors import GdreproError
+from gdrepro import papers
 from gdrepro.papers import claims_file
 
 
@@ -99,7 +100,22 @@ def test_a_diverged_metric_is_not_reproduced():
     assert judged[0]["verdict"] == C.FAILED and C.reproduced_text(judged[0]["checks"][0]) == "n/a"
 
 
-def test_the_quantile_claims_file_is_valid_and_has_smoke_claims():
-    spec = C.load_claims(claims_file("quantile"))
+def test_a_metric_made_only_at_another_scale_is_not_needed():
+    metrics = _metrics()
+    del metrics["metrics"]["k"]  # C (paper scale only) reads k; at smoke B still needs it
+    spec = _spec()
+    spec["claims"] = [spec["claims"][0], spec["claims"][2]]
+    judged = C.judge(spec, metrics, "smoke")
+    assert [c["verdict"] for c in judged] == [C.REPRODUCED, C.NOT_APPLICABLE]
+    with pytest.raises(GdreproError, match="metric 'k' is not in metrics.json"):
+        C.judge(_spec(), metrics, "smoke")
+
+
+@pytest.mark.parametrize("paper", papers.SLUGS)
+def test_every_claims_file_is_valid_lists_deviations_and_has_smoke_claims(paper):
+    spec = C.load_claims(claims_file(paper))
+    assert spec["paper"] == paper
     assert any("smoke" in c["scales"] for c in spec["claims"])
     assert spec["deviations"]
+    ids = [c["id"] for c in spec["claims"]]
+    assert len(ids) == len(set(ids)), "claim ids must be unique"

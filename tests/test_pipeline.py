@@ -47,7 +47,8 @@ def test_smoke_metrics_match_the_committed_reference(smoke_run, paper):
     moved = {
         name: (ref["value"], metrics[name]["value"])
         for name, ref in reference.items()
-        if not math.isclose(metrics[name]["value"], ref["value"], rel_tol=ref["rtol"], abs_tol=ref["atol"])
+        if metrics[name]["value"] is None
+        or not math.isclose(metrics[name]["value"], ref["value"], rel_tol=ref["rtol"], abs_tol=ref["atol"])
     }
     assert not moved, f"smoke metrics moved (reference, now): {moved}; see tests/regression/update.py"
 

@@ -123,11 +123,13 @@ def judge(spec: dict, metrics: dict, scale: str) -> list[dict[str, Any]]:
         raise GdreproError(f"metrics.json was made at scale {metrics.get('scale')!r}, not {scale!r}")
     judged = []
     for claim in spec["claims"]:
+        applicable = scale in claim["scales"]
         checks = []
         for check in claim["checks"]:
             entry = metrics["metrics"].get(check["metric"])
-            if entry is None:
+            if entry is None and applicable:
                 raise GdreproError(f"claim {claim['id']}: metric {check['metric']!r} is not in metrics.json")
+            entry = entry or {"value": None}  # a paper-scale-only metric need not exist at other scales
             per_seed = entry.get("per_seed", [])
             checks.append(
                 {
@@ -138,7 +140,6 @@ def judge(spec: dict, metrics: dict, scale: str) -> list[dict[str, Any]]:
                     "outcome": check_outcome(entry["value"], check["op"], check["value"], check["tolerance"]),
                 }
             )
-        applicable = scale in claim["scales"]
         verdict = _worst([c["outcome"] for c in checks]) if applicable else NOT_APPLICABLE
         judged.append({**claim, "kind": claim.get("kind", "paper"), "checks": checks,
                        "applicable": applicable, "verdict": verdict})
