@@ -21,6 +21,11 @@ except GdreproError as error:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/quantile.smk"
+include: "workflow/rules/psgla.smk"
+include: "workflow/rules/ko.smk"
+include: "workflow/rules/aacbr.smk"
+include: "workflow/rules/dptrunc.smk"
+include: "workflow/rules/localpl.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from gdrepro.errors import GdreproError
 from gdrepro.paper import Paper
 
-SLUGS: tuple[str, ...] = ("quantile",)
+SLUGS: tuple[str, ...] = ("quantile", "ko", "dptrunc", "psgla", "aacbr", "localpl")
 
 
 def get(slug: str) -> Paper:

@@ -1,0 +1,1 @@
+"""Gradual AA-CBR: neuro-argumentative case-based classification (Gould & Toni, 2025)."""

@@ -1,0 +1,386 @@
+"""Gradual AA-CBR (Gould & Toni 2025, arXiv:2505.15742) and classic AA-CBR (Cyras et al. 2016).
+
+Gradual AA-CBR turns a casebase into an edge-weighted quantitative bipolar argumentation
+framework (QBAF) whose edges are soft, differentiable versions of AA-CBR's attack relation
+(Sec. 3 of the paper; the formulas below follow the official code's defaults):
+
+- s_i = w . x_i, a learned scalar projection of every case (feature importance = w);
+- P(a, b) = sigmoid((s_a - s_b) / T): soft "a is more specific than b"; W(a, b) = P(a,b)(1 - P(b,a));
+- Att(a, b) = [y_a != y_b] W(a,b) prod_k (1 - [y_k = y_a] W(a,k) [y_k != y_b] W(k,b))  (soft minimality)
+- Sup(a, b) = [y_a = y_b][a != b] W(a,b) prod_k (1 - W(a,k) W(k,b));
+- A = Sup - Att, kept only where |A_ab| > |A_ba| (the graph becomes a DAG ordered by s);
+- one default argument per class (features = mean of the training set), never attacking or supporting;
+- base scores tau_i = sigmoid(c s_i); a new case N weakens case i by its irrelevance
+  irr_i = 1 - P(N, i): tau'_i = ReLU(tau_i - irr_i tau_N);
+- ReLU semantics sigma^{k+1}_b = ReLU(tau'_b + sum_a A_ab sigma^k_a), sigma^0 = tau', K steps;
+- logits = final strengths of the class defaults; loss = cross-entropy + gamma (||Att||_* + ||Sup||_*).
+
+Everything here is pure: arrays/tensors in, arrays/tensors out.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+# --- the soft casebase graph -------------------------------------------------------------------
+
+
+def specificity(s_a: torch.Tensor, s_b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """P(a, b) = sigmoid((s_a - s_b) / T) for every pair: shape (len(s_a), len(s_b))."""
+    return torch.sigmoid((s_a[:, None] - s_b[None, :]) / temperature)
+
+
+def blocked_product(left: torch.Tensor, right: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+    """out[a, b] = prod_k (1 - left[a, k] right[k, b]) (the soft-minimality "blockers").
+
+    The factors do not separate, so the cost is n^3, but memory stays at n^2 * chunk: the
+    product is taken as exp(sum_k log(1 - left right)) over chunks of k. Each factor is floored
+    at ``FLOOR`` (1e-6): a float32 sigmoid saturates to exactly 1, and a zero factor would send
+    torch.prod's backward into its slow zero-handling path (5x slower) or log to -inf.
+    ``chunk=None`` picks a chunk of about 4M elements.
+    """
+    n, kk, m = left.shape[0], left.shape[1], right.shape[1]
+    chunk = chunk or max(1, min(kk, (1 << 22) // max(1, n * m)))
+    total = None
+    for k0 in range(0, kk, chunk):
+        x = left[:, k0 : k0 + chunk, None] * right[None, k0 : k0 + chunk, :]
+        part = torch.log1p(-x.clamp(max=1 - FLOOR)).sum(dim=1)
+        total = part if total is None else total + part
+    return torch.exp(total)
+
+
+FLOOR = 1e-6
+
+
+def casebase_graph(
+    s: torch.Tensor,
+    labels: torch.Tensor,
+    is_default: torch.Tensor,
+    temperature: float,
+    supports: bool = True,
+    blockers: bool = True,
+    chunk: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Minimal soft attacks and supports (Att, Sup), both >= 0, shape (n, n), row = source.
+
+    ``s`` (n,) projections of all arguments (cases and defaults), ``labels`` (n,) int classes,
+    ``is_default`` (n,) bool. Defaults never attack or support (their rows are zero).
+    """
+    p = specificity(s, s, temperature)
+    w = p * (1 - p.T)
+    w = torch.where(is_default[:, None], torch.zeros_like(w), w)
+    same = labels[:, None] == labels[None, :]
+    att0 = torch.where(same, torch.zeros_like(w), w)
+    att = att0 * blocked_product(torch.where(same, w, torch.zeros_like(w)), att0, chunk) if blockers else att0
+    if not supports:
+        return att, torch.zeros_like(att)
+    eye = torch.eye(len(s), dtype=torch.bool, device=s.device)
+    sup0 = torch.where(same & ~eye, w, torch.zeros_like(w))
+    sup = sup0 * blocked_product(w, w, chunk) if blockers else sup0
+    return att, sup
+
+
+def uni_directional(a: torch.Tensor) -> torch.Tensor:
+    """Keep A_ab only where |A_ab| > |A_ba| (post-processing that makes the graph a DAG)."""
+    return torch.where(a.abs() > a.T.abs(), a, torch.zeros_like(a))
+
+
+def new_case_base_scores(
+    tau: torch.Tensor, s_cases: torch.Tensor, tau_new: torch.Tensor, s_new: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """tau'_{N,i} = ReLU(ReLU(tau_i) - (1 - P(N, i)) tau_N), batched over new cases: (B, n)."""
+    irrelevance = 1 - specificity(s_new, s_cases, temperature)
+    return F.relu(F.relu(tau)[None, :] - irrelevance * tau_new[:, None])
+
+
+def relu_semantics(a: torch.Tensor, base: torch.Tensor, iterations: int) -> torch.Tensor:
+    """sigma^{k+1} = ReLU(tau' + sigma^k A), sigma^0 = tau'; ``base`` (B, n), one matmul per step."""
+    sigma = base
+    for _ in range(iterations):
+        sigma = F.relu(base + sigma @ a)
+    return sigma
+
+
+def nuclear_norm(m: torch.Tensor) -> torch.Tensor:
+    """Sum of singular values (the community-preservation regulariser of the official code)."""
+    return torch.linalg.svdvals(m).sum()
+
+
+def forward_strengths(
+    X: torch.Tensor, labels: torch.Tensor, is_default: torch.Tensor, default_index: torch.Tensor,
+    w: torch.Tensor, c: torch.Tensor, new: torch.Tensor, temperature: float, iterations: int,
+    supports: bool = True, blockers: bool = True, chunk: int | None = None,
+    with_graph: bool = False, all_strengths: bool = False,
+):
+    """The batched Gradual AA-CBR forward pass for new cases ``new`` (B, f).
+
+    ``X`` (n, f) holds the casebase followed by the defaults. Returns the defaults' final
+    strengths (B, classes) (or every argument's, ``all_strengths``), and with ``with_graph``
+    also the minimal attacks and supports (for the nuclear-norm regulariser).
+    """
+    s = X @ w
+    att, sup = casebase_graph(s, labels, is_default, temperature, supports, blockers, chunk)
+    a = uni_directional(sup - att)
+    s_new = new @ w
+    base = new_case_base_scores(torch.sigmoid(c * s), s, torch.sigmoid(c * s_new), s_new, temperature)
+    sigma = relu_semantics(a, base, iterations)
+    out = sigma if all_strengths else sigma[:, default_index]
+    return (out, att, sup) if with_graph else out
+
+
+# --- the classifier -----------------------------------------------------------------------------
+
+
+@dataclass
+class GradualAACBR:
+    """Scikit-learn-style Gradual AA-CBR classifier (fit / predict / predict_proba / score / explain).
+
+    ``iterations=None`` runs K = casebase size steps of the semantics (the paper's choice, exact
+    for any DAG of that depth). The casebase is the training set; during ``fit`` the new cases
+    are the training cases themselves (full batch, AdamW), as in the official code.
+    ``feature_extractor`` (optional, e.g. an MLP or CNN ``torch.nn.Module`` mapping inputs to
+    ``extractor_dim`` features) is trained jointly; the projection w then acts on its output.
+    """
+
+    temperature: float = 0.05
+    lr: float = 2e-2
+    epochs: int = 3000
+    gamma: float = 0.005
+    iterations: int | None = None
+    supports: bool = True
+    blockers: bool = True
+    c_init: float = 1.0
+    default_case: str = "mean"
+    seed: int = 0
+    generator: torch.Generator | None = None
+    chunk: int | None = None
+    device: str = "cpu"
+    dtype: torch.dtype = torch.float32
+    feature_extractor: torch.nn.Module | None = None
+    extractor_dim: int | None = None
+    history: list = field(default_factory=list, repr=False)
+
+    # -- training
+    def fit(self, X, y) -> "GradualAACBR":
+        X = self._tensor(X)
+        y_np = np.asarray(y)
+        self.classes_ = np.unique(y_np)
+        labels = torch.as_tensor(np.searchsorted(self.classes_, y_np), device=self.device)
+        n_classes = len(self.classes_)
+        if self.default_case not in ("mean", "zeros"):
+            raise ValueError(f"default_case={self.default_case!r}: want 'mean' or 'zeros'")
+        centre = X.mean(dim=0, keepdim=True) if self.default_case == "mean" else torch.zeros_like(X[:1])
+        defaults = centre.expand(n_classes, -1)
+        self.X_ = torch.cat([X, defaults])
+        self.labels_ = torch.cat([labels, torch.arange(n_classes, device=self.device)])
+        self.is_default_ = torch.cat(
+            [torch.zeros(len(X), dtype=torch.bool), torch.ones(n_classes, dtype=torch.bool)]
+        ).to(self.device)
+        self.default_index_ = torch.arange(len(X), len(X) + n_classes, device=self.device)
+        self.K_ = len(X) if self.iterations is None else int(self.iterations)
+        gen = self.generator or torch.Generator().manual_seed(self.seed)
+        f = X.shape[1] if self.feature_extractor is None else int(self.extractor_dim)
+        bound = float(np.sqrt(6.0 / (f + 1)))  # Xavier-uniform for a (f, 1) weight
+        w = (torch.rand(f, generator=gen, dtype=self.dtype) * 2 - 1) * bound
+        self.w_ = w.to(self.device).requires_grad_(True)
+        self.c_ = torch.tensor(self.c_init, dtype=self.dtype, device=self.device, requires_grad=True)
+        params = [self.w_, self.c_]
+        if self.feature_extractor is not None:
+            self.feature_extractor.to(self.device)
+            params += list(self.feature_extractor.parameters())
+        opt = torch.optim.AdamW(params, lr=self.lr)
+        self.history = []
+        start = time.perf_counter()
+        for _ in range(self.epochs):
+            opt.zero_grad()
+            logits, att, sup = self._forward(X, with_graph=True)
+            ce = F.cross_entropy(logits, labels)
+            loss = ce + self.gamma * (nuclear_norm(att) + nuclear_norm(sup)) if self.gamma else ce
+            loss.backward()
+            opt.step()
+            self.history.append(float(loss.detach()))
+        self.fit_seconds_ = time.perf_counter() - start
+        self.n_cases_ = len(X)
+        return self
+
+    def _forward(self, new: torch.Tensor, with_graph: bool = False, all_strengths: bool = False):
+        cases = self.X_
+        if self.feature_extractor is not None:
+            cases, new = self.feature_extractor(cases), self.feature_extractor(new)
+        return forward_strengths(
+            cases, self.labels_, self.is_default_, self.default_index_, self.w_, self.c_, new,
+            self.temperature, self.K_, self.supports, self.blockers, self.chunk, with_graph, all_strengths,
+        )
+
+    # -- inference
+    def decision_function(self, X, batch: int = 2048) -> np.ndarray:
+        """Final strengths of the class defaults, shape (B, classes) (the logits), in batches."""
+        X = self._tensor(X)
+        with torch.no_grad():
+            return torch.cat([self._forward(X[i : i + batch]) for i in range(0, len(X), batch)]).cpu().numpy()
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Softmax over the defaults' strengths (the paper's uncertainty value)."""
+        return torch.softmax(torch.as_tensor(self.decision_function(X)), dim=1).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.decision_function(X).argmax(axis=1)]
+
+    def score(self, X, y) -> float:
+        return float(np.mean(self.predict(X) == np.asarray(y)))
+
+    def graph(self) -> np.ndarray:
+        """The post-processed casebase graph A (n+classes, n+classes): >0 support, <0 attack."""
+        with torch.no_grad():
+            s = self.projections()
+            att, sup = casebase_graph(
+                s, self.labels_, self.is_default_, self.temperature, self.supports, self.blockers, self.chunk
+            )
+            return uni_directional(sup - att).cpu().numpy()
+
+    def projections(self) -> torch.Tensor:
+        """s_i = w . phi(x_i) of every argument (phi = the feature extractor or the identity)."""
+        cases = self.X_ if self.feature_extractor is None else self.feature_extractor(self.X_)
+        return cases @ self.w_
+
+    def base_scores(self) -> np.ndarray:
+        """tau_i = sigmoid(c s_i) of every argument: the data-point importances."""
+        with torch.no_grad():
+            return torch.sigmoid(self.c_ * self.projections()).cpu().numpy()
+
+    def explain(self, x, top: int = 5) -> dict:
+        """The argumentation behind the prediction for one case ``x``.
+
+        Returns the predicted class, class probabilities, the contributions A_ad sigma_a of the
+        strongest supporters and attackers of the winning default d, every argument's final
+        strength, the graph, the feature importances w and the case importances tau.
+        """
+        x = self._tensor(np.asarray(x).reshape(1, -1))
+        with torch.no_grad():
+            sigma = self._forward(x, all_strengths=True)[0].cpu().numpy()
+        a = self.graph()
+        d_logits = sigma[self.default_index_.cpu().numpy()]
+        k = int(d_logits.argmax())
+        d = int(self.default_index_[k])
+        contrib = a[:, d] * sigma
+        order = np.argsort(contrib)
+        supporters = [(int(i), float(contrib[i])) for i in order[::-1][:top] if contrib[i] > 0]
+        attackers = [(int(i), float(contrib[i])) for i in order[:top] if contrib[i] < 0]
+        return {
+            "prediction": self.classes_[k],
+            "proba": torch.softmax(torch.as_tensor(d_logits), 0).numpy(),
+            "default": d,
+            "supporters": supporters,
+            "attackers": attackers,
+            "strengths": sigma,
+            "graph": a,
+            "labels": self.labels_.cpu().numpy(),
+            "feature_importance": self.w_.detach().cpu().numpy(),
+            "case_importance": self.base_scores(),
+        }
+
+    def _tensor(self, X) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(X), dtype=self.dtype, device=self.device)
+
+
+# --- slow reference (the definitions, literally; for tests) --------------------------------------
+
+
+def reference_default_strengths(
+    X: np.ndarray, labels: np.ndarray, n_classes: int, w: np.ndarray, c: float, new: np.ndarray,
+    temperature: float, iterations: int, supports: bool = True,
+) -> np.ndarray:
+    """Default strengths by explicit loops over pairs, blockers and semantics steps (float64)."""
+    cases = np.vstack([X, np.repeat(X.mean(0, keepdims=True), n_classes, 0)])
+    lab = np.concatenate([labels, np.arange(n_classes)])
+    dflt = np.arange(len(cases)) >= len(X)
+    n = len(cases)
+    s = cases @ w
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    P = lambda a, b: sig((s[a] - s[b]) / temperature)  # noqa: E731
+    W = lambda a, b: 0.0 if dflt[a] else P(a, b) * (1 - P(b, a))  # noqa: E731
+    A = np.zeros((n, n))
+    for a in range(n):
+        for b in range(n):
+            if lab[a] != lab[b]:
+                block = 1.0
+                for k in range(n):
+                    block *= 1 - (lab[k] == lab[a]) * W(a, k) * (lab[k] != lab[b]) * W(k, b)
+                A[a, b] -= W(a, b) * block
+            elif supports and a != b:
+                block = 1.0
+                for k in range(n):
+                    block *= 1 - W(a, k) * W(k, b)
+                A[a, b] += W(a, b) * block
+    A = np.where(np.abs(A) > np.abs(A.T), A, 0.0)
+    out = np.zeros((len(new), n_classes))
+    tau = sig(c * s)
+    for j, x in enumerate(new):
+        sn = x @ w
+        base = np.array([max(0.0, tau[i] - (1 - sig((sn - s[i]) / temperature)) * sig(c * sn)) for i in range(n)])
+        strength = base.copy()
+        for _ in range(iterations):
+            strength = np.array([max(0.0, base[b] + sum(A[a, b] * strength[a] for a in range(n))) for b in range(n)])
+        out[j] = strength[len(X):]
+    return out
+
+
+# --- classic AA-CBR (Cyras, Satoh & Toni 2016) ----------------------------------------------------
+
+
+class AACBR:
+    """Classic binary AA-CBR over binary feature sets, predicting by the grounded extension.
+
+    Case a attacks b iff y_a != y_b, b's features are a strict subset of a's, and no case c with
+    y_c = y_a lies strictly between them. The default case (empty set, ``default_outcome``) is a
+    subset of every case. A new case N attacks every case whose features are not a subset of N.
+    The prediction is the default outcome iff the default is in the grounded extension.
+    """
+
+    def __init__(self, default_outcome: int = 0):
+        self.default_outcome = default_outcome
+
+    def fit(self, X, y) -> "AACBR":
+        X = np.asarray(X).astype(bool)
+        y = np.asarray(y).astype(int)
+        if not set(np.unique(y)) <= {0, 1}:
+            raise ValueError("classic AA-CBR is binary: labels must be 0/1")
+        self.X_ = np.vstack([X, np.zeros((1, X.shape[1]), bool)])  # last row: the default
+        self.y_ = np.append(y, self.default_outcome)
+        Xf = self.X_.astype(np.float32)  # float matmuls count exactly below 2^24 (BLAS, not int loops)
+        # sub[a, b] = b's features are a subset of a's: no feature of b missing from a
+        sub = ((1 - Xf) @ Xf.T) == 0
+        strict = sub & ~sub.T
+        same = self.y_[:, None] == self.y_[None, :]
+        between = ((strict & same).astype(np.float32) @ strict.astype(np.float32)) > 0  # a > c > b, y_c = y_a
+        self.attacks_ = strict & ~same & ~between
+        return self
+
+    def grounded(self, X_new) -> np.ndarray:
+        """Grounded extension (B, n+1) of each new case's framework, batched over new cases."""
+        N = np.asarray(X_new).astype(np.float32)
+        irrelevant = (1 - N) @ self.X_.astype(np.float32).T > 0  # the case has a feature N lacks
+        att = self.attacks_.astype(np.float32)
+        defeated = irrelevant.copy()
+        inside = np.zeros_like(defeated)
+        for _ in range(len(self.X_) + 1):
+            # an argument is in once every attacker of it is defeated (N itself is unattacked)
+            new_inside = (((~defeated).astype(np.float32) @ att) == 0) & ~irrelevant
+            defeated = irrelevant | ((new_inside.astype(np.float32) @ att) > 0)
+            if np.array_equal(new_inside, inside):
+                break
+            inside = new_inside
+        return inside
+
+    def predict(self, X_new) -> np.ndarray:
+        default_in = self.grounded(X_new)[:, -1]
+        return np.where(default_in, self.default_outcome, 1 - self.default_outcome)
+
+    def score(self, X, y) -> float:
+        return float(np.mean(self.predict(X) == np.asarray(y)))

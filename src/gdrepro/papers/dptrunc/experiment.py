@@ -1,0 +1,403 @@
+"""Synthetic study of DP estimation by truncation: prepare -> simulate -> evaluate -> figures.
+
+Two experiments, all data generated in code (the paper's experiments were not readable to us,
+so the design is ours, after the note ``shared/papers/dptrunc.md``):
+
+- ``mean``  N(mu, I_d), mu ~ U[-2, 2]^d, coarse centre mu_0 at distance ``offset`` from mu in a
+            random direction; d in ``dims``, n in ``ns``, eps in ``epsilons`` and eps = inf;
+            truncated MLE (public centre), truncated MLE with a private coarse centre (d =
+            ``private_centre_dim``), clip-and-noise, drop-and-average, empirical mean.
+- ``cov``   N(0, Sigma), coarse Sigma_0 (condition number 10) with Sigma_0^{-1/2} Sigma
+            Sigma_0^{-1/2} having eigenvalues in [1/cov_spread, cov_spread]; truncated MLE,
+            clip-and-noise, empirical second moment.
+
+Every estimator runs every privacy level on the same data (independent noise); replications are
+split over seeds, seed k draws from ``rng("dptrunc", experiment, d, n, k)``. Each private run's
+(eps, delta) is recomputed from its ledger by our zCDP accountant, our RDP conversion and
+``dp_accounting``'s RDP accountant.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from gdrepro import plotting, tracking
+from gdrepro.metrics import across_seeds, read_metrics, write_metrics
+from gdrepro.paper import Paper, Stage, StageContext
+from gdrepro.papers.dptrunc import method as M
+from gdrepro.papers.dptrunc.figures import DRAW
+from gdrepro.report import write_table
+from gdrepro.runtime import log, rng
+
+MEAN_METHODS = ("trunc", "trunc_private", "clip", "drop")
+COV_METHODS = ("trunc", "clip")
+
+
+@dataclass(frozen=True)
+class DPTruncSettings:
+    """Numbers of one scale; scales change these, never the code path."""
+
+    reps: int  # replications per seed job
+    dims: tuple[int, ...]
+    ns: tuple[int, ...]
+    epsilons: tuple[float, ...]  # eps = inf (no noise) is always added
+    cov_ns: tuple[int, ...]
+    cov_epsilons: tuple[float, ...]
+    cov_dim: int = 5
+    private_centre_dim: int = 10
+    delta: float = 1e-6
+    offset: float = 1.0  # ||mu - mu_0||
+    pad: float = 0.0  # mean: r = sqrt(d) + pad
+    cov_pad: float = 1.0  # covariance: r = sqrt(d) + cov_pad
+    steps: int = 20
+    pool_factor: float = 4.0
+    coarse_fraction: float = 0.25
+    coarse_bound: float = 4.0
+    mu_range: float = 2.0
+    cov_spread: float = 2.0
+    eig_bound: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.reps < 1 or min(self.ns + self.cov_ns) < 100:
+            raise ValueError("need reps >= 1 and every n >= 100")
+        if min(self.epsilons + self.cov_epsilons) <= 0 or not 0 < self.delta < 1:
+            raise ValueError("need eps > 0 and 0 < delta < 1")
+        if self.offset >= math.sqrt(min(self.dims)) + self.pad:
+            raise ValueError(f"offset={self.offset} must be smaller than the truncation radius")
+        if self.mu_range + 3 > self.coarse_bound + 3 and self.coarse_bound < self.mu_range:
+            raise ValueError("coarse_bound must be at least mu_range")
+        if self.cov_spread >= self.eig_bound:
+            raise ValueError("cov_spread must lie inside the feasible eigenvalue range eig_bound")
+
+
+SETTINGS = {
+    "smoke": DPTruncSettings(
+        reps=2, dims=(5, 10), ns=(1_000, 10_000), epsilons=(0.5, 1.0), cov_ns=(1_000, 10_000),
+        cov_epsilons=(1.0,), steps=12, pool_factor=2.0,
+    ),
+    # 5 seed jobs x 4 = 20 replications
+    "default": DPTruncSettings(
+        reps=4, dims=(5, 10, 20), ns=(1_000, 3_000, 10_000, 30_000, 100_000),
+        epsilons=(0.25, 0.5, 1.0, 2.0), cov_ns=(1_000, 3_000, 10_000, 30_000), cov_epsilons=(0.5, 1.0, 2.0),
+    ),
+    "paper": DPTruncSettings(
+        reps=10, dims=(5, 10, 20, 50, 100), ns=(1_000, 10_000, 100_000, 1_000_000),
+        epsilons=(0.25, 0.5, 1.0, 2.0), cov_ns=(1_000, 10_000, 100_000, 1_000_000), cov_epsilons=(0.5, 1.0, 2.0),
+        cov_dim=20, pool_factor=1.0,  # M = n draws (the note's minimum): memory at d = 100, n = 1e6
+    ),
+}
+
+
+def _all_eps(eps: tuple[float, ...]) -> np.ndarray:
+    return np.array([*eps, np.inf])
+
+
+# --- stages -----------------------------------------------------------------------------------
+
+
+def prepare(ctx: StageContext) -> None:
+    """Resolve the design and the population bias of clipping / dropping at distance ``offset``.
+
+    The biases are ``||E[clip_r(x)] - mu||`` and ``||E[x | x in S] - mu||`` for x ~ N(mu, I),
+    ||mu - mu_0|| = offset, computed by Monte Carlo with 400k draws (they do not depend on data).
+    """
+    s: DPTruncSettings = ctx.settings
+    bias = {}
+    for d in s.dims:
+        g = rng("dptrunc", "bias", d)
+        z = g.standard_normal((400_000, d))
+        z[:, 0] += s.offset
+        r = M.truncation_radius(d, s.pad)
+        norm = np.linalg.norm(z, axis=1)
+        e1 = np.eye(d)[0] * s.offset
+        bias[str(d)] = {
+            "clip": float(np.linalg.norm((z * np.minimum(1, r / norm)[:, None]).mean(0) - e1)),
+            "drop": float(np.linalg.norm(z[norm <= r].mean(0) - e1)),
+            "kept": float((norm <= r).mean()),
+            "radius": r,
+        }
+    ctx.write_prepared({
+        "mean": {"dims": list(s.dims), "ns": list(s.ns), "epsilons": list(s.epsilons), "bias": bias},
+        "cov": {"dim": s.cov_dim, "ns": list(s.cov_ns), "epsilons": list(s.cov_epsilons),
+                "radius": M.truncation_radius(s.cov_dim, s.cov_pad)},
+    })
+
+
+def _privacy_rows(est: M.Estimate, eps: np.ndarray, delta: float, rows: list) -> None:
+    for e, ledger in zip(eps, est.ledgers, strict=True):
+        if np.isfinite(e):
+            rows.append((e, ledger.epsilon(delta), ledger.rdp_epsilon(delta), ledger.dp_accounting_epsilon(delta)))
+
+
+MEMORY_PER_CHUNK = 1.5e9  # bytes; replications run in chunks above this (paper scale only)
+
+
+def rep_slices(reps: int, n: int, d: int, pool_factor: float, n_eps: int) -> list[slice]:
+    """Split replications so one chunk's data, rejection-sampling pool and masks fit in memory.
+    At smoke and default scale this is a single slice (results do not depend on it there)."""
+    per_rep = n * (d * (4 * pool_factor + 8) + 12 * n_eps * pool_factor)
+    size = max(1, min(reps, int(MEMORY_PER_CHUNK // per_rep)))
+    return [slice(a, min(a + size, reps)) for a in range(0, reps, size)]
+
+
+def _timed(name: str, run, timing: dict, samples: int):
+    start = time.perf_counter()
+    est = run()
+    timing[name] = timing.get(name, 0.0) + time.perf_counter() - start
+    timing[name + "_samples"] = timing.get(name + "_samples", 0.0) + samples
+    return est
+
+
+def _mean_experiment(s: DPTruncSettings, seed: int, privacy: list, timing: dict) -> dict[str, np.ndarray]:
+    eps = _all_eps(s.epsilons)
+    shape = (len(s.dims), len(s.ns), eps.size, s.reps)
+    errors = {m: np.full(shape, np.nan) for m in MEAN_METHODS}
+    errors["empirical"] = np.full(shape[:2] + (s.reps,), np.nan)
+    kept = np.full(shape[:2] + (s.reps,), np.nan)
+    kw = {"pad": s.pad}
+    for i, d in enumerate(s.dims):
+        for j, n in enumerate(s.ns):
+            g = rng("dptrunc", "mean", d, n, seed)
+            mu = g.uniform(-s.mu_range, s.mu_range, (s.reps, d))
+            u = g.standard_normal((s.reps, d))
+            centre = mu + s.offset * u / np.linalg.norm(u, axis=1, keepdims=True)
+            noise = rng("dptrunc", "mean-noise", d, n, seed)
+            for sl in rep_slices(s.reps, n, d, s.pool_factor, eps.size):
+                x = mu[sl, None, :] + g.standard_normal((sl.stop - sl.start, n, d))
+                c = centre[sl]
+                runs = {
+                    "trunc": lambda: M.dp_truncated_mean(x, eps, s.delta, noise, c, steps=s.steps,
+                                                         pool_factor=s.pool_factor, **kw),
+                    "clip": lambda: M.clip_mean(x, eps, s.delta, noise, c, **kw),
+                    "drop": lambda: M.drop_mean(x, eps, s.delta, noise, c, **kw),
+                }
+                if d == s.private_centre_dim:
+                    runs["trunc_private"] = lambda: M.dp_truncated_mean(
+                        x, eps, s.delta, noise, None, steps=s.steps, pool_factor=s.pool_factor,
+                        coarse_fraction=s.coarse_fraction, coarse_bound=s.coarse_bound, **kw)
+                for name, run in runs.items():
+                    est = _timed(name, run, timing, x.shape[0] * n * eps.size)
+                    errors[name][i, j, :, sl] = M.mean_error(est.estimate, mu[sl])
+                    _privacy_rows(est, eps, s.delta, privacy)
+                    if name == "trunc":
+                        kept[i, j, sl] = est.kept_fraction[-1]
+                errors["empirical"][i, j, sl] = M.mean_error(x.mean(axis=1), mu[sl])
+        log(f"seed {seed} mean d={d}: {len(s.ns)} sample sizes x {eps.size} eps x {s.reps} reps done")
+    return {f"mean__{m}__err": e for m, e in errors.items()} | {"mean__kept": kept.mean(axis=-1)}
+
+
+def _cov_experiment(s: DPTruncSettings, seed: int, privacy: list, timing: dict) -> dict[str, np.ndarray]:
+    eps = _all_eps(s.cov_epsilons)
+    d = s.cov_dim
+    shape = (len(s.cov_ns), eps.size, s.reps)
+    errors = {m: np.full(shape, np.nan) for m in COV_METHODS}
+    errors["empirical"] = np.full((len(s.cov_ns), s.reps), np.nan)
+    for j, n in enumerate(s.cov_ns):
+        g = rng("dptrunc", "cov", d, n, seed)
+        q, _ = np.linalg.qr(g.standard_normal((s.reps, d, d)))
+        sigma0 = (q * np.logspace(0, 1, d)[None, None, :]) @ np.swapaxes(q, 1, 2)
+        v, _ = np.linalg.qr(g.standard_normal((s.reps, d, d)))
+        a = np.exp(g.uniform(-math.log(s.cov_spread), math.log(s.cov_spread), (s.reps, d)))
+        half = M._sym_power(sigma0, 0.5)
+        sigma = half @ ((v * a[:, None, :]) @ np.swapaxes(v, 1, 2)) @ half
+        sigma = 0.5 * (sigma + np.swapaxes(sigma, 1, 2))
+        chol = np.linalg.cholesky(sigma)
+        noise = rng("dptrunc", "cov-noise", d, n, seed)
+        for sl in rep_slices(s.reps, n, d * d, s.pool_factor, 1):
+            x = g.standard_normal((sl.stop - sl.start, n, d)) @ np.swapaxes(chol[sl], 1, 2)
+            s0 = sigma0[sl]
+            runs = {
+                "trunc": lambda: M.dp_truncated_covariance(x, eps, s.delta, noise, s0, pad=s.cov_pad, steps=s.steps,
+                                                           pool_factor=s.pool_factor, eig_bound=s.eig_bound),
+                "clip": lambda: M.clip_covariance(x, eps, s.delta, noise, s0, pad=s.cov_pad, eig_bound=s.eig_bound),
+            }
+            for name, run in runs.items():
+                est = _timed("cov_" + name, run, timing, x.shape[0] * n * eps.size)
+                errors[name][j, :, sl] = M.covariance_error(est.estimate, sigma[None, sl])
+                _privacy_rows(est, eps, s.delta, privacy)
+            errors["empirical"][j, sl] = M.covariance_error(np.einsum("rni,rnj->rij", x, x) / n, sigma[sl])
+    log(f"seed {seed} covariance d={d}: {len(s.cov_ns)} sample sizes x {eps.size} eps x {s.reps} reps done")
+    return {f"cov__{m}__err": e for m, e in errors.items()}
+
+
+def simulate(ctx: StageContext) -> None:
+    """Both experiments on this seed's data; per-run privacy recomputation; one MLflow run."""
+    s: DPTruncSettings = ctx.settings
+    privacy: list = []
+    timing: dict = {}
+    with tracking.tracked_run("dptrunc", "all", ctx.scale, ctx.seed, asdict(s), "dptrunc_simulate") as run:
+        arrays = _mean_experiment(s, ctx.seed, privacy, timing) | _cov_experiment(s, ctx.seed, privacy, timing)
+        p = np.array(privacy)
+        arrays |= {
+            "privacy__target": p[:, 0], "privacy__zcdp": p[:, 1], "privacy__rdp": p[:, 2], "privacy__dpacc": p[:, 3],
+        }
+        arrays |= {f"timing__{k}": np.array(v) for k, v in timing.items()}
+        run.log_metrics({"eps_over_target_max": float((p[:, 1] / p[:, 0]).max()),
+                         "dpacc_over_target_max": float((p[:, 3] / p[:, 0]).max())})
+        for j, n in enumerate(s.ns):
+            if s.private_centre_dim in s.dims:
+                i = s.dims.index(s.private_centre_dim)
+                run.log_metrics({"mean_trunc_err_eps_inf": float(arrays["mean__trunc__err"][i, j, -1].mean())}, step=n)
+    ctx.write_run(arrays)
+
+
+def _pool(runs: list[dict]) -> dict:
+    """All seeds' replications as one run (replications are the last axis; privacy rows joined)."""
+    pooled = {}
+    for key in runs[0]:
+        values = [r[key] for r in runs]
+        if key.startswith("privacy__"):
+            pooled[key] = np.concatenate(values)
+        elif key.startswith("timing__") or key == "mean__kept":
+            pooled[key] = np.mean(values, axis=0)
+        else:
+            pooled[key] = np.concatenate(values, axis=-1)
+    return pooled
+
+
+def rmse(err: np.ndarray) -> np.ndarray:
+    """Root mean square over replications (last axis); NaN where a method did not run."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: method not run there
+        return np.sqrt(np.nanmean(np.asarray(err) ** 2, axis=-1))
+
+
+def slope(x, y) -> float:
+    """Least-squares slope of log y on log x."""
+    x, y = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def excess(err: np.ndarray, err_inf: np.ndarray) -> np.ndarray:
+    """Privacy part of the error: sqrt(MSE(eps) - MSE(eps = inf)), floored at a tiny positive value."""
+    return np.sqrt(np.maximum(rmse(err) ** 2 - rmse(err_inf) ** 2, 1e-12))
+
+
+def compute_metrics(run: dict, s: DPTruncSettings) -> dict[str, float]:
+    """Every number the claims judge (see claims.yaml)."""
+    p_target, p_zcdp, p_rdp, p_dpacc = (run[f"privacy__{k}"] for k in ("target", "zcdp", "rdp", "dpacc"))
+    out = {
+        "eps_over_target_max": float((p_zcdp / p_target).max()),
+        "dpacc_over_target_max": float((p_dpacc / p_target).max()),
+        "rdp_vs_dpacc_relgap_max": float(np.max(np.abs(p_rdp - p_dpacc) / p_dpacc)),
+        "dpacc_over_zcdp_min": float((p_dpacc / p_zcdp).min()),
+        "dpacc_over_zcdp_max": float((p_dpacc / p_zcdp).max()),
+        "private_runs": float(p_target.size),
+    }
+    ns, dims = np.array(s.ns, float), list(s.dims)
+    i = dims.index(s.private_centre_dim) if s.private_centre_dim in dims else len(dims) // 2
+    trunc, clip = run["mean__trunc__err"], run["mean__clip__err"]
+    e1 = list(s.epsilons).index(1.0) if 1.0 in s.epsilons else len(s.epsilons) - 1
+    out |= {
+        "mean_trunc_last_decade_ratio": float(rmse(trunc[i, -1, e1]) / rmse(trunc[i, _decade(ns), e1])),
+        "mean_clip_last_decade_ratio": float(rmse(clip[i, -1, e1]) / rmse(clip[i, _decade(ns), e1])),
+        "mean_trunc_over_clip_max_n": float(rmse(trunc[i, -1, e1]) / rmse(clip[i, -1, e1])),
+        "mean_trunc_private_over_public_max_n": float(rmse(run["mean__trunc_private__err"][i, -1, e1])
+                                                       / rmse(trunc[i, -1, e1])),
+        "mean_stat_efficiency_max_n": float(rmse(trunc[i, -1, -1]) / rmse(run["mean__empirical__err"][i, -1])),
+    }
+    small = ns <= 10 * ns[0]  # the first decade: privacy-dominated at the smallest eps
+    out["slope_n_privacy"] = slope(ns[small], rmse(trunc[i, small, 0]))
+    out["slope_n_statistical"] = slope(ns, rmse(trunc[i, :, -1]))
+    out["slope_eps_privacy"] = slope(s.epsilons, excess(trunc[i, 0, :-1], trunc[i, 0, -1][None]))
+    if len(dims) >= 2:
+        j = _decade(ns)
+        out["slope_d_privacy"] = slope(dims, excess(trunc[:, j, 0], trunc[:, j, -1]))
+        out["slope_d_statistical"] = slope(dims, rmse(trunc[:, -1, -1]))
+    cov_t, cov_c = run["cov__trunc__err"], run["cov__clip__err"]
+    c1 = list(s.cov_epsilons).index(1.0) if 1.0 in s.cov_epsilons else len(s.cov_epsilons) - 1
+    out["cov_trunc_over_clip_max_n"] = float(rmse(cov_t[-1, c1]) / rmse(cov_c[-1, c1]))
+    out["cov_trunc_over_clip_min_n"] = float(rmse(cov_t[0, c1]) / rmse(cov_c[0, c1]))
+    out["cov_trunc_slope_n"] = slope(s.cov_ns, rmse(cov_t[:, c1]))
+    return out
+
+
+def _decade(ns: np.ndarray) -> int:
+    """Index of the sample size closest to a tenth of the largest."""
+    return int(np.argmin(np.abs(np.log(ns / (ns[-1] / 10)))))
+
+
+def evaluate(ctx: StageContext) -> None:
+    """Metrics pooled over seeds and per seed; RMSE tables; throughput."""
+    s: DPTruncSettings = ctx.settings
+    runs = [ctx.read_run(seed) for seed in ctx.seeds]
+    pooled = _pool(runs)
+    metrics = across_seeds(lambda r: compute_metrics(r, s), runs, pooled)
+    details = _details(pooled, s)
+    perf = {}
+    for key in [k for k in pooled if k.startswith("timing__") and not k.endswith("_samples")]:
+        name = key.removeprefix("timing__")
+        seconds = sum(float(r[key]) for r in runs)
+        perf[f"samples_per_second_{name}"] = sum(float(r[key + "_samples"]) for r in runs) / max(seconds, 1e-12)
+        perf[f"seconds_{name}"] = seconds
+    write_metrics(ctx, metrics, details, perf)
+    write_table(ctx.tables_dir / "mean_rmse", details["mean_table"], caption="Mean estimation RMSE ||mu_hat - mu||")
+    write_table(ctx.tables_dir / "cov_rmse", details["cov_table"], caption="Covariance RMSE (relative Frobenius)")
+    log(f"wrote {ctx.metrics_path}")
+
+
+def _details(pooled: dict, s: DPTruncSettings) -> dict:
+    eps = [*s.epsilons, "inf"]
+    mean_rows = []
+    for i, d in enumerate(s.dims):
+        for j, n in enumerate(s.ns):
+            for k, e in enumerate(eps):
+                row = {"d": d, "n": n, "eps": e}
+                for m in MEAN_METHODS:
+                    row[m] = float(rmse(pooled[f"mean__{m}__err"][i, j, k]))
+                row["empirical"] = float(rmse(pooled["mean__empirical__err"][i, j]))
+                mean_rows.append({k2: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                                  for k2, v in row.items()})
+    cov_eps = [*s.cov_epsilons, "inf"]
+    cov_rows = [
+        {"d": s.cov_dim, "n": n, "eps": e, **{m: float(rmse(pooled[f"cov__{m}__err"][j, k])) for m in COV_METHODS},
+         "empirical": float(rmse(pooled["cov__empirical__err"][j]))}
+        for j, n in enumerate(s.cov_ns) for k, e in enumerate(cov_eps)
+    ]
+    return {
+        "mean_table": mean_rows,
+        "cov_table": cov_rows,
+        "reps_total": int(pooled["mean__trunc__err"].shape[-1]),
+        "kept_fraction": pooled["mean__kept"].tolist(),
+    }
+
+
+def figures(ctx: StageContext) -> None:
+    """The figures of ``figures.DRAW`` from the pooled runs; logged to MLflow."""
+    s: DPTruncSettings = ctx.settings
+    prepared = ctx.read_prepared()
+    pooled = _pool([ctx.read_run(seed) for seed in ctx.seeds])
+    metrics = read_metrics(ctx.metrics_path)["metrics"]
+    paths = []
+    for name, (draw, panels) in DRAW.items():
+        ncols = panels(s)
+        with plotting.figure(1, ncols, figsize=(4.6 * ncols, 3.6), squeeze=False) as (fig, axes):
+            draw(axes[0], s=s, pooled=pooled, prepared=prepared, metrics=metrics)
+            fig.tight_layout()
+            paths += plotting.save(fig, ctx.figures_dir, name)
+    with tracking.tracked_run("dptrunc", "summary", ctx.scale, None, {}, "dptrunc_figures") as run:
+        run.log_artifacts(paths, "figures")
+        run.log_artifacts([ctx.metrics_path])
+        tracking.link_children("dptrunc", ctx.scale, run)
+
+
+FIGURES = tuple(DRAW)
+
+PAPER = Paper(
+    slug="dptrunc",
+    title="Private Statistical Estimation via Truncation",
+    citation="Zampetakis & Zhou (2025), arXiv:2505.12541",
+    settings=SETTINGS,
+    stages=(
+        Stage("prepare", prepare),
+        Stage("simulate", simulate, per_seed=True),
+        Stage("evaluate", evaluate),
+        Stage("figures", figures),
+    ),
+    figures=FIGURES,
+)

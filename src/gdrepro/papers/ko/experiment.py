@@ -1,0 +1,495 @@
+"""KO experiments: prepare -> train (one job per seed) -> evaluate -> figures.
+
+Tasks (``settings.tasks``): ``mlp`` and ``cnn`` on MNIST-1D (procedural), ``text`` (a synthetic
+7-intent token-sequence task standing in for Snips/IMDB); at paper scale ``cifar10``/``cifar100``
+(ResNet-18) and ``imdb`` from user-supplied files. Every task trains paired arms: the same
+initialisation and the same mini-batches for the base optimizer and for KO, so differences are
+paired. Arms (see :func:`arms`):
+
+- condensation, small initialisation (all weights x ``init_scale``): base vs KO, SGD and Adam,
+  KO variants soft/thresh (main), soft/mean, hard, and the literal soft/sum (a stress test);
+- accuracy, standard (PyTorch default) initialisation: base vs KO;
+- a coll_coef sweep of soft/thresh KO on SGD at small initialisation (MLP);
+
+plus, per seed, exactness checks of the method and an interleaved step-time benchmark.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from gdrepro import plotting, tracking
+from gdrepro.errors import GdreproError
+from gdrepro.metrics import across_seeds, read_metrics, write_metrics
+from gdrepro.paper import Paper, Stage, StageContext
+from gdrepro import datasets
+from gdrepro.nn import ResNet18
+from gdrepro.papers.ko import data as D
+from gdrepro.papers.ko import method as M
+from gdrepro.papers.ko import models
+from gdrepro.papers.ko.figures import DRAW
+from gdrepro.report import write_table
+from gdrepro.runtime import device, log, rng, seed_sequence, torch_generator
+
+MNIST_TASKS, TEXT_TASKS, IMAGE_TASKS = ("mlp", "cnn"), ("text", "imdb"), ("cifar10", "cifar100")
+ALL_TASKS = MNIST_TASKS + TEXT_TASKS + IMAGE_TASKS
+
+
+@dataclass(frozen=True)
+class KOSettings:
+    """Numbers of one scale; scales change these, never the code path."""
+
+    tasks: tuple[str, ...]
+    mnist_samples: int  # MNIST-1D samples (80% train, 20% test)
+    steps: int  # training steps, MNIST-1D tasks
+    text_train: int
+    text_test: int
+    text_steps: int
+    image_steps: int = 0  # CIFAR (paper scale)
+    batch: int = 128
+    evals: int = 11  # correlation / loss checkpoints along training
+    init_scale: float = 0.05  # small initialisation: default init x init_scale
+    lr_sgd: float = 0.05
+    momentum: float = 0.9
+    lr_adam: float = 1e-3
+    gamma: float = 0.5  # main KO: soft collision, thresh normalisation
+    gamma_mean: float = 1.0
+    gamma_hard: float = 0.5
+    gamma_sum: float = 0.1  # the literal unnormalised formula (stress test)
+    sweep: tuple[float, ...] = (0.1, 0.3, 0.7, 0.9)
+    cosine: bool = False  # cosine learning-rate decay over the run
+    timing_rounds: int = 5
+    timing_steps: int = 20
+    exact_steps: int = 20
+    data_root: str = ""  # paper scale: folder with cifar-10-batches-py/, cifar-100-python/, aclImdb/
+
+    def __post_init__(self) -> None:
+        unknown = set(self.tasks) - set(ALL_TASKS)
+        if unknown or "mlp" not in self.tasks:
+            raise ValueError(f"tasks={self.tasks} must include 'mlp' and lie in {ALL_TASKS}")
+        if min(self.steps, self.text_steps, self.batch, self.timing_rounds, self.timing_steps) < 1:
+            raise ValueError("steps, batch and timing sizes must be positive")
+        if self.evals < 2 or not 0 < self.init_scale <= 1:
+            raise ValueError(f"need evals >= 2 and 0 < init_scale <= 1, got {self.evals}, {self.init_scale}")
+        if any(not 0 < g <= 1 for g in (self.gamma, self.gamma_hard, *self.sweep)):
+            raise ValueError("thresh / hard coll_coef values must lie in (0, 1]")
+
+
+SETTINGS = {
+    "smoke": KOSettings(tasks=("mlp", "cnn", "text"), mnist_samples=600, steps=30, text_train=300,
+                        text_test=200, text_steps=20, batch=32, evals=3, sweep=(), timing_rounds=3,
+                        timing_steps=5, exact_steps=10),
+    "default": KOSettings(tasks=("mlp", "cnn", "text"), mnist_samples=10_000, steps=1500, text_train=4000,
+                          text_test=2000, text_steps=600),
+    "paper": KOSettings(tasks=("mlp", "cnn", "text", "cifar10", "cifar100", "imdb"), mnist_samples=10_000,
+                        steps=3000, text_train=8000, text_test=4000, text_steps=1500, image_steps=39_100,
+                        lr_sgd=0.1, cosine=True),  # CIFAR: 100 epochs of 391 batches, initial LR 0.1
+}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One training run: task, initialisation, base optimizer and KO variant (None = base alone)."""
+
+    task: str
+    init: str  # "small" | "standard"
+    base: str  # "sgd" | "adam"
+    variant: str  # "base" | "ko" | "ko_mean" | "ko_hard" | "ko_sum" | "ko_g<gamma>"
+    mode: str = "soft"
+    normalize: str = "thresh"
+    gamma: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}-{self.init}-{self.base}-{self.variant}"
+
+    @property
+    def family(self) -> str:
+        """MLflow method name: "base" (the base optimizers) or "ko" (every KO variant)."""
+        return "base" if self.variant == "base" else "ko"
+
+
+def arms(s: KOSettings) -> list[Arm]:
+    """Every training run of one seed at settings ``s`` (paired: same init and batches per task/init)."""
+    ko = {
+        "base": ("soft", "thresh", 0.0),
+        "ko": ("soft", "thresh", s.gamma),
+        "ko_mean": ("soft", "mean", s.gamma_mean),
+        "ko_hard": ("hard", "thresh", s.gamma_hard),
+        "ko_sum": ("soft", "sum", s.gamma_sum),
+    }
+    plan: list[tuple[str, str, str, str]] = []
+    for task in s.tasks:
+        if task == "mlp":
+            plan += [("mlp", "small", "sgd", v) for v in ("base", "ko", "ko_mean", "ko_hard", "ko_sum")]
+            plan += [("mlp", "small", "adam", v) for v in ("base", "ko", "ko_mean")]
+            plan += [("mlp", "standard", "sgd", v) for v in ("base", "ko", "ko_hard")]
+            plan += [("mlp", "standard", "adam", v) for v in ("base", "ko")]
+        elif task == "cnn":
+            plan += [("cnn", init, "sgd", v) for init in ("small", "standard") for v in ("base", "ko")]
+        else:  # text and paper-scale tasks: accuracy at standard init, both bases
+            plan += [(task, "standard", b, v) for b in ("sgd", "adam") for v in ("base", "ko")]
+    out = [Arm(t, i, b, v, *ko[v]) for t, i, b, v in plan]
+    out += [Arm("mlp", "small", "sgd", f"ko_g{g:g}", "soft", "thresh", g) for g in s.sweep]
+    return out
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def load_task_data(task: str, s: KOSettings, dev: str) -> dict:
+    """Tensors x, y, x_test, y_test on ``dev`` plus the numbers the model needs."""
+    if task in MNIST_TASKS:
+        raw = datasets.mnist1d(s.mnist_samples)
+        info = {"classes": 10, "length": raw["x"].shape[1]}
+    elif task == "text":
+        raw = D.synthetic_text(s.text_train, s.text_test, rng("ko", "text-data"))
+        info = {"classes": 7, "vocab": 500}
+    elif task == "imdb":
+        raw = D.imdb(datasets.external_root(s.data_root))
+        info = {"classes": 2, "vocab": int(raw["x"].max()) + 1}
+    else:
+        raw = datasets.cifar(task, datasets.external_root(s.data_root))
+        mean = raw["x"].reshape(-1, 3, 1024).mean(axis=(0, 2)) / 255
+        std = raw["x"].reshape(-1, 3, 1024).std(axis=(0, 2)) / 255
+        for key in ("x", "x_test"):
+            raw[key] = ((raw[key] / 255.0 - mean[:, None, None]) / std[:, None, None]).astype(np.float32)
+        info = {"classes": 100 if task == "cifar100" else 10}
+    tensors = {k: torch.as_tensor(v, device=dev) for k, v in raw.items()}
+    return {**tensors, **info, "n": int(raw["y"].shape[0])}
+
+
+def build_model(task: str, d: dict) -> torch.nn.Module:
+    if task == "mlp":
+        return models.mlp(d["length"], 128, d["classes"])
+    if task == "cnn":
+        return models.CNN1d(d["length"], d["classes"])
+    if task in TEXT_TASKS:
+        return models.BagOfEmbeddings(d["vocab"], d["classes"])
+    return ResNet18(d["classes"])
+
+
+def task_steps(task: str, s: KOSettings) -> int:
+    return s.steps if task in MNIST_TASKS else s.text_steps if task in TEXT_TASKS else s.image_steps
+
+
+def make_optimizer(arm: Arm, model: torch.nn.Module, s: KOSettings, seed: int) -> torch.optim.Optimizer:
+    kwargs = {"lr": s.lr_sgd, "momentum": s.momentum} if arm.base == "sgd" else {"lr": s.lr_adam}
+    if arm.variant == "base":
+        return M.BASES[arm.base](model.parameters(), **kwargs)
+    hard_seed = int(seed_sequence("ko", "hard", arm.name, seed).generate_state(1)[0])
+    return M.KO(model.parameters(), base=arm.base, coll_coef=arm.gamma, mode=arm.mode,
+                normalize=arm.normalize, seed=hard_seed, **kwargs)
+
+
+def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """CIFAR augmentation: random horizontal flip and random 32x32 crop of the 4-padded image."""
+    n = x.shape[0]
+    flip = torch.rand(n, generator=g, device=x.device) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    padded = F.pad(x, (4, 4, 4, 4))
+    dx, dy = (int(v) for v in torch.randint(0, 9, (2,), generator=g, device=x.device))
+    return padded[..., dy : dy + 32, dx : dx + 32]
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000) -> float:
+    model.eval()
+    hits = sum(int((model(x[i : i + chunk]).argmax(1) == y[i : i + chunk]).sum()) for i in range(0, len(y), chunk))
+    model.train()
+    return hits / len(y)
+
+
+def train_arm(arm: Arm, d: dict, s: KOSettings, seed: int, dev: str) -> dict[str, np.ndarray]:
+    """Train one arm; returns final test accuracy, loss and correlation curves, seconds per step."""
+    steps = task_steps(arm.task, s)
+    torch.manual_seed(int(seed_sequence("ko", "init", arm.task, arm.init, seed).generate_state(1)[0]))
+    model = build_model(arm.task, d).to(dev)
+    if arm.init == "small":
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(s.init_scale)
+    opt = make_optimizer(arm, model, s, seed)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if s.cosine else None
+    batches = torch_generator("ko", "batches", arm.task, seed, device=dev)  # same for every arm
+    marks = np.unique(np.linspace(0, steps, s.evals).round().astype(int))
+    corr, losses, running, count = [], [], 0.0, 0
+    start = time.perf_counter()
+    for k in range(steps + 1):
+        if k in marks:
+            corr.append(M.layer_correlations(model))
+            losses.append(running / max(count, 1) if k else float("nan"))
+            running, count = 0.0, 0
+        if k == steps:
+            break
+        idx = torch.randint(0, d["n"], (s.batch,), generator=batches, device=dev)
+        x = d["x"][idx]
+        if arm.task in IMAGE_TASKS:
+            x = _augment(x, batches)
+        loss = F.cross_entropy(model(x), d["y"][idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        running, count = running + loss.item(), count + 1
+    seconds = time.perf_counter() - start
+    return {
+        "acc": np.array(accuracy(model, d["x_test"], d["y_test"])),
+        "train_acc": np.array(accuracy(model, d["x"][:2000], d["y"][:2000])),
+        "corr": np.array(corr, dtype=float),  # (evals, layers)
+        "loss": np.array(losses, dtype=float),
+        "marks": marks,
+        "sec_per_step": np.array(seconds / steps),
+    }
+
+
+# --- exactness and timing (per seed) ------------------------------------------------------------
+
+
+def exactness(s: KOSettings, d: dict, seed: int, dev: str) -> dict[str, np.ndarray]:
+    """Checks of the method itself on this seed's numbers (claim C4 and the hard-collision laws)."""
+    out = {}
+    diffs = []
+    for base in ("sgd", "adam"):
+        params = []
+        for use_ko in (False, True):
+            torch.manual_seed(int(seed_sequence("ko", "exact", seed).generate_state(1)[0]))
+            model = build_model("mlp", d).to(dev)
+            arm = Arm("mlp", "standard", base, "ko" if use_ko else "base", "soft", "mean", 0.0)
+            opt = make_optimizer(arm, model, s, seed)
+            g = torch_generator("ko", "exact-batches", seed, device=dev)
+            for _ in range(s.exact_steps):
+                idx = torch.randint(0, d["n"], (s.batch,), generator=g, device=dev)
+                opt.zero_grad()
+                F.cross_entropy(model(d["x"][idx]), d["y"][idx]).backward()
+                opt.step()
+            params.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        diffs.append(float((params[0] - params[1]).abs().max()))
+    out["exact_max_abs_diff"] = np.array(max(diffs))
+
+    g = torch_generator("ko", "closed-form", seed)
+    errors = []
+    for normalize in ("mean", "sum"):
+        for _ in range(50):
+            w, grad = torch.randn(2, 16, generator=g, dtype=torch.float64), torch.randn(2, 16, generator=g, dtype=torch.float64)
+            gamma = float(torch.rand(1, generator=g, dtype=torch.float64))
+            new = M.soft_collision(w, grad, gamma, normalize)
+            k = M.collision_kernel(w, grad)[0, 1]
+            expect = (1 + gamma * k) * (grad[0] - grad[1])
+            errors.append(float((new[0] - new[1] - expect).norm() / (grad[0] - grad[1]).norm()))
+    out["two_row_rel_error"] = np.array(max(errors))
+
+    q, _ = torch.linalg.qr(torch.randn(32, 32, generator=g, dtype=torch.float64))
+    grad = torch.randn(32, 32, generator=g, dtype=torch.float64)
+    out["orthogonal_max_term"] = np.array(
+        max(float((M.soft_collision(q, grad, 1.0, n) - grad).abs().max()) for n in M.NORMALIZE)
+    )
+
+    w, grad = torch.randn(64, 20, generator=g, dtype=torch.float64), torch.randn(64, 20, generator=g, dtype=torch.float64)
+    new = M.hard_collision(w * 0.01, grad, 1.0, g)  # coll_coef 1: every pair collides
+    out["hard_momentum_rel_error"] = np.array(float((new.sum(0) - grad.sum(0)).norm() / grad.norm()))
+    out["hard_energy_rel_error"] = np.array(abs(float((new**2).sum() / (grad**2).sum())) - 1)
+    out["hard_changed_fraction"] = np.array(float((new != grad).any(dim=1).double().mean()))
+    return out
+
+
+def step_timing(s: KOSettings, d: dict, seed: int, dev: str) -> dict[str, np.ndarray]:
+    """Seconds per training iteration (forward, backward, step) of base and KO, MLP, interleaved
+    rounds so that machine load hits every variant alike; the median round counts."""
+    variants = [Arm("mlp", "standard", b, v, m, "thresh", gm) for b, v, m, gm in (
+        ("sgd", "base", "soft", 0.0), ("sgd", "ko", "soft", s.gamma), ("sgd", "ko_hard", "hard", s.gamma_hard),
+        ("adam", "base", "soft", 0.0), ("adam", "ko", "soft", s.gamma))]
+    setups = []
+    for arm in variants:
+        torch.manual_seed(seed)
+        model = build_model("mlp", d).to(dev)
+        setups.append((arm, model, make_optimizer(arm, model, s, seed)))
+    g = torch_generator("ko", "timing", seed, device=dev)
+    times = np.zeros((s.timing_rounds, len(setups)))
+    for r in range(s.timing_rounds):
+        for j, (arm, model, opt) in enumerate(setups):
+            idx = torch.randint(0, d["n"], (s.timing_steps, s.batch), generator=g, device=dev)
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            for i in range(s.timing_steps):
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(model(d["x"][idx[i]]), d["y"][idx[i]]).backward()
+                opt.step()
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            times[r, j] = (time.perf_counter() - start) / s.timing_steps
+    med = np.median(times, axis=0)
+    return {f"time__{a.base}_{a.variant}": np.array(t) for (a, _, _), t in zip(setups, med, strict=True)}
+
+
+# --- stages -----------------------------------------------------------------------------------
+
+
+def prepare(ctx: StageContext) -> None:
+    """The arms of this scale; at paper scale, check that the public datasets are present."""
+    s: KOSettings = ctx.settings
+    for task in s.tasks:
+        if task in IMAGE_TASKS:
+            root = datasets.external_root(s.data_root) / datasets.CIFAR[task][0]
+            if not root.is_dir():
+                folder, _, _, _, url = datasets.CIFAR[task]
+                raise GdreproError(f"{task}: missing {root}; " + datasets.CIFAR_HELP.format(url=url, root=root.parent, folder=folder))
+        if task == "imdb" and not (datasets.external_root(s.data_root) / "aclImdb").is_dir():
+            D.imdb(datasets.external_root(s.data_root))  # raises the one-line error with instructions
+    ctx.write_prepared({"arms": [asdict(a) | {"name": a.name} for a in arms(s)],
+                        "steps": {t: task_steps(t, s) for t in s.tasks}})
+
+
+def train(ctx: StageContext) -> None:
+    """Every arm for this seed (one MLflow run per optimizer variant), exactness and timing."""
+    s: KOSettings = ctx.settings
+    dev = device()
+    plan = arms(s)
+    cache: dict[str, dict] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for family in dict.fromkeys(a.family for a in plan):
+        with tracking.tracked_run("ko", family, ctx.scale, ctx.seed, asdict(s), "ko_train") as run:
+            for arm in (a for a in plan if a.family == family):
+                if arm.task not in cache:
+                    key = "mnist1d" if arm.task in MNIST_TASKS else arm.task
+                    cache[arm.task] = cache.get(key) or load_task_data(arm.task, s, dev)
+                    cache[key] = cache[arm.task]
+                result = train_arm(arm, cache[arm.task], s, ctx.seed, dev)
+                log(f"seed {ctx.seed} {arm.name}: test acc {float(result['acc']):.3f}, "
+                    f"corr {result['corr'][-1].mean():.3f}, {1e3 * float(result['sec_per_step']):.2f} ms/step")
+                arrays |= {f"{arm.name}__{k}": v for k, v in result.items()}
+                run.log_curve(f"{arm.name}.weight_correlation", result["marks"], result["corr"].mean(axis=1))
+                run.log_metrics({f"{arm.name}.test_accuracy": float(result["acc"])})
+    arrays |= exactness(s, cache["mlp"], ctx.seed, dev)
+    arrays |= step_timing(s, cache["mlp"], ctx.seed, dev)
+    ctx.write_run(arrays)
+
+
+def _pool(runs: list[dict]) -> dict:
+    """Mean over seeds of every array (curves, accuracies, timings); exactness errors: the max."""
+    pooled = {k: np.mean([r[k] for r in runs], axis=0) for k in runs[0]}
+    for k in ("exact_max_abs_diff", "two_row_rel_error", "orthogonal_max_term", "hard_momentum_rel_error",
+              "hard_energy_rel_error"):
+        pooled[k] = np.max([r[k] for r in runs])
+    return pooled
+
+
+CORR_PAIRS = {  # metric suffix -> (KO arm, base arm), small initialisation
+    "mlp_sgd": ("mlp-small-sgd-ko", "mlp-small-sgd-base"),
+    "mlp_adam": ("mlp-small-adam-ko", "mlp-small-adam-base"),
+    "mlp_sgd_mean": ("mlp-small-sgd-ko_mean", "mlp-small-sgd-base"),
+    "mlp_adam_mean": ("mlp-small-adam-ko_mean", "mlp-small-adam-base"),
+    "mlp_sgd_hard": ("mlp-small-sgd-ko_hard", "mlp-small-sgd-base"),
+    "cnn_sgd": ("cnn-small-sgd-ko", "cnn-small-sgd-base"),
+}
+ACC_PAIRS = {  # metric suffix -> (KO arm, base arm), standard initialisation
+    "mlp_sgd": ("mlp-standard-sgd-ko", "mlp-standard-sgd-base"),
+    "mlp_adam": ("mlp-standard-adam-ko", "mlp-standard-adam-base"),
+    "mlp_sgd_hard": ("mlp-standard-sgd-ko_hard", "mlp-standard-sgd-base"),
+    "cnn_sgd": ("cnn-standard-sgd-ko", "cnn-standard-sgd-base"),
+    **{f"{t}_{b}": (f"{t}-standard-{b}-ko", f"{t}-standard-{b}-base") for t in ("text", *IMAGE_TASKS, "imdb")
+       for b in ("sgd", "adam")},
+}
+
+
+def compute_metrics(run: dict) -> dict[str, float]:
+    """Every number the claims need, from one seed's run or the pooled run (nan: arm not run)."""
+    nan = float("nan")
+
+    def corr(arm: str) -> float:
+        return float(run[f"{arm}__corr"][-1].mean()) if f"{arm}__corr" in run else nan
+
+    def acc(arm: str) -> float:
+        return 100 * float(run[f"{arm}__acc"]) if f"{arm}__acc" in run else nan
+
+    m = {f"corr_ratio_{k}": corr(a) / corr(b) for k, (a, b) in CORR_PAIRS.items()}
+    m |= {f"corr_base_{k}": corr(b) for k, (_, b) in CORR_PAIRS.items()}
+    m |= {f"acc_diff_{k}": acc(a) - acc(b) for k, (a, b) in ACC_PAIRS.items()}
+    m |= {f"acc_base_{k}": acc(b) for k, (_, b) in ACC_PAIRS.items()}
+    loss = run["mlp-small-sgd-ko_sum__loss"][-1]
+    m["sum_unstable"] = float(not np.isfinite(loss) or loss > np.log(10))  # no better than chance
+    m["sum_acc"] = acc("mlp-small-sgd-ko_sum")
+    for name in ("exact_max_abs_diff", "two_row_rel_error", "orthogonal_max_term", "hard_momentum_rel_error",
+                 "hard_energy_rel_error", "hard_changed_fraction"):
+        m[name] = float(run[name])
+    m["step_time_ratio_sgd"] = float(run["time__sgd_ko"] / run["time__sgd_base"])
+    m["step_time_ratio_adam"] = float(run["time__adam_ko"] / run["time__adam_base"])
+    m["step_time_ratio_sgd_hard"] = float(run["time__sgd_ko_hard"] / run["time__sgd_base"])
+    return m
+
+
+def _finite_list(x: np.ndarray) -> list[float | None]:
+    """A curve for JSON: non-finite points (a diverged run, the loss before step 0) become null."""
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(x, dtype=float)]
+
+
+def evaluate(ctx: StageContext) -> None:
+    prepared = ctx.read_prepared()
+    runs = [ctx.read_run(seed) for seed in ctx.seeds]
+    # per-seed sum_unstable indicators pool to the share of seeds that blew up
+    pooled = _pool(runs)
+    metrics = across_seeds(compute_metrics, runs, pooled)
+    per_seed_unstable = metrics["sum_unstable"]["per_seed"]
+    metrics["sum_unstable"]["value"] = float(np.mean(per_seed_unstable))
+    table = []
+    for arm in prepared["arms"]:
+        name = arm["name"]
+        accs = [100 * float(r[f"{name}__acc"]) for r in runs]
+        corrs = [float(r[f"{name}__corr"][-1].mean()) for r in runs]
+        table.append({"arm": name, "test_acc": float(np.mean(accs)),
+                      "test_acc_sd": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
+                      "weight_corr": _finite_list([np.mean(corrs)])[0]})
+    details = {
+        "arms": table,
+        "curves": {a["name"]: {"steps": pooled[f"{a['name']}__marks"].tolist(),
+                               "corr": _finite_list(pooled[f"{a['name']}__corr"].mean(axis=1)),
+                               "corr_sd": _finite_list(np.std([r[f"{a['name']}__corr"].mean(axis=1) for r in runs], axis=0)),
+                               "loss": _finite_list(pooled[f"{a['name']}__loss"])} for a in prepared["arms"]},
+        "sweep": [{"gamma": a["gamma"], "name": a["name"]} for a in prepared["arms"]
+                  if a["variant"].startswith("ko_g") or a["name"] in ("mlp-small-sgd-ko", "mlp-small-sgd-base")],
+    }
+    timing = {k.removeprefix("time__"): 1e3 * float(v) for k, v in pooled.items() if k.startswith("time__")}
+    performance = {f"ms_per_iteration_{k}": v for k, v in timing.items()}
+    performance |= {"steps_per_second_" + a["name"]: 1 / float(pooled[f"{a['name']}__sec_per_step"])
+                    for a in prepared["arms"]}
+    write_metrics(ctx, metrics, details, performance)
+    write_table(ctx.tables_dir / "arms", table, caption="KO vs base: test accuracy (%) and weight correlation per arm")
+    log(f"wrote {ctx.metrics_path}")
+
+
+def figures(ctx: StageContext) -> None:
+    """The figures of ``figures.DRAW`` from metrics.json; logged to MLflow with the metrics."""
+    metrics = read_metrics(ctx.metrics_path)
+    paths = []
+    for name, (draw, shape) in DRAW.items():
+        with plotting.figure(1, shape, figsize=(5.0 * shape, 3.4)) as (fig, ax):
+            draw(ax, metrics=metrics)
+            paths += plotting.save(fig, ctx.figures_dir, name)
+    with tracking.tracked_run("ko", "summary", ctx.scale, None, {}, "ko_figures") as run:
+        run.log_artifacts(paths, "figures")
+        run.log_artifacts([ctx.metrics_path])
+        tracking.link_children("ko", ctx.scale, run)
+
+
+FIGURES = tuple(DRAW)
+
+PAPER = Paper(
+    slug="ko",
+    title="KO: Kinetics-inspired Neural Optimizer with PDE Simulation Approaches",
+    citation="Feng, Huang, Fu, Wang & Yan (2025), arXiv:2505.14777",
+    settings=SETTINGS,
+    stages=(
+        Stage("prepare", prepare),
+        Stage("train", train, per_seed=True),
+        Stage("evaluate", evaluate),
+        Stage("figures", figures),
+    ),
+    figures=FIGURES,
+)

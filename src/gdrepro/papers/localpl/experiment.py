@@ -1,0 +1,376 @@
+"""Local PL / local descent lemma of GD on two-layer linear networks: prepare -> train -> evaluate -> figures.
+
+Design (ours; the paper's experiment tables were not available): synthetic regression data
+``X (N x D)``, ``Theta_true (D x m)`` standard normal; square and Huber losses on ``Y = X Theta_true``,
+logistic loss on noisy signs of ``X Theta_true``; widths ``h``, init scales ``s`` and balanced /
+imbalanced inits crossed; five step-size rules per configuration (see ``method.RULES``).
+Seed ``k`` draws its data from ``rng("localpl", "data", k)`` and its initial weights from
+``rng("localpl", "init", k)``; every rule and loss starts from the same weights (paired comparisons).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from gdrepro import plotting, tracking
+from gdrepro.metrics import across_seeds, read_metrics, write_metrics
+from gdrepro.paper import Paper, Stage, StageContext
+from gdrepro.papers.localpl import method as M
+from gdrepro.papers.localpl.figures import DRAW
+from gdrepro.report import write_table
+from gdrepro.runtime import log, rng
+
+RULES = M.RULES
+PHASE1 = ("fixed_k0", "adaptive", "adaptive_note", "armijo")  # the admissible rule needs a pilot
+INITS = {"balanced": 1.0, "imbalanced": None}  # None: the settings' imbalance ratio
+GUARANTEED = ("fixed_k0", "admissible", "adaptive", "armijo")  # rules judged with our K_t(eta)
+
+
+@dataclass(frozen=True)
+class LocalPLSettings:
+    """Numbers of one scale; scales change these, never the code path."""
+
+    N: int
+    D: int
+    m: int
+    width_factors: tuple[int, ...]  # h = factor * D
+    scales: tuple[float, ...]  # init scale s: entries N(0, s^2 / h)
+    steps: int  # iteration cap per run
+    losses: tuple[str, ...] = ("square", "huber", "logistic")
+    inits: tuple[str, ...] = ("balanced", "imbalanced")
+    imbalance: float = 4.0  # W1 scaled by s * ratio, W2 by s / ratio
+    target: float = 1e-6  # iterations until L - L* <= target (L_0 - L*)
+    stop: float = 1e-10  # a run stops at L - L* <= stop (L_0 - L*)
+    huber_delta: float = 1.0
+    label_noise: float = 1.0
+    curve_stride: int = 1  # keep every k-th step of the stored curves
+
+    def __post_init__(self) -> None:
+        if min(self.N, self.D, self.m) < 1 or self.N < self.D:
+            raise ValueError("need N >= D >= 1 and m >= 1 (full-rank X for the PL constant)")
+        if min(self.width_factors) < 1 or self.m > self.D:
+            raise ValueError("need widths h >= D >= m (local PL needs sigma_min > 0)")
+        if any(s <= 0 for s in self.scales) or self.imbalance <= 0:
+            raise ValueError("init scales and the imbalance ratio must be positive")
+        if not set(self.losses) <= {"square", "huber", "logistic"} or "square" not in self.losses:
+            raise ValueError(f"losses {self.losses} must include square, from square/huber/logistic")
+        if not set(self.inits) <= set(INITS):
+            raise ValueError(f"inits {self.inits} must be from {sorted(INITS)}")
+        if not 0 < self.stop < self.target < 1 or self.steps < 10:
+            raise ValueError("need 0 < stop < target < 1 and at least 10 steps")
+
+
+SETTINGS = {
+    "smoke": LocalPLSettings(N=40, D=5, m=3, width_factors=(2, 5), scales=(0.5, 1.0), steps=400),
+    "default": LocalPLSettings(
+        N=100, D=10, m=5, width_factors=(1, 2, 5, 20), scales=(0.1, 0.3, 1.0, 2.0, 3.0), steps=1500
+    ),
+    # the note's paper-scale sweep: h in {D, 2D, 5D, 20D}, s in 0.1..3, the larger prototype problem
+    "paper": LocalPLSettings(
+        N=200, D=20, m=10, width_factors=(1, 2, 5, 20), scales=(0.1, 0.3, 0.5, 1.0, 2.0, 3.0), steps=4000
+    ),
+}
+
+
+def configs(s: LocalPLSettings) -> list[dict]:
+    """The (width, scale, init) grid, in a fixed order."""
+    return [
+        {"h": f * s.D, "scale": float(sc), "init": init}
+        for f, sc, init in itertools.product(s.width_factors, s.scales, s.inits)
+    ]
+
+
+# --- stages -----------------------------------------------------------------------------------
+
+
+def prepare(ctx: StageContext) -> None:
+    """Resolve the configuration grid and rules of this scale."""
+    s: LocalPLSettings = ctx.settings
+    ctx.write_prepared({"configs": configs(s), "rules": list(RULES), "losses": list(s.losses)})
+
+
+def _initial_weights(s: LocalPLSettings, seed: int, grid: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """One initialisation per configuration, zero-padded to the largest width (exact)."""
+    g = rng("localpl", "init", seed)
+    h_pad = max(c["h"] for c in grid)
+    W1 = np.zeros((len(grid), s.D, h_pad))
+    W2 = np.zeros((len(grid), h_pad, s.m))
+    for i, c in enumerate(grid):
+        ratio = INITS[c["init"]] or s.imbalance
+        a, b = M.init_weights(g, 1, s.D, c["h"], s.m, np.array([c["scale"]]), np.array([ratio]), h_pad)
+        W1[i], W2[i] = a[0], b[0]
+    return W1, W2
+
+
+def run_loss(s: LocalPLSettings, loss: M.Loss, W1: np.ndarray, W2: np.ndarray) -> dict[str, np.ndarray]:
+    """All five rules on every configuration for one loss; arrays indexed (config, rule, ...)."""
+    C = W1.shape[0]
+    start = M.state(loss, W1, W2)
+    eta0 = M.adaptive_step(start["s2"], start["r"], loss.K)  # fixed 1/K_0
+    reps = len(PHASE1)
+    rules1 = [("fixed" if r == "fixed_k0" else r) for _ in range(C) for r in PHASE1]
+    fixed1 = np.repeat(eta0, reps)
+    one = M.gradient_descent(loss, np.repeat(W1, reps, 0), np.repeat(W2, reps, 0), rules1, fixed1,
+                             s.steps, s.stop)
+    adaptive_rows = np.arange(C) * reps + PHASE1.index("adaptive")
+    eta_adm = M.admissible_step(one.eta[adaptive_rows])  # pilot = the adaptive run from the same init
+    two = M.gradient_descent(loss, W1, W2, ["fixed"] * C, eta_adm, s.steps, s.stop)
+    order = {r: i for i, r in enumerate(PHASE1)}
+
+    def stack(a1: np.ndarray, a2: np.ndarray) -> np.ndarray:
+        a1 = a1.reshape(C, reps, *a1.shape[1:])
+        return np.stack([a1[:, order[r]] if r != "admissible" else a2 for r in RULES], axis=1)
+
+    traj = {k: stack(getattr(one, k), getattr(two, k)) for k in ("gap", "eta", "rho_pred", "evals", "diverged")}
+    flat = {k: v.reshape(C * len(RULES), *v.shape[2:]) for k, v in traj.items()}
+    gap, rho = flat["gap"], flat["rho_pred"]
+    meas = M.measured_factor(gap)
+    slope, r2 = M.tail_fit(gap)
+    ok = np.isfinite(rho) & np.isfinite(meas) & (gap[:, 1:] > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(ok & (rho < 1) & (meas > 0), np.log(meas) / np.log(rho), np.nan)
+    eta = flat["eta"]
+    first_rho = rho[:, 0]
+    last_idx = np.maximum(np.sum(np.isfinite(eta), axis=1) - 1, 0)
+    last_rho = rho[np.arange(rho.shape[0]), last_idx]
+    last_eta = eta[np.arange(eta.shape[0]), last_idx]
+    summary = {
+        "iters_target": M.iterations_to(gap, s.target),
+        "violations": M.bound_violations(gap, rho, loss.l_star).astype(float),
+        "checked_steps": ok.sum(axis=1).astype(float),
+        "steps_run": np.isfinite(eta).sum(axis=1).astype(float),
+        "no_guarantee_steps": (np.isfinite(eta) & ~np.isfinite(rho)).sum(axis=1).astype(float),
+        "slope": slope,
+        "r2": r2,
+        "rate_ratio_median": _nanmedian_rows(ratio),
+        "eta_growth": last_eta / eta[:, 0],
+        "rho_first": first_rho,
+        "rho_last": last_rho,
+        "evals": flat["evals"],
+        "diverged": flat["diverged"].astype(float),
+    }
+    out = {k: v.reshape(C, len(RULES)) for k, v in summary.items()}
+    stride = s.curve_stride
+    out |= {
+        "gap_curve": traj["gap"][..., ::stride].astype(np.float32),
+        "eta_curve": traj["eta"][..., ::stride].astype(np.float32),
+        "rho_pred_curve": traj["rho_pred"][..., ::stride].astype(np.float32),
+        "seconds": np.array(one.seconds + two.seconds),
+        "steps_total": np.array(float(np.isfinite(eta).sum())),
+        "l_star": np.array(loss.l_star),
+    }
+    return out
+
+
+def _nanmedian_rows(a: np.ndarray) -> np.ndarray:
+    out = np.full(a.shape[0], np.nan)
+    for i, row in enumerate(a):
+        row = row[np.isfinite(row)]
+        if row.size:
+            out[i] = np.median(row)
+    return out
+
+
+def train(ctx: StageContext) -> None:
+    """Every loss x configuration x rule for this seed, batched; one MLflow run per loss."""
+    s: LocalPLSettings = ctx.settings
+    grid = ctx.read_prepared()["configs"]
+    g = rng("localpl", "data", ctx.seed)
+    X = g.standard_normal((s.N, s.D))
+    theta_true = g.standard_normal((s.D, s.m))
+    W1, W2 = _initial_weights(s, ctx.seed, grid)
+    arrays: dict[str, np.ndarray] = {}
+    for kind in s.losses:
+        loss = M.make_loss(kind, X, theta_true, rng("localpl", "labels", kind, ctx.seed), s.huber_delta,
+                           s.label_noise)
+        with tracking.tracked_run("localpl", kind, ctx.scale, ctx.seed, asdict(s), "localpl_train") as run:
+            res = run_loss(s, loss, W1, W2)
+            adaptive = RULES.index("adaptive")
+            it = res["iters_target"][:, adaptive]
+            run.log_metrics({
+                "adaptive.violations": float(res["violations"][:, adaptive].sum()),
+                "adaptive.iters_target_median": float(np.nanmedian(it)) if np.isfinite(it).any() else -1.0,
+                "steps_per_second": float(res["steps_total"] / res["seconds"]),
+            })
+            curve = np.log10(np.maximum(res["gap_curve"][:, adaptive].astype(float), 1e-300))
+            curve = np.median(np.where(np.isfinite(curve), curve, np.log10(s.stop)), axis=0)  # stopped: floor
+            keep = np.arange(0, curve.size, max(1, curve.size // 200))
+            run.log_curve("adaptive.median_log10_gap", keep.tolist(), curve[keep].tolist())
+        log(f"seed {ctx.seed} {kind}: {len(grid)} configs x {len(RULES)} rules, "
+            f"{res['steps_total']:.0f} GD steps in {res['seconds']:.1f} s "
+            f"({res['steps_total'] / res['seconds']:.0f} steps/s)")
+        arrays |= {f"{kind}__{k}": v for k, v in res.items()}
+    ctx.write_run(arrays)
+
+
+# --- evaluate ---------------------------------------------------------------------------------
+
+
+def _pool(runs: list[dict]) -> dict:
+    """Seeds stacked on a new leading axis."""
+    return {k: np.stack([r[k] for r in runs]) for k in runs[0]}
+
+
+def _col(run: dict, kind: str, key: str, rule: str) -> np.ndarray:
+    """``run[kind__key][..., config, rule]`` flattened over seeds and configs."""
+    return run[f"{kind}__{key}"][..., RULES.index(rule)].ravel()
+
+
+def _share(mask: np.ndarray) -> float:
+    return float(mask.mean()) if mask.size else float("nan")
+
+
+def compute(run: dict, losses: tuple[str, ...]) -> dict[str, float]:
+    """The claims' numbers for a run (one seed) or the pooled runs (seeds on a leading axis)."""
+    out: dict[str, float] = {}
+    viol = {r: sum(_col(run, k, "violations", r).sum() for k in losses) for r in RULES}
+    checked = {r: sum(_col(run, k, "checked_steps", r).sum() for k in losses) for r in RULES}
+    out["adaptive_violations"] = viol["adaptive"]
+    out["adaptive_checked_steps"] = checked["adaptive"]
+    out["guaranteed_rules_violations"] = sum(viol[r] for r in GUARANTEED)
+    out["guaranteed_frac_below_predicted"] = 1 - out["guaranteed_rules_violations"] / max(
+        1.0, sum(checked[r] for r in GUARANTEED))
+    out["note_rule_violations"] = viol["adaptive_note"]
+    out["admissible_no_guarantee_steps"] = sum(_col(run, k, "no_guarantee_steps", "admissible").sum() for k in losses)
+    out["fixed_k0_no_guarantee_steps"] = sum(_col(run, k, "no_guarantee_steps", "fixed_k0").sum() for k in losses)
+    ratios = np.concatenate([_col(run, k, "rate_ratio_median", "adaptive") for k in losses])
+    out["adaptive_rate_ratio_median"] = float(np.nanmedian(ratios)) if np.isfinite(ratios).any() else float("nan")
+    out["adaptive_rate_ratio_min"] = float(np.min(ratios))  # NaN (no checked step) fails loudly
+    for k in losses:
+        r2 = _col(run, k, "r2", "adaptive")
+        slope = _col(run, k, "slope", "adaptive")
+        out[f"r2_min_{k}"] = float(np.min(r2))  # a run without a tail (not converged) gives NaN -> ❌
+        out[f"slope_max_{k}"] = float(np.max(slope))
+        out[f"converged_share_{k}"] = _share(np.isfinite(_col(run, k, "iters_target", "adaptive")))
+    others = [out[f"r2_min_{k}"] for k in losses if k != "square" and np.isfinite(out[f"r2_min_{k}"])]
+    out["r2_min_best_other_loss"] = max(others) if others else float("nan")
+    out["slope_max_all"] = max(out[f"slope_max_{k}"] for k in losses)
+    out["diverged_adaptive"] = sum(_col(run, k, "diverged", "adaptive").sum() for k in losses)
+    # iterations to target: adaptive vs admissible / fixed 1/K_0 (pairs where either reached it)
+    not_slower, k0_faster, armijo_faster = [], [], []
+    for k in losses:
+        a = _col(run, k, "iters_target", "adaptive")
+        b = _col(run, k, "iters_target", "admissible")
+        f = _col(run, k, "iters_target", "fixed_k0")
+        arm = _col(run, k, "iters_target", "armijo")
+        a_, b_, f_, arm_ = (np.where(np.isfinite(x), x, np.inf) for x in (a, b, f, arm))
+        either = np.isfinite(a) | np.isfinite(b)
+        not_slower.append((a_ <= b_)[either])
+        k0_faster.append((f_ < a_)[np.isfinite(a) | np.isfinite(f)])
+        armijo_faster.append((arm_ < a_)[np.isfinite(a) | np.isfinite(arm)])
+        out[f"adaptive_not_slower_share_{k}"] = _share((a_ <= b_)[either])
+    out["adaptive_not_slower_share"] = _share(np.concatenate(not_slower))
+    out["fixed_k0_faster_share"] = _share(np.concatenate(k0_faster))
+    out["armijo_faster_share"] = _share(np.concatenate(armijo_faster))
+    improves = np.concatenate([_col(run, k, "rho_last", "adaptive") < _col(run, k, "rho_first", "adaptive")
+                               for k in losses])
+    grows = np.concatenate([_col(run, k, "eta_growth", "adaptive") > 1 for k in losses])
+    out["adaptive_rate_improves_share"] = _share(improves)
+    out["adaptive_eta_grows_share"] = _share(grows)
+    return out
+
+
+def evaluate(ctx: StageContext) -> None:
+    """Every number the claims need, pooled over seeds and per seed; iteration tables."""
+    s: LocalPLSettings = ctx.settings
+    grid = ctx.read_prepared()["configs"]
+    runs = [ctx.read_run(seed) for seed in ctx.seeds]
+    pooled = _pool(runs)
+    metrics = across_seeds(lambda r: compute(r, s.losses), runs, pooled)
+    rows = _iteration_rows(s, grid, pooled)
+    details = {
+        "iterations": rows,
+        "prototype": PROTOTYPE,
+        "seeds": len(runs),
+        "configs": len(grid),
+        "rules": list(RULES),
+        "by_scale": _by_scale(s, grid, pooled),
+    }
+    seconds = sum(float(r[f"{k}__seconds"]) for r in runs for k in s.losses)
+    steps = sum(float(r[f"{k}__steps_total"]) for r in runs for k in s.losses)
+    performance = {"gd_steps_per_second": steps / seconds, "train_seconds_total": seconds,
+                   "gd_steps_total": steps}
+    write_metrics(ctx, metrics, details, performance)
+    write_table(ctx.tables_dir / "iterations", rows,
+                caption=f"Iterations until L - L* <= {s.target:g} (L_0 - L*), mean over {len(runs)} seeds "
+                        "(n/r: not reached in some seed)")
+    write_table(ctx.tables_dir / "by_scale", details["by_scale"],
+                caption="Share of (config, seed) pairs per init scale: adaptive vs admissible / fixed 1/K_0")
+    log(f"wrote {ctx.metrics_path}")
+
+
+# The note's prototype (ours, square loss, balanced init, N=100, D=10, m=5): iterations to 1e-6.
+PROTOTYPE = [
+    {"h": 50, "scale": 1.0, "fixed_k0": 53, "admissible": 65, "adaptive": 62},
+    {"h": 50, "scale": 0.1, "fixed_k0": 58, "admissible": 138, "adaptive": 115},
+    {"h": 200, "scale": 2.0, "fixed_k0": 33, "admissible": 33, "adaptive": 26},
+    {"h": 200, "scale": 3.0, "fixed_k0": 51, "admissible": 51, "adaptive": 40},
+]
+
+
+def _iteration_rows(s: LocalPLSettings, grid: list[dict], pooled: dict) -> list[dict]:
+    rows = []
+    for k in s.losses:
+        it = pooled[f"{k}__iters_target"]  # (seeds, configs, rules)
+        for i, c in enumerate(grid):
+            row = {"loss": k, "h": c["h"], "scale": c["scale"], "init": c["init"]}
+            for j, r in enumerate(RULES):
+                v = it[:, i, j]
+                row[r] = float(np.mean(v)) if np.isfinite(v).all() else "n/r"
+            proto = next((p for p in PROTOTYPE if k == "square" and c["init"] == "balanced"
+                          and p["h"] == c["h"] and p["scale"] == c["scale"] and s.N == 100 and s.D == 10), None)
+            row["prototype (k0/adm/adapt)"] = (f"{proto['fixed_k0']}/{proto['admissible']}/{proto['adaptive']}"
+                                               if proto else "")
+            rows.append(row)
+    return rows
+
+
+def _by_scale(s: LocalPLSettings, grid: list[dict], pooled: dict) -> list[dict]:
+    rows = []
+    for sc in s.scales:
+        idx = [i for i, c in enumerate(grid) if c["scale"] == sc]
+        sub = {k: v[:, idx] for k, v in pooled.items() if v.ndim == 3}
+        m = compute(sub, s.losses)
+        rows.append({"scale": sc, "adaptive_not_slower_share": m["adaptive_not_slower_share"],
+                     "fixed_k0_faster_share": m["fixed_k0_faster_share"],
+                     "armijo_faster_share": m["armijo_faster_share"],
+                     "adaptive_eta_grows_share": m["adaptive_eta_grows_share"]})
+    return rows
+
+
+def figures(ctx: StageContext) -> None:
+    """The figures of ``figures.DRAW``, from metrics.json and the per-seed runs; logged to MLflow."""
+    s: LocalPLSettings = ctx.settings
+    grid = ctx.read_prepared()["configs"]
+    details = read_metrics(ctx.metrics_path)["details"]
+    pooled = _pool([ctx.read_run(seed) for seed in ctx.seeds])
+    paths = []
+    for name, (draw, shape) in DRAW.items():
+        with plotting.figure(*shape, figsize=(5.0 * shape[1], 3.4 * shape[0]), squeeze=False) as (fig, axes):
+            draw(axes, settings=s, grid=grid, details=details, pooled=pooled, rules=RULES)
+            fig.subplots_adjust(wspace=0.3, hspace=0.45)
+            paths += plotting.save(fig, ctx.figures_dir, name)
+    with tracking.tracked_run("localpl", "summary", ctx.scale, None, {}, "localpl_figures") as run:
+        run.log_artifacts(paths, "figures")
+        run.log_artifacts([ctx.metrics_path])
+        tracking.link_children("localpl", ctx.scale, run)
+
+
+FIGURES = tuple(DRAW)
+
+PAPER = Paper(
+    slug="localpl",
+    title="A Local Polyak-Lojasiewicz and Descent Lemma of Gradient Descent for Overparametrized Linear Models",
+    citation="Xu, Min, Tarmoun, Mallada & Vidal (2025), arXiv:2505.11664",
+    settings=SETTINGS,
+    stages=(
+        Stage("prepare", prepare),
+        Stage("train", train, per_seed=True),
+        Stage("evaluate", evaluate),
+        Stage("figures", figures),
+    ),
+    figures=FIGURES,
+)
