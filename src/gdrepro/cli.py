@@ -4,6 +4,7 @@
     gdrepro report --scale S --results DIR
     gdrepro data {build,verify} [--build-missing] [--out FILE]
     gdrepro tracking init
+    gdrepro external {list,fetch NAME}
     gdrepro list
 
 A stage whose upstream outputs are missing in DIR runs them first (``--no-deps`` turns that off),
@@ -22,7 +23,7 @@ import yaml
 from gdrepro import SCALES, __version__, gpu_slots, papers
 from gdrepro.errors import GdreproError
 
-COMMANDS = ("report", "data", "tracking", "list")
+COMMANDS = ("report", "data", "tracking", "external", "list")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -178,6 +179,24 @@ def run_tracking(argv: list[str]) -> None:
     tracking.init_store(papers.SLUGS)
 
 
+def run_external(argv: list[str]) -> None:
+    from gdrepro import external
+
+    parser = _Parser(prog="gdrepro external", description="Download the paper scale's public datasets once")
+    parser.add_argument("action", choices=["list", "fetch"])
+    parser.add_argument("names", nargs="*", help="datasets to fetch (see `gdrepro external list`)")
+    args = parser.parse_args(argv)
+    if args.action == "list":
+        for name, spec in external.CATALOG.items():
+            state = "fetched" if external.marker(name).exists() else "missing"
+            print(f"{name}\t{state}\t{spec.about}\t{spec.url}")
+        return
+    if not args.names:
+        raise GdreproError("gdrepro external fetch: name at least one dataset")
+    for name in args.names:
+        print(f"{name}: {external.fetch(name)}")
+
+
 def run_list(argv: list[str]) -> None:
     for slug in papers.SLUGS:
         paper = papers.get(slug)
@@ -195,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in papers.SLUGS:
             run_paper(args.command, args.args)
         elif args.command in COMMANDS:
-            {"report": run_report, "data": run_data, "tracking": run_tracking, "list": run_list}[args.command](args.args)
+            {"report": run_report, "data": run_data, "tracking": run_tracking, "external": run_external,
+             "list": run_list}[args.command](args.args)
         else:
             raise GdreproError(
                 f"unknown paper or command {args.command!r} "

@@ -119,11 +119,16 @@ class Paper:
     stages: tuple[Stage, ...]
     figures: tuple[str, ...]
     datasets: Mapping[str, Callable[[Path], None]] = field(default_factory=dict)
+    external: tuple[str, ...] = ()  # public datasets the paper scale downloads (gdrepro.external)
 
     def __post_init__(self) -> None:
         missing = set(SCALES) - set(self.settings)
         if missing:
             raise ValueError(f"{self.slug}: no settings for scale(s) {sorted(missing)}")
+        from gdrepro.external import CATALOG
+
+        if unknown := set(self.external) - set(CATALOG):
+            raise ValueError(f"{self.slug}: unknown external dataset(s) {sorted(unknown)}")
         names = [s.name for s in self.stages]
         if names[0] != "prepare" or names[-2:] != ["evaluate", "figures"]:
             raise ValueError(f"{self.slug}: stages must be prepare, <run>, evaluate, figures")

@@ -6,6 +6,7 @@ rule aacbr_prepare:
     input:
         data="results/{scale}/data.json",
         code=paper_sources("aacbr"),
+        external=external_inputs("aacbr"),
     output:
         paper_file("aacbr", "prepared.json"),
     log:
@@ -39,7 +40,7 @@ rule aacbr_train:
         gpu=lambda wc: 1 if wc.scale == "paper" else 0,  # n^3 blockers, n = 364-536 cases
         runtime=lambda wc: 600 if wc.scale == "paper" else 30,
     shell:
-        gdrepro("aacbr", "train", seed=True)
+        gdrepro("aacbr", "train", seed=True, gpu=True)
 
 
 rule aacbr_evaluate:

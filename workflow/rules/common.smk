@@ -1,6 +1,7 @@
 # Paths, the scale, and the `gdrepro` command line shared by every paper's rules.
 
 import json
+import os
 import shlex
 
 SCALE = config["scale"]
@@ -55,6 +56,17 @@ def gdrepro(paper, stage, seed=False, gpu=False):
         f"--out {paper_dir(paper, '{wildcards.scale}')} "
         f"--seeds {seeds} {'--seed {wildcards.seed}' if seed else ''} {sets} --no-deps "
         f"> {{log}} 2>&1"
+    )
+
+
+EXTERNAL = os.environ.get("GDREPRO_EXTERNAL_DATA", "external")
+
+
+def external_inputs(paper):
+    """At paper scale: the public datasets the paper downloads (rule external_dataset, once)."""
+    names = papers.get(paper).external
+    return lambda wc: (
+        [f"{EXTERNAL}/.fetched/{n}" for n in names] if wc.scale == "paper" else []
     )
 
 

@@ -6,6 +6,7 @@ rule ko_prepare:
     input:
         data="results/{scale}/data.json",
         code=paper_sources("ko"),
+        external=external_inputs("ko"),
     output:
         paper_file("ko", "prepared.json"),
     log:
@@ -39,7 +40,7 @@ rule ko_train:
         gpu=lambda wc: 1 if wc.scale == "paper" else 0,  # ResNet-18 on CIFAR at paper scale
         runtime=lambda wc: 1440 if wc.scale == "paper" else 60,
     shell:
-        gdrepro("ko", "train", seed=True)
+        gdrepro("ko", "train", seed=True, gpu=True)
 
 
 rule ko_evaluate:

@@ -1,4 +1,4 @@
-# Data check, claim verdicts for every paper, and the roll-up REPORT.md.
+# Data check, the paper scale's downloads, claim verdicts for every paper, and the roll-up REPORT.md.
 
 
 rule data:
@@ -15,6 +15,21 @@ rule data:
         mem_mb=500,
     shell:
         "gdrepro data verify --build-missing --out {output} > {log} 2>&1"
+
+
+rule external_dataset:
+    output:
+        f"{EXTERNAL}/.fetched/{{name}}",
+    log:
+        "results/logs/external_{name}.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    shell:
+        "gdrepro external fetch {wildcards.name} > {log} 2>&1"
 
 
 rule claims:

@@ -344,4 +344,5 @@ PAPER = Paper(
         Stage("figures", figures),
     ),
     figures=tuple(DRAW),
+    external=("glioma", "mushroom"),
 )

@@ -492,4 +492,5 @@ PAPER = Paper(
         Stage("figures", figures),
     ),
     figures=FIGURES,
+    external=("cifar10", "cifar100", "imdb"),
 )
