@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 
 import pytest
@@ -80,6 +81,33 @@ def test_mlflow_has_one_run_per_method_and_seed(smoke_run):
     assert child.data.tags["mlflow.parentRunId"] == summary[0].info.run_id
     assert {"mlflow.source.git.commit", "gdrepro.scale", "gdrepro.rule"} <= set(child.data.tags)
     assert len(client.get_metric_history(child.info.run_id, "main.efficiency")) > 5
+
+
+@pytest.mark.parametrize("paper", papers.SLUGS)
+def test_every_paper_tracks_each_seed_and_a_summary_with_its_figures(smoke_run, paper):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{smoke_run / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name(f"gdrepro/{paper}").experiment_id])
+    seeds = {r.data.tags["gdrepro.seed"] for r in runs}
+    assert seeds == {str(s) for s in default_seeds()} | {"all"}
+    summary = [r for r in runs if r.data.tags["gdrepro.seed"] == "all"]
+    assert len(summary) == 1 and all(r.info.status == "FINISHED" for r in runs)
+    figures = {a.path for a in client.list_artifacts(summary[0].info.run_id, "figures")}
+    assert {f"figures/{name}.png" for name in papers.get(paper).figures} <= figures
+
+
+def test_the_browsable_report_holds_every_papers_figures_and_claims(smoke_run):
+    result = subprocess.run(["snakemake", "--report", "report.html", "--config", "scale=smoke"],
+                            cwd=smoke_run, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (smoke_run / "report.html").read_text()
+    assert "Redrawn from the" in html  # the figure caption was rendered
+    assert not re.search(r'<(script|link|img)[^>]+(src|href)="https?://', html), "needs the network to open"
+    for slug in papers.SLUGS:
+        assert html.count(f"results/smoke/{slug}/tables/claims.csv") >= 1, slug
+        for name in papers.get(slug).figures:
+            assert f"results/smoke/{slug}/figures/{name}.png" in html, (slug, name)
 
 
 def test_second_run_schedules_nothing(smoke_run):

@@ -33,9 +33,25 @@ def seed_runs(paper):
     return lambda wc: [paper_file(paper, f"runs/seed{s}.npz", wc.scale) for s in SEEDS]
 
 
-def figure_files(paper, scale="{scale}"):
+# an alias: a line that starts with `report(` would parse as the `report:` directive
+for_report = report
+
+
+def figure_files(paper, scale="{scale}", annotate=True):
+    """The paper's figures; as rule outputs they are annotated for `snakemake --report`."""
+    names = papers.get(paper).figures
+    files = [paper_file(paper, f"figures/{n}.png", scale) for n in names]
+    if not annotate:
+        return files
     return [
-        paper_file(paper, f"figures/{n}.png", scale) for n in papers.get(paper).figures
+        for_report(
+            f,
+            caption="../report/figure.rst",
+            category=paper,
+            subcategory="figures",
+            labels={"paper": paper, "figure": n},
+        )
+        for f, n in zip(files, names)
     ]
 
 

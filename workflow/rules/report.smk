@@ -40,7 +40,13 @@ rule claims:
     output:
         "results/{scale}/{paper}/claims.md",
         "results/{scale}/{paper}/claims.json",
-        "results/{scale}/{paper}/tables/claims.csv",
+        report(
+            "results/{scale}/{paper}/tables/claims.csv",
+            caption="../report/claims.rst",
+            category="{paper}",
+            subcategory="claims",
+            labels={"paper": "{paper}", "table": "claims"},
+        ),
     log:
         "results/{scale}/{paper}/logs/claims.log",
     conda:
@@ -58,11 +64,18 @@ rule report:
         claims=lambda wc: expand(
             "results/{scale}/{paper}/claims.json", scale=wc.scale, paper=PAPERS
         ),
-        figures=lambda wc: [f for p in PAPERS for f in figure_files(p, wc.scale)],
+        figures=lambda wc: [
+            f for p in PAPERS for f in figure_files(p, wc.scale, annotate=False)
+        ],
         code=house_sources(),
     output:
         "results/{scale}/REPORT.md",
-        "results/{scale}/summary.csv",
+        report(
+            "results/{scale}/summary.csv",
+            caption="../report/summary.rst",
+            category="summary",
+            labels={"table": "verdicts per paper"},
+        ),
     log:
         "results/{scale}/logs/report.log",
     conda:
