@@ -120,6 +120,7 @@ class Paper:
     figures: tuple[str, ...]
     datasets: Mapping[str, Callable[[Path], None]] = field(default_factory=dict)
     external: tuple[str, ...] = ()  # public datasets the paper scale downloads (gdrepro.external)
+    brief: Mapping[str, Any] = field(default_factory=dict)  # paper settings, shortened: scripts/gpu_check.sh
 
     def __post_init__(self) -> None:
         missing = set(SCALES) - set(self.settings)
@@ -129,6 +130,9 @@ class Paper:
 
         if unknown := set(self.external) - set(CATALOG):
             raise ValueError(f"{self.slug}: unknown external dataset(s) {sorted(unknown)}")
+        fields = {f.name for f in dataclasses.fields(self.settings["paper"])}
+        if unknown := set(self.brief) - fields:
+            raise ValueError(f"{self.slug}: brief sets unknown setting(s) {sorted(unknown)}")
         names = [s.name for s in self.stages]
         if names[0] != "prepare" or names[-2:] != ["evaluate", "figures"]:
             raise ValueError(f"{self.slug}: stages must be prepare, <run>, evaluate, figures")

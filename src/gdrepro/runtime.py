@@ -56,14 +56,21 @@ def torch_generator(*key: int | str, device: str = "cpu") -> "torch.Generator": 
 
 
 def device() -> str:
-    """``"cuda"`` when torch sees a GPU, else ``"cpu"`` (``GDREPRO_DEVICE`` overrides)."""
-    if forced := os.environ.get("GDREPRO_DEVICE"):
-        return forced
+    """``"cuda"`` when torch sees a GPU, else ``"cpu"`` (``GDREPRO_DEVICE`` overrides).
+
+    On CUDA, TF32 matmuls and convolutions are switched off, so GPU runs give the CPU's
+    numbers up to float noise (tests/test_cuda.py).
+    """
+    forced = os.environ.get("GDREPRO_DEVICE")
     try:
         import torch
     except ImportError:
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
+        return forced or "cpu"
+    name = forced or ("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return name
 
 
 def log(message: str) -> None:

@@ -345,4 +345,5 @@ PAPER = Paper(
     ),
     figures=tuple(DRAW),
     external=("glioma", "mushroom"),
+    brief={"iris_epochs": 50, "wdbc_epochs": 50, "glioma_epochs": 50, "mushroom_epochs": 50},
 )

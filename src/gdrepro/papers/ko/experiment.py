@@ -493,4 +493,5 @@ PAPER = Paper(
     ),
     figures=FIGURES,
     external=("cifar10", "cifar100", "imdb"),
+    brief={"steps": 100, "text_steps": 100, "image_steps": 200},
 )

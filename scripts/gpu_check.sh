@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# On a CUDA machine: is the GPU path right, and how fast is paper-scale training?
+#
+#   bash scripts/gpu_check.sh            # from the repository root, after pip install -e ".[test]"
+#
+# 1. every paper's smoke run on CUDA gives the CPU's metrics up to float noise (tests/test_cuda.py);
+# 2. each GPU training stage runs briefly at paper settings (Paper.brief shortens the budget) and
+#    prints its throughput line.
+set -euo pipefail
+export GDREPRO_TRACKING=off
+python - <<'PY'
+import torch
+assert torch.cuda.is_available(), "torch sees no CUDA device"
+print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}")
+PY
+python -m pytest -q tests/test_cuda.py
+out=$(mktemp -d)
+for paper in $(gdrepro list | cut -f1); do
+    sets=$(python -c "from gdrepro import papers; print(' '.join(f'--set {k}={v}' for k, v in papers.get('$paper').brief.items()))")
+    [ -z "$sets" ] && continue  # no GPU training stage
+    stage=$(python -c "from gdrepro import papers; print(papers.get('$paper').run_stage.name)")
+    external=$(python -c "from gdrepro import papers; print(' '.join(papers.get('$paper').external))")
+    [ -n "$external" ] && gdrepro external fetch $external  # needs the network once
+    echo "== $paper $stage at paper settings, shortened: $sets"
+    start=$(date +%s)
+    GDREPRO_DEVICE=cuda gdrepro "$paper" "$stage" --scale paper --out "$out/$paper" --seed 0 $sets 2>&1 | tail -3
+    echo "   $(( $(date +%s) - start )) s wall"
+done
