@@ -9,6 +9,9 @@ from gdrepro.errors import GdreproError
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 try:
     validate_config(config)
     for slug in config.get("papers", papers.SLUGS):
@@ -26,6 +29,8 @@ include: "workflow/rules/ko.smk"
 include: "workflow/rules/aacbr.smk"
 include: "workflow/rules/dptrunc.smk"
 include: "workflow/rules/localpl.smk"
+include: "workflow/rules/amppo.smk"
+include: "workflow/rules/traffic.smk"
 include: "workflow/rules/report.smk"
 
 

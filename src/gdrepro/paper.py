@@ -108,6 +108,13 @@ class Stage:
         }.get(self.name, [])
 
 
+def stages(prepare: Callable, run: Callable, evaluate: Callable, figures: Callable) -> tuple[Stage, ...]:
+    """The standard chain, each stage named after its function: prepare -> ``run`` (once per
+    seed: simulate, train or sample) -> evaluate -> figures."""
+    return (Stage(prepare.__name__, prepare), Stage(run.__name__, run, per_seed=True),
+            Stage(evaluate.__name__, evaluate), Stage(figures.__name__, figures))
+
+
 @dataclass(frozen=True)
 class Paper:
     """A paper's registration with the house."""

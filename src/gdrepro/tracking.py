@@ -244,3 +244,12 @@ def link_children(paper: str, scale: str, parent: Run) -> None:
         latest.setdefault((r.data.tags["gdrepro.method"], r.data.tags["gdrepro.seed"]), r.info.run_id)
     for run_id in latest.values():
         _retry(client.set_tag, run_id, "mlflow.parentRunId", parent.run_id)
+
+
+def log_summary(paper: str, scale: str, figures: Iterable[Path], files: Iterable[Path] = ()) -> None:
+    """The paper's summary run (seed "all"): its figures and ``files`` (metrics.json) as artifacts,
+    and the latest per-seed runs at ``scale`` linked to it as children."""
+    with tracked_run(paper, "summary", scale, None, {}, f"{paper}_figures") as run:
+        run.log_artifacts(figures, "figures")
+        run.log_artifacts(files)
+        link_children(paper, scale, run)

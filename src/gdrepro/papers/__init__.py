@@ -13,7 +13,7 @@ from pathlib import Path
 from gdrepro.errors import GdreproError
 from gdrepro.paper import Paper
 
-SLUGS: tuple[str, ...] = ("quantile", "ko", "dptrunc", "psgla", "aacbr", "localpl")
+SLUGS: tuple[str, ...] = ("quantile", "ko", "dptrunc", "psgla", "aacbr", "localpl", "amppo", "traffic")
 
 
 def get(slug: str) -> Paper:

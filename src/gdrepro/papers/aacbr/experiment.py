@@ -22,7 +22,7 @@ import torch
 
 from gdrepro import plotting, tracking
 from gdrepro.metrics import across_seeds, read_metrics, write_metrics
-from gdrepro.paper import Paper, Stage, StageContext
+from gdrepro.paper import Paper, StageContext, stages
 from gdrepro.papers.aacbr import data as D
 from gdrepro.papers.aacbr import method as M
 from gdrepro.papers.aacbr.figures import DRAW
@@ -326,10 +326,7 @@ def figures(ctx: StageContext) -> None:
         with plotting.figure(figsize=size) as (fig, ax):
             draw(ax, details=details, runs=runs, seeds=ctx.seeds, paper=PAPER_ACC)
             paths += plotting.save(fig, ctx.figures_dir, name)
-    with tracking.tracked_run("aacbr", "summary", ctx.scale, None, {}, "aacbr_figures") as run:
-        run.log_artifacts(paths, "figures")
-        run.log_artifacts([ctx.metrics_path])
-        tracking.link_children("aacbr", ctx.scale, run)
+    tracking.log_summary("aacbr", ctx.scale, paths, [ctx.metrics_path])
 
 
 PAPER = Paper(
@@ -337,12 +334,7 @@ PAPER = Paper(
     title="Neuro-Argumentative Learning with Case-Based Reasoning (Gradual AA-CBR)",
     citation="Gould & Toni (2025), arXiv:2505.15742",
     settings=SETTINGS,
-    stages=(
-        Stage("prepare", prepare),
-        Stage("train", train, per_seed=True),
-        Stage("evaluate", evaluate),
-        Stage("figures", figures),
-    ),
+    stages=stages(prepare, train, evaluate, figures),
     figures=tuple(DRAW),
     external=("glioma", "mushroom"),
     brief={"iris_epochs": 50, "wdbc_epochs": 50, "glioma_epochs": 50, "mushroom_epochs": 50},

@@ -28,7 +28,7 @@ import numpy as np
 
 from gdrepro import plotting, tracking
 from gdrepro.metrics import across_seeds, read_metrics, write_metrics
-from gdrepro.paper import Paper, Stage, StageContext
+from gdrepro.paper import Paper, StageContext, stages
 from gdrepro.papers.dptrunc import method as M
 from gdrepro.papers.dptrunc.figures import DRAW
 from gdrepro.report import write_table
@@ -380,10 +380,7 @@ def figures(ctx: StageContext) -> None:
             draw(axes[0], s=s, pooled=pooled, prepared=prepared, metrics=metrics)
             fig.tight_layout()
             paths += plotting.save(fig, ctx.figures_dir, name)
-    with tracking.tracked_run("dptrunc", "summary", ctx.scale, None, {}, "dptrunc_figures") as run:
-        run.log_artifacts(paths, "figures")
-        run.log_artifacts([ctx.metrics_path])
-        tracking.link_children("dptrunc", ctx.scale, run)
+    tracking.log_summary("dptrunc", ctx.scale, paths, [ctx.metrics_path])
 
 
 FIGURES = tuple(DRAW)
@@ -393,11 +390,6 @@ PAPER = Paper(
     title="Private Statistical Estimation via Truncation",
     citation="Zampetakis & Zhou (2025), arXiv:2505.12541",
     settings=SETTINGS,
-    stages=(
-        Stage("prepare", prepare),
-        Stage("simulate", simulate, per_seed=True),
-        Stage("evaluate", evaluate),
-        Stage("figures", figures),
-    ),
+    stages=stages(prepare, simulate, evaluate, figures),
     figures=FIGURES,
 )

@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from gdrepro import plotting, tracking
 from gdrepro.errors import GdreproError
 from gdrepro.metrics import across_seeds, read_metrics, write_metrics
-from gdrepro.paper import Paper, Stage, StageContext
+from gdrepro.paper import Paper, StageContext, stages
 from gdrepro import datasets
 from gdrepro.nn import ResNet18
 from gdrepro.papers.ko import data as D
@@ -472,10 +472,7 @@ def figures(ctx: StageContext) -> None:
         with plotting.figure(1, shape, figsize=(5.0 * shape, 3.4)) as (fig, ax):
             draw(ax, metrics=metrics)
             paths += plotting.save(fig, ctx.figures_dir, name)
-    with tracking.tracked_run("ko", "summary", ctx.scale, None, {}, "ko_figures") as run:
-        run.log_artifacts(paths, "figures")
-        run.log_artifacts([ctx.metrics_path])
-        tracking.link_children("ko", ctx.scale, run)
+    tracking.log_summary("ko", ctx.scale, paths, [ctx.metrics_path])
 
 
 FIGURES = tuple(DRAW)
@@ -485,12 +482,7 @@ PAPER = Paper(
     title="KO: Kinetics-inspired Neural Optimizer with PDE Simulation Approaches",
     citation="Feng, Huang, Fu, Wang & Yan (2025), arXiv:2505.14777",
     settings=SETTINGS,
-    stages=(
-        Stage("prepare", prepare),
-        Stage("train", train, per_seed=True),
-        Stage("evaluate", evaluate),
-        Stage("figures", figures),
-    ),
+    stages=stages(prepare, train, evaluate, figures),
     figures=FIGURES,
     external=("cifar10", "cifar100", "imdb"),
     brief={"steps": 100, "text_steps": 100, "image_steps": 200},

@@ -17,7 +17,7 @@ import numpy as np
 
 from gdrepro import plotting, tracking
 from gdrepro.metrics import across_seeds, read_metrics, write_metrics
-from gdrepro.paper import Paper, Stage, StageContext
+from gdrepro.paper import Paper, StageContext, stages
 from gdrepro.papers.localpl import method as M
 from gdrepro.papers.localpl.figures import DRAW
 from gdrepro.report import write_table
@@ -353,10 +353,7 @@ def figures(ctx: StageContext) -> None:
             draw(axes, settings=s, grid=grid, details=details, pooled=pooled, rules=RULES)
             fig.subplots_adjust(wspace=0.3, hspace=0.45)
             paths += plotting.save(fig, ctx.figures_dir, name)
-    with tracking.tracked_run("localpl", "summary", ctx.scale, None, {}, "localpl_figures") as run:
-        run.log_artifacts(paths, "figures")
-        run.log_artifacts([ctx.metrics_path])
-        tracking.link_children("localpl", ctx.scale, run)
+    tracking.log_summary("localpl", ctx.scale, paths, [ctx.metrics_path])
 
 
 FIGURES = tuple(DRAW)
@@ -366,11 +363,6 @@ PAPER = Paper(
     title="A Local Polyak-Lojasiewicz and Descent Lemma of Gradient Descent for Overparametrized Linear Models",
     citation="Xu, Min, Tarmoun, Mallada & Vidal (2025), arXiv:2505.11664",
     settings=SETTINGS,
-    stages=(
-        Stage("prepare", prepare),
-        Stage("train", train, per_seed=True),
-        Stage("evaluate", evaluate),
-        Stage("figures", figures),
-    ),
+    stages=stages(prepare, train, evaluate, figures),
     figures=FIGURES,
 )

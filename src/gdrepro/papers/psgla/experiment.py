@@ -25,7 +25,7 @@ import numpy as np
 from gdrepro import plotting, tracking
 from gdrepro.errors import GdreproError
 from gdrepro.metrics import across_seeds, read_metrics, write_metrics
-from gdrepro.paper import Paper, Stage, StageContext
+from gdrepro.paper import Paper, StageContext, stages
 from gdrepro.papers.psgla import method as M
 from gdrepro.papers.psgla.figures import DRAW
 from gdrepro.runtime import log, rng
@@ -471,10 +471,7 @@ def figures(ctx: StageContext) -> None:
             draw(fig, axes, details=details, first=first, truth=truth, observations=observations,
                  priors=priors(), posterior=posterior, observed=OBSERVATIONS, names=list(PRIORS))
             paths += plotting.save(fig, ctx.figures_dir, name)
-    with tracking.tracked_run("psgla", "summary", ctx.scale, None, {}, "psgla_figures") as run:
-        run.log_artifacts(paths, "figures")
-        run.log_artifacts([ctx.metrics_path])
-        tracking.link_children("psgla", ctx.scale, run)
+    tracking.log_summary("psgla", ctx.scale, paths, [ctx.metrics_path])
 
 
 FIGURES = tuple(DRAW)
@@ -484,12 +481,7 @@ PAPER = Paper(
     title="From stability of Langevin diffusion to convergence of proximal MCMC for non-log-concave sampling",
     citation="Renaud, De Bortoli, Leclaire & Papadakis (2025), arXiv:2505.14177",
     settings=SETTINGS,
-    stages=(
-        Stage("prepare", prepare),
-        Stage("sample", sample, per_seed=True),
-        Stage("evaluate", evaluate),
-        Stage("figures", figures),
-    ),
+    stages=stages(prepare, sample, evaluate, figures),
     figures=FIGURES,
     datasets={"psgla/camera.npy": build_camera},
 )

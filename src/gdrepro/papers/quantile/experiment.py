@@ -26,7 +26,7 @@ from scipy import stats
 from gdrepro import plotting, tracking
 from gdrepro.errors import GdreproError
 from gdrepro.metrics import across_seeds, read_metrics, write_metrics
-from gdrepro.paper import Paper, Stage, StageContext
+from gdrepro.paper import Paper, StageContext, stages
 from gdrepro.papers.quantile import method as M
 from gdrepro.papers.quantile.figures import DRAW
 from gdrepro.report import write_table
@@ -341,10 +341,7 @@ def figures(ctx: StageContext) -> None:
         with plotting.figure() as (fig, ax):
             draw(ax, exps=exps, details=details, scores=scores, first=runs[0])
             paths += plotting.save(fig, ctx.figures_dir, name)
-    with tracking.tracked_run("quantile", "summary", ctx.scale, None, {}, "quantile_figures") as run:
-        run.log_artifacts(paths, "figures")
-        run.log_artifacts([ctx.metrics_path])
-        tracking.link_children("quantile", ctx.scale, run)
+    tracking.log_summary("quantile", ctx.scale, paths, [ctx.metrics_path])
 
 
 FIGURES = tuple(DRAW)
@@ -354,12 +351,7 @@ PAPER = Paper(
     title="Smoothed SGD for quantiles: Bahadur representation and Gaussian approximation",
     citation="Chen, Keilbar & Wu (2025), arXiv:2505.13299",
     settings=SETTINGS,
-    stages=(
-        Stage("prepare", prepare),
-        Stage("simulate", simulate, per_seed=True),
-        Stage("evaluate", evaluate),
-        Stage("figures", figures),
-    ),
+    stages=stages(prepare, simulate, evaluate, figures),
     figures=FIGURES,
     datasets={"quantile/truth.csv": build_truth},
 )

@@ -1,0 +1,379 @@
+"""AM-PPO experiments: prepare -> train (one job per seed) -> evaluate -> figures.
+
+One train job runs, for its seed and every env of the scale, each method in ``settings.methods``:
+plain PPO (CleanRL semantics), AM-PPO as in the paper / official code (minibatch-norm gating) and
+AM-PPO with the calibrated full-batch norm at gating; then the saved policies are reloaded and run
+for deterministic evaluation episodes (the "sampling" part), and the throughput of our trainer
+is timed side by side with a CleanRL-style loop (``reference.py``) in the same process.
+Every iteration is checkpointed at ``ctx.checkpoint_path(seed)``; a killed job resumes there.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from gdrepro import checkpoint, plotting, tracking
+from gdrepro.errors import GdreproError
+from gdrepro.metrics import across_seeds, read_metrics, write_metrics
+from gdrepro.paper import Paper, StageContext, stages
+from gdrepro.papers.amppo.figures import DRAW
+from gdrepro.runtime import log, rng, seed_sequence, torch_generator
+
+METHODS = ("ppo", "amppo", "amppo_batchnorm")
+LABELS = {"ppo": "PPO (CleanRL semantics)", "amppo": "AM-PPO (paper: minibatch norm)",
+          "amppo_batchnorm": "AM-PPO (full-batch norm)"}
+DIAG_KEYS = ("clip_fraction", "grad_norm_median", "grad_norm_mean", "ratio_clipfrac", "loss", "v_loss",
+             "alpha", "s_ema", "s_obs", "sat_mb", "sat_batch", "gain_mb", "gain_batch", "corr_mb", "corr_batch")
+POLICY_KEYS = ("w1", "b1", "w2", "b2", "w3", "b3", "logstd", "obs_mean", "obs_var")
+
+
+@dataclass(frozen=True)
+class AMPPOSettings:
+    """Numbers of one scale; scales change these, never the code path."""
+
+    envs: tuple[str, ...]
+    total_steps: int  # env steps per (env, method, seed) run
+    methods: tuple[str, ...] = METHODS
+    num_steps: int = 2048  # rollout length (1 env), CleanRL
+    num_minibatches: int = 32
+    update_epochs: int = 10
+    last_episodes: int = 10  # final return = mean of the last 10 training episodes
+    curve_points: int = 25
+    eval_episodes: int = 5  # deterministic evaluation episodes per trained policy
+    reference_iterations: int = 2  # CleanRL-style iterations timed beside ours (throughput)
+
+    def __post_init__(self) -> None:
+        if not set(self.methods) <= set(METHODS) or "ppo" not in self.methods:
+            raise ValueError(f"methods {self.methods} must include 'ppo' and lie in {METHODS}")
+        if self.total_steps < self.num_steps or self.num_steps % self.num_minibatches:
+            raise ValueError("need total_steps >= num_steps and num_minibatches | num_steps")
+
+    def ppo_config(self):
+        from gdrepro.papers.amppo.method import PPOConfig
+
+        return PPOConfig(num_steps=self.num_steps, num_minibatches=self.num_minibatches,
+                         update_epochs=self.update_epochs)
+
+
+SETTINGS = {
+    "smoke": AMPPOSettings(envs=("Hopper-v5",), total_steps=2048, num_steps=512, num_minibatches=8,
+                           update_epochs=2, curve_points=4, eval_episodes=2, reference_iterations=1),
+    "default": AMPPOSettings(envs=("Hopper-v5",), total_steps=100_000),
+    "paper": AMPPOSettings(envs=("HalfCheetah-v4", "Hopper-v4", "Walker2d-v4"), total_steps=1_000_000,
+                           curve_points=50, eval_episodes=10),
+}
+
+CLEANRL = {"halfcheetah": (1442.6, 46.0), "hopper": (2383.0, 272.0), "walker2d": (2288.0, 572.0)}
+"""CleanRL ppo_continuous_action at 1M steps, 3 seeds, -v4 (its docs): mean, sd."""
+
+
+def env_key(env_id: str) -> str:
+    """``Hopper-v5`` -> ``hopper`` (metric names)."""
+    return env_id.split("-")[0].lower()
+
+
+# --- per-seed training ------------------------------------------------------------------------------
+
+
+def _trainer(s: AMPPOSettings, env_id: str, method: str, seed: int):
+    from gdrepro.papers.amppo import method as M
+
+    return M.PPOTrainer(env_id, s.total_steps, M.make_transform(method), s.ppo_config(),
+                        rng("amppo", "run", env_id, method, seed),
+                        torch_generator("amppo", "init", env_id, seed),  # same init for every method
+                        int(seed_sequence("amppo", "env", env_id, seed).generate_state(1)[0] % 2**31))
+
+
+def _curve(episodes: np.ndarray, grid: np.ndarray, last: int) -> np.ndarray:
+    """Mean return of the last ``last`` episodes finished by each grid step (nan before the first)."""
+    out = np.full(len(grid), np.nan)
+    for i, g in enumerate(grid):
+        done = episodes[episodes[:, 0] <= g]
+        if len(done):
+            out[i] = done[-last:, 1].mean()
+    return out
+
+
+def _invariants(trainer, s: AMPPOSettings) -> dict[str, float]:
+    """Claim 3 on the run's last advantage batch: sign kept, |A_mod| <= kappa |A|, frozen pass is pure."""
+    tf = trainer.transform
+    adv = trainer.last_adv.reshape(s.num_minibatches, -1)
+    before = tf.state_dict()
+    mod = tf.gate(adv)
+    nz = adv != 0
+    return {
+        "inv_sign_mismatch": float((np.sign(mod.numpy()) != np.sign(adv.numpy()))[nz.numpy()].sum()),
+        "inv_bound_excess": float(max(0.0, float((mod.abs() - tf.cfg.kappa * adv.abs()).max()))),
+        "inv_frozen_change": float(sum(abs(before[k] - tf.state_dict()[k]) for k in ("alpha", "s_ema"))),
+    }
+
+
+def _run_method(ctx: StageContext, env_id: str, method: str, state: dict) -> dict[str, np.ndarray]:
+    """Train one (env, method) run, resuming from ``state["trainer"]`` when present."""
+    from gdrepro.papers.amppo import method as M
+
+    s: AMPPOSettings = ctx.settings
+    trainer = _trainer(s, env_id, method, ctx.seed)
+    diags: list[dict] = []
+    seconds = 0.0
+    if state.get("current") == (env_id, method):
+        trainer.load_state_dict(state["trainer"])
+        diags, seconds = state["diags"], state["seconds"]
+        log(f"seed {ctx.seed} {env_id} {method}: resumed at iteration {trainer.iteration}/{trainer.num_iterations}")
+    while trainer.iteration < trainer.num_iterations:
+        start = time.perf_counter()
+        try:
+            diag = trainer.iterate()
+        except M.NonFiniteError as error:
+            raise GdreproError(f"amppo {env_id} {method} seed {ctx.seed}: {error}; run stopped") from error
+        seconds += time.perf_counter() - start
+        diags.append(diag)
+        state.update(current=(env_id, method), trainer=trainer.state_dict(), diags=diags, seconds=seconds)
+        checkpoint.save(ctx.checkpoint_path(ctx.seed), state)
+        if trainer.iteration % max(1, trainer.num_iterations // 5) == 0:
+            ep = trainer.episodes[-s.last_episodes:]
+            log(f"seed {ctx.seed} {env_id} {method}: iter {trainer.iteration}/{trainer.num_iterations}, "
+                f"return {np.mean([e[1] for e in ep]) if ep else float('nan'):.1f}, "
+                f"clip {diag['clip_fraction']:.2f}" + (f", alpha {diag['alpha']:.1f}, sat_mb {diag['sat_mb']:.2f}"
+                                                       if "alpha" in diag else ""))
+    episodes = np.array(trainer.episodes, dtype=float).reshape(-1, 3)
+    grid = np.linspace(0, trainer.global_step, s.curve_points + 1)[1:]
+    out = {
+        "episodes": episodes,
+        "grid": grid,
+        "curve": _curve(episodes, grid, s.last_episodes),
+        "final_return": np.array(episodes[-s.last_episodes:, 1].mean() if len(episodes) else np.nan),
+        "steps_per_second": np.array(trainer.global_step / max(seconds, 1e-9)),
+    }
+    out |= {f"diag_{k}": np.array([d.get(k, np.nan) for d in diags]) for k in DIAG_KEYS}
+    out |= {f"policy_{k}": v for k, v in trainer.policy().items()}
+    if method != "ppo":
+        out |= {k: np.array(v) for k, v in _invariants(trainer, s).items()}
+    return out
+
+
+def load_policy(run: dict[str, np.ndarray], env_id: str, method: str) -> dict[str, np.ndarray]:
+    """The saved policy of (env, method) from a run file's arrays."""
+    return {k: run[f"{env_id}__{method}__policy_{k}"] for k in POLICY_KEYS}
+
+
+def throughput(s: AMPPOSettings, env_id: str, seed: int) -> dict[str, np.ndarray]:
+    """Env steps per second of our PPO and of the CleanRL-style loop, interleaved, same process."""
+    if s.reference_iterations < 1:
+        return {}
+    from gdrepro.papers.amppo.reference import CleanRLStyle
+
+    ref = CleanRLStyle(env_id, s.ppo_config(), seed)
+    ours = _trainer(s, env_id, "ppo", seed)
+    t_ref = t_ours = 0.0
+    for _ in range(s.reference_iterations):
+        start = time.perf_counter()
+        ref.iterate()
+        t_ref += time.perf_counter() - start
+        start = time.perf_counter()
+        ours.iterate()
+        t_ours += time.perf_counter() - start
+    steps = s.reference_iterations * s.num_steps
+    return {"tp_ours": np.array(steps / t_ours), "tp_cleanrl_style": np.array(steps / t_ref)}
+
+
+def train(ctx: StageContext) -> None:
+    """Every (env, method) run of this seed, checkpointed per iteration; evaluation; throughput."""
+    from gdrepro.papers.amppo import method as M
+
+    s: AMPPOSettings = ctx.settings
+    path = ctx.checkpoint_path(ctx.seed)
+    state = checkpoint.load(path) or {}
+    if state.get("stamp") != ctx.stamp:
+        state = {"stamp": ctx.stamp, "done": {}}
+    arrays: dict[str, np.ndarray] = {}
+    for env_id in s.envs:
+        for method in s.methods:
+            key = f"{env_id}__{method}"
+            if key not in state["done"]:
+                with tracking.tracked_run("amppo", method, ctx.scale, ctx.seed, asdict(s) | {"env": env_id},
+                                          "amppo_train") as run:
+                    result = _run_method(ctx, env_id, method, state)
+                    run.log_curve(f"{env_id}.return", result["grid"].astype(int), np.nan_to_num(result["curve"]))
+                    run.log_metrics({f"{env_id}.final_return": float(result["final_return"]),
+                                     f"{env_id}.clip_fraction": float(np.mean(result["diag_clip_fraction"]))})
+                state["done"][key] = result
+                state.pop("trainer", None)
+                state["current"] = None
+                checkpoint.save(path, state)
+            result = state["done"][key]
+            arrays |= {f"{key}__{k}": v for k, v in result.items()}
+    # sampling: reload each saved policy and run deterministic evaluation episodes
+    for env_id in s.envs:
+        for method in s.methods:
+            returns, _ = M.evaluate_policy(load_policy(arrays, env_id, method), env_id, s.eval_episodes,
+                                           seed=10_000 + 100 * ctx.seed)
+            arrays[f"{env_id}__{method}__eval_returns"] = returns
+            log(f"seed {ctx.seed} {env_id} {method}: final {float(arrays[f'{env_id}__{method}__final_return']):.1f}, "
+                f"deterministic eval {returns.mean():.1f}")
+    for env_id in s.envs:
+        arrays |= {f"{env_id}__{k}": v for k, v in throughput(s, env_id, ctx.seed).items()}
+    ctx.write_run(arrays)
+    path.unlink(missing_ok=True)  # finished: a later run (new code or settings) starts afresh
+
+
+# --- evaluate -----------------------------------------------------------------------------------------
+
+
+def compute_metrics(run: dict) -> dict[str, float]:
+    """The numbers the claims read, from one seed's run (or the pooled run: mean over seeds)."""
+    m: dict[str, float] = {}
+    envs = sorted({k.split("__")[0] for k in run if k.endswith("__final_return")})
+    for env_id in envs:
+        e = env_key(env_id)
+        methods = [x for x in METHODS if f"{env_id}__{x}__final_return" in run]
+        for x in methods:
+            r = lambda k: run[f"{env_id}__{x}__{k}"]  # noqa: E731
+            m[f"final_return_{e}_{x}"] = float(r("final_return"))
+            m[f"eval_return_{e}_{x}"] = float(np.mean(r("eval_returns")))
+            m[f"clip_fraction_{e}_{x}"] = float(np.mean(r("diag_clip_fraction")))
+            m[f"grad_norm_{e}_{x}"] = float(np.median(r("diag_grad_norm_median")))
+        base = lambda k: run[f"{env_id}__ppo__{k}"]  # noqa: E731
+        for x in methods[1:]:
+            r = lambda k: run[f"{env_id}__{x}__{k}"]  # noqa: E731
+            suffix = "" if x == "amppo" else "_batchnorm"
+            m[f"return_ratio_{e}{suffix}"] = float(r("final_return") / base("final_return"))
+            m[f"clip_fraction_diff_{e}{suffix}"] = float(np.mean(r("diag_clip_fraction")) - np.mean(base("diag_clip_fraction")))
+            m[f"grad_norm_ratio_{e}{suffix}"] = float(np.median(r("diag_grad_norm_median")) / np.median(base("diag_grad_norm_median")))
+            half = slice(len(r("diag_alpha")) // 2, None)  # second half of training: the controller has settled
+            for d in ("alpha", "s_ema", "sat_mb", "sat_batch", "gain_mb", "gain_batch", "corr_mb", "corr_batch"):
+                m[f"{d}_{e}{suffix}"] = float(np.mean(r(f"diag_{d}")[half]))
+            for inv in ("inv_sign_mismatch", "inv_bound_excess", "inv_frozen_change"):
+                m[inv] = max(m.get(inv, 0.0), float(r(inv)))
+    return m
+
+
+def _pool(runs: list[dict]) -> dict:
+    """Mean over seeds of equal-shape arrays; invariant violations: the max."""
+    pooled = {}
+    for k in runs[0]:
+        if k.endswith("__episodes") or "__policy_" in k:
+            continue
+        if k.rsplit("__", 1)[-1].startswith("inv_"):
+            pooled[k] = np.max([r[k] for r in runs])
+        else:
+            pooled[k] = np.mean([r[k] for r in runs], axis=0)
+    return pooled
+
+
+def _json_list(x) -> list[float | None]:
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(x, dtype=float).ravel()]
+
+
+def evaluate(ctx: StageContext) -> None:
+    s: AMPPOSettings = ctx.settings
+    runs = [ctx.read_run(seed) for seed in ctx.seeds]
+    pooled = _pool(runs)
+    # pooled = mean over seeds, so a pooled ratio is a ratio of seed means (per_seed: per-seed ratios)
+    metrics = across_seeds(compute_metrics, runs, pooled)
+    curves, diags = {}, {}
+    for env_id in s.envs:
+        for x in s.methods:
+            key = f"{env_id}__{x}"
+            curves[key] = {"steps": _json_list(runs[0][f"{key}__grid"]),
+                           "mean": _json_list(np.mean([r[f"{key}__curve"] for r in runs], axis=0)),
+                           "sd": _json_list(np.std([r[f"{key}__curve"] for r in runs], axis=0, ddof=1)
+                                            if len(runs) > 1 else np.zeros(s.curve_points)),
+                           "eval_per_seed": _json_list([np.mean(r[f"{key}__eval_returns"]) for r in runs]),
+                           "final_per_seed": _json_list([r[f"{key}__final_return"] for r in runs])}
+            diags[key] = {d: {"mean": _json_list(np.mean([r[f"{key}__diag_{d}"] for r in runs], axis=0)),
+                              "sd": _json_list(np.std([r[f"{key}__diag_{d}"] for r in runs], axis=0))}
+                          for d in ("clip_fraction", "grad_norm_median", "alpha", "s_ema", "sat_mb", "sat_batch",
+                                    "corr_mb", "corr_batch")}
+    details = {"curves": curves, "diagnostics": diags, "cleanrl": CLEANRL,
+               "am": {"p_star": 0.10, "tau": 1.25, "kappa": 2.0}, "max_grad_norm": 0.5}
+    performance = {}
+    for env_id in s.envs:
+        e = env_key(env_id)
+        for x in s.methods:
+            performance[f"train_steps_per_second_{e}_{x}"] = float(np.mean([r[f"{env_id}__{x}__steps_per_second"] for r in runs]))
+        if f"{env_id}__tp_ours" in runs[0]:
+            ours = float(np.mean([r[f"{env_id}__tp_ours"] for r in runs]))
+            ref = float(np.mean([r[f"{env_id}__tp_cleanrl_style"] for r in runs]))
+            performance |= {f"steps_per_second_ours_{e}": ours, f"steps_per_second_cleanrl_style_{e}": ref,
+                            f"speedup_vs_cleanrl_style_{e}": ours / ref,
+                            f"speedup_vs_cleanrl_style_{e}_per_seed": [float(r[f"{env_id}__tp_ours"] / r[f"{env_id}__tp_cleanrl_style"]) for r in runs]}
+    write_metrics(ctx, metrics, details, performance)
+    log(f"wrote {ctx.metrics_path}")
+
+
+# --- figures -----------------------------------------------------------------------------------------
+
+
+def render_rollout(policy: dict[str, np.ndarray], env_id: str, path, frames: int = 200) -> bool:
+    """Render a deterministic rollout of ``policy`` to a GIF when a MuJoCo renderer is available.
+
+    Needs ``MUJOCO_GL`` (egl, osmesa or glfw); returns False, having written nothing, otherwise.
+    """
+    if os.environ.get("MUJOCO_GL", "").lower() not in ("egl", "osmesa", "glfw"):
+        log("no MUJOCO_GL renderer configured (egl/osmesa); skipping the rollout GIF")
+        return False
+    from gdrepro.papers.amppo.method import evaluate_policy
+
+    try:
+        _, images = evaluate_policy(policy, env_id, 1, seed=0, render=True)
+        from PIL import Image
+
+        pics = [Image.fromarray(f) for f in images[:frames]]
+        pics[0].save(path, save_all=True, append_images=pics[1:], duration=40, loop=0)
+    except Exception as error:  # a missing GL library must not fail the figures
+        log(f"rendering unavailable ({type(error).__name__}: {error}); skipping the rollout GIF")
+        return False
+    log(f"wrote {path}")
+    return True
+
+
+def figures(ctx: StageContext) -> None:
+    """The figures of ``figures.DRAW`` from metrics.json, and a rollout GIF when a renderer exists."""
+    metrics = read_metrics(ctx.metrics_path)
+    s: AMPPOSettings = ctx.settings
+    paths = []
+    for name, draw in DRAW.items():
+        n = len(s.envs)
+        with plotting.figure(1, n, figsize=(5.0 * n, 3.4), squeeze=False) as (fig, axes):
+            draw(axes[0], metrics=metrics, envs=s.envs, methods=s.methods, labels=LABELS, key=env_key)
+            paths += plotting.save(fig, ctx.figures_dir, name)
+    run0 = ctx.read_run(ctx.seeds[0])
+    gif = ctx.figures_dir / "rollout_amppo.gif"
+    if render_rollout(load_policy(run0, s.envs[0], "amppo"), s.envs[0], gif):
+        paths.append(gif)
+    tracking.log_summary("amppo", ctx.scale, paths, [ctx.metrics_path])
+
+
+def prepare(ctx: StageContext) -> None:
+    """Check that every env builds (gymnasium[mujoco]); record the design."""
+    from gdrepro.papers.amppo.method import make_env
+
+    shapes = {}
+    for env_id in ctx.settings.envs:
+        try:
+            env = make_env(env_id)
+        except Exception as error:
+            raise GdreproError(f"cannot build {env_id} ({type(error).__name__}: {error}); "
+                               "install gymnasium[mujoco] (pip install 'gymnasium[mujoco]')") from error
+        shapes[env_id] = {"obs": env.observation_space.shape[0], "act": env.action_space.shape[0]}
+        env.close()
+    s = ctx.settings
+    ctx.write_prepared({"envs": shapes, "methods": list(s.methods),
+                        "iterations": s.total_steps // s.num_steps, "steps_per_run": s.total_steps // s.num_steps * s.num_steps})
+
+
+FIGURES = tuple(DRAW)
+
+PAPER = Paper(
+    slug="amppo",
+    title="AM-PPO: (Advantage) Alpha-Modulation with Proximal Policy Optimization",
+    citation="Sane (2025), arXiv:2505.15514",
+    settings=SETTINGS,
+    stages=stages(prepare, train, evaluate, figures),
+    figures=FIGURES,
+)

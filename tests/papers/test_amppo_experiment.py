@@ -1,0 +1,102 @@
+"""AM-PPO experiment: an interrupted train job resumes from its checkpoint and ends where an
+uninterrupted one does; metrics on a hand-made run; the renderer skips cleanly; prepare errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from gdrepro.errors import GdreproError
+from gdrepro.paper import StageContext
+from gdrepro.papers.amppo import experiment as E
+
+torch.set_num_threads(1)
+TINY = dataclasses.replace(E.SETTINGS["smoke"], total_steps=384, num_steps=128, num_minibatches=2, update_epochs=1,
+                           methods=("ppo", "amppo"), eval_episodes=1, reference_iterations=0, curve_points=3)
+
+
+def _ctx(out, seed: int = 0, settings=TINY) -> StageContext:
+    return StageContext("amppo", "smoke", settings, (0,), out, out / "data", seed)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_train_resumes_at_the_last_iteration_and_matches(tmp_path, monkeypatch):
+    E.train(_ctx(tmp_path / "straight"))
+    straight = _ctx(tmp_path / "straight").read_run(0)
+    assert not _ctx(tmp_path / "straight").checkpoint_path(0).exists()  # removed once the run is written
+
+    save, calls = E.checkpoint.save, []
+
+    def killed_after_four(path, state):  # 3 ppo iterations + "ppo done" + 1 amppo iteration, then killed
+        save(path, state)
+        calls.append(state.get("current"))
+        if len(calls) == 5:
+            raise Interrupt
+
+    ctx = _ctx(tmp_path / "resumed")
+    monkeypatch.setattr(E.checkpoint, "save", killed_after_four)
+    with pytest.raises(Interrupt):
+        E.train(ctx)
+    state = E.checkpoint.load(ctx.checkpoint_path(0))
+    assert list(state["done"]) == ["Hopper-v5__ppo"] and state["trainer"]["iteration"] == 1
+    iterations = []
+    monkeypatch.setattr(E.checkpoint, "save", lambda p, s: (iterations.append(s.get("current")), save(p, s)))
+    E.train(ctx)
+    assert iterations.count(("Hopper-v5", "amppo")) == 2  # only the two unfinished iterations were run
+    resumed = ctx.read_run(0)
+    assert set(resumed) == set(straight)
+    for k in straight:
+        if not k.endswith("steps_per_second"):
+            np.testing.assert_array_equal(resumed[k], straight[k], err_msg=k)
+
+
+def test_metrics_of_a_hand_made_run():
+    run = {}
+    for x, final, clip, norm in (("ppo", 100.0, 1.0, 2.0), ("amppo", 90.0, 0.5, 1.0)):
+        key = f"Hopper-v5__{x}__"
+        run |= {key + "final_return": np.array(final), key + "eval_returns": np.array([final, final + 2]),
+                key + "diag_clip_fraction": np.full(4, clip), key + "diag_grad_norm_median": np.full(4, norm)}
+        if x == "amppo":
+            run |= {key + f"diag_{d}": np.array([0.0, 0.0, 1.0, 3.0]) for d in
+                    ("alpha", "s_ema", "sat_mb", "sat_batch", "gain_mb", "gain_batch", "corr_mb", "corr_batch")}
+            run |= {key + "inv_sign_mismatch": np.array(0.0), key + "inv_bound_excess": np.array(0.0),
+                    key + "inv_frozen_change": np.array(0.0)}
+    m = E.compute_metrics(run)
+    assert m["return_ratio_hopper"] == pytest.approx(0.9)
+    assert m["clip_fraction_diff_hopper"] == pytest.approx(-0.5)
+    assert m["grad_norm_ratio_hopper"] == pytest.approx(0.5)
+    assert m["sat_mb_hopper"] == pytest.approx(2.0)  # second half of training only
+    assert m["eval_return_hopper_ppo"] == pytest.approx(101.0)
+
+
+def test_episode_curve_uses_the_last_episodes_finished_by_each_step():
+    episodes = np.array([[10, 1.0, 10], [20, 3.0, 10], [40, 5.0, 20]])
+    curve = E._curve(episodes, np.array([5, 20, 40]), last=2)
+    assert np.isnan(curve[0]) and curve[1] == 2.0 and curve[2] == 4.0
+
+
+def test_render_skips_cleanly_without_a_renderer(tmp_path, monkeypatch):
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    assert E.render_rollout({}, "Hopper-v5", tmp_path / "x.gif") is False
+    assert not (tmp_path / "x.gif").exists()
+
+
+def test_prepare_names_the_missing_environment(tmp_path):
+    bad = dataclasses.replace(TINY, envs=("NoSuchEnv-v9",))
+    with pytest.raises(GdreproError, match="gymnasium\\[mujoco\\]"):
+        E.prepare(_ctx(tmp_path, settings=bad))
+
+
+def test_scales_keep_cleanrl_hyperparameters_at_default_and_paper():
+    for scale in ("default", "paper"):
+        c = E.SETTINGS[scale].ppo_config()
+        assert (c.num_steps, c.num_minibatches, c.update_epochs, c.learning_rate, c.max_grad_norm) == (
+            2048, 32, 10, 3e-4, 0.5)
+    assert E.SETTINGS["paper"].total_steps == 1_000_000
+    assert {E.env_key(e) for e in E.SETTINGS["paper"].envs} == {"halfcheetah", "hopper", "walker2d"}
