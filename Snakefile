@@ -30,6 +30,8 @@ include: "workflow/rules/aacbr.smk"
 include: "workflow/rules/dptrunc.smk"
 include: "workflow/rules/localpl.smk"
 include: "workflow/rules/amppo.smk"
+include: "workflow/rules/clu.smk"
+include: "workflow/rules/grokking.smk"
 include: "workflow/rules/traffic.smk"
 include: "workflow/rules/report.smk"
 

@@ -1,4 +1,4 @@
-"""Shared datasets and networks: the CIFAR loader on tiny stand-ins in the public pickle format,
+"""Shared datasets and networks: the CIFAR and TinyImageNet loaders on tiny stand-ins in their public formats,
 MNIST-1D generated in code, the ResNet-18's size."""
 
 from __future__ import annotations
@@ -55,3 +55,39 @@ def test_resnet18_shapes_and_size():
     net = ResNet18(classes=100)
     assert sum(p.numel() for p in net.parameters()) == pytest.approx(11.2e6, rel=0.02)
     assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 100)
+
+
+def _write_tiny_imagenet(root, classes: int = 5, per_class: int = 3, val: int = 2) -> list[str]:
+    from PIL import Image
+
+    base = root / "tiny-imagenet-200"
+    wnids = [f"n{i:08d}" for i in range(classes)]
+    (base / "val" / "images").mkdir(parents=True)
+    (base / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    rng = np.random.default_rng(0)
+    lines = []
+    for c, w in enumerate(wnids):
+        folder = base / "train" / w / "images"
+        folder.mkdir(parents=True)
+        for k in range(per_class):
+            Image.fromarray(np.full((64, 64, 3), 10 * c + k, np.uint8)).save(folder / f"{w}_{k}.JPEG", quality=100)
+        for k in range(val):
+            name = f"val_{c}_{k}.JPEG"
+            Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(base / "val" / "images" / name)
+            lines.append(f"{name}\t{w}\t0\t0\t63\t63")
+    (base / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+    return wnids
+
+
+def test_tiny_imagenet_loader_reads_the_folder_layout(tmp_path):
+    _write_tiny_imagenet(tmp_path)
+    d = datasets.tiny_imagenet(tmp_path)
+    assert d["x"].shape == (15, 3, 64, 64) and d["x"].dtype == np.uint8
+    assert d["y"].tolist() == [c for c in range(5) for _ in range(3)]
+    assert d["x_test"].shape == (10, 3, 64, 64) and d["y_test"].tolist() == [c for c in range(5) for _ in range(2)]
+    assert abs(int(d["x"][4, 0, 10, 10]) - 11) <= 2  # class 1, image 1: grey level 11 (JPEG, quality 100)
+
+
+def test_a_missing_tiny_imagenet_says_where_to_download_it(tmp_path):
+    with pytest.raises(GdreproError, match="tiny-imagenet-200.zip"):
+        datasets.tiny_imagenet(tmp_path)

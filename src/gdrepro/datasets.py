@@ -1,7 +1,7 @@
 """Public datasets shared by several papers.
 
 MNIST-1D is generated in code (the ``mnist1d`` package, never its download path). The paper-scale
-sets (CIFAR-10/100, ...) are read from a folder the user supplies, ``GDREPRO_EXTERNAL_DATA``
+sets (CIFAR-10/100, TinyImageNet, ...) are read from a folder the user supplies, ``GDREPRO_EXTERNAL_DATA``
 (default ``./external``, ignored by git) or a paper's ``data_root`` setting; a missing one is a
 one-line GdreproError that says where to download it. Loaders return ``{"x", "y", "x_test",
 "y_test"}`` numpy arrays.
@@ -80,3 +80,37 @@ def cifar(name: str, root: Path) -> dict[str, np.ndarray]:
     return {"x": x, "y": y, "x_test": x_test, "y_test": y_test}
 
 
+TINY_HELP = ("download http://cs231n.stanford.edu/tiny-imagenet-200.zip and unzip it into {root} "
+             "(giving {root}/tiny-imagenet-200/), or set GDREPRO_EXTERNAL_DATA to the folder that holds it")
+
+
+def tiny_imagenet(root: Path) -> dict[str, np.ndarray]:
+    """TinyImageNet from the tiny-imagenet-200 layout: ``wnids.txt``, ``train/<wnid>/images/*.JPEG``
+    and ``val/images/*.JPEG`` labelled by ``val/val_annotations.txt`` (the validation split serves as
+    test set, as is usual). x: uint8 (n, 3, 64, 64); labels follow the order of wnids.txt."""
+    from PIL import Image
+
+    base = Path(root) / "tiny-imagenet-200"
+    if not (base / "wnids.txt").exists() or not (base / "val" / "val_annotations.txt").exists():
+        raise GdreproError(f"tinyimagenet: missing {base}/wnids.txt or val/val_annotations.txt; "
+                           + TINY_HELP.format(root=root))
+    wnids = [w.strip() for w in (base / "wnids.txt").read_text().split() if w.strip()]
+    label = {w: i for i, w in enumerate(wnids)}
+
+    def read(paths: list[Path]) -> np.ndarray:
+        out = np.zeros((len(paths), 3, 64, 64), dtype=np.uint8)
+        for i, p in enumerate(paths):
+            with Image.open(p) as im:
+                out[i] = np.asarray(im.convert("RGB").resize((64, 64))).transpose(2, 0, 1)
+        return out
+
+    train = [(p, label[w]) for w in wnids for p in sorted((base / "train" / w / "images").glob("*.JPEG"))]
+    val = []
+    for line in (base / "val" / "val_annotations.txt").read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[1] in label:
+            val.append((base / "val" / "images" / parts[0], label[parts[1]]))
+    if not train or not val:
+        raise GdreproError(f"tinyimagenet: no images under {base}/train or {base}/val; " + TINY_HELP.format(root=root))
+    return {"x": read([p for p, _ in train]), "y": np.array([c for _, c in train], dtype=np.int64),
+            "x_test": read([p for p, _ in val]), "y_test": np.array([c for _, c in val], dtype=np.int64)}

@@ -146,6 +146,8 @@ class Run:
         self._pending: list = []
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        if self.run_id is None:  # tracking off or unavailable: not even the import
+            return
         from mlflow.entities import Metric
 
         stamp = int(time.time() * 1000)

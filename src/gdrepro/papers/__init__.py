@@ -13,7 +13,9 @@ from pathlib import Path
 from gdrepro.errors import GdreproError
 from gdrepro.paper import Paper
 
-SLUGS: tuple[str, ...] = ("quantile", "ko", "dptrunc", "psgla", "aacbr", "localpl", "amppo", "traffic")
+SLUGS: tuple[str, ...] = (
+    "quantile", "localpl", "dptrunc", "psgla", "ko", "aacbr", "amppo", "traffic", "grokking", "clu",
+)
 
 
 def get(slug: str) -> Paper:

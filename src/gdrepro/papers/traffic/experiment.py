@@ -452,4 +452,5 @@ PAPER = Paper(
     settings=SETTINGS,
     stages=stages(prepare, train, evaluate, figures),
     figures=tuple(DRAW),
+    brief={"macro_iters": 200, "micro_iters": 100},
 )

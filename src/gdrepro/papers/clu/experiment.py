@@ -1,0 +1,380 @@
+"""UG-CLU experiments: prepare -> train (one job per seed) -> evaluate -> figures.
+
+Per seed and dataset, the three request sequences of ``method.SCENARIOS`` are run; inside a
+scenario every approximate method (baselines, UG-CLU, its ablations) trains in one stacked model
+from the same initialisation, and Retrain (the oracle) for every request of every scenario is one
+stacked run. After each request every model is evaluated: remaining-test, new-task, forget-train
+and forget-test accuracy, per-task accuracy (for backward transfer) and an entropy MIA on D_U.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from gdrepro import datasets, plotting, tracking
+from gdrepro.errors import GdreproError
+from gdrepro.metrics import across_seeds, read_metrics, write_metrics
+from gdrepro.paper import Paper, StageContext, stages
+from gdrepro.papers.clu import method as M
+from gdrepro.papers.clu.figures import DRAW
+from gdrepro.report import write_table
+from gdrepro.runtime import device, log, rng, torch_generator
+
+DATASETS = ("mnist1d", "cifar10", "tinyimagenet")
+ORDER = ("retrain", *M.APPROXIMATE)
+STATS = ("rem_final", "rem_u", "new", "fgt_train", "fgt_test", "mia", "aa", "bwt")
+GAP_STATS = ("rem_u", "new", "fgt_train", "fgt_test", "mia")
+
+
+@dataclass(frozen=True)
+class CLUSettings:
+    """Numbers of one scale; scales change these, never the code path."""
+
+    datasets: tuple[str, ...] = ("mnist1d",)
+    mnist_samples: int = 5000
+    hidden: int = 128
+    batch: int = 64
+    learn_lr: float = 0.05
+    unlearn_lr: float = 0.01
+    learn_steps: int = 200
+    unlearn_steps: int = 100
+    retrain_steps: int = 800
+    forget_every: int = 5
+    forget_alpha: float = 25.0
+    clip: float = 7.0
+    lam: float = 0.5
+    gamma: float = 1.0
+    ewc_lambda: float = 100.0
+    memory_per_class: int = 100
+    fisher_batches: int = 20
+    mia_samples: int = 1000
+    resnet_width: int = 64  # paper scale: ResNet-18 base width
+    data_root: str = ""  # paper scale: folder with cifar-10-batches-py/ and tiny-imagenet-200/
+
+    def __post_init__(self) -> None:
+        if not self.datasets or set(self.datasets) - set(DATASETS):
+            raise ValueError(f"datasets={self.datasets} must be a non-empty subset of {DATASETS}")
+        if min(self.learn_steps, self.unlearn_steps, self.retrain_steps, self.batch, self.forget_every) < 1:
+            raise ValueError("steps, batch and forget_every must be positive")
+
+    def hparams(self) -> M.HParams:
+        return M.HParams(batch=self.batch, learn_lr=self.learn_lr, unlearn_lr=self.unlearn_lr,
+                         learn_steps=self.learn_steps, unlearn_steps=self.unlearn_steps, retrain_steps=self.retrain_steps,
+                         forget_every=self.forget_every, forget_alpha=self.forget_alpha, clip=self.clip, lam=self.lam,
+                         gamma=self.gamma, ewc_lambda=self.ewc_lambda,
+                         memory_per_class=self.memory_per_class,
+                         fisher_batches=self.fisher_batches)
+
+
+SETTINGS = {
+    "smoke": CLUSettings(mnist_samples=1000, hidden=32, learn_steps=20, unlearn_steps=30, retrain_steps=80,
+                         memory_per_class=30, fisher_batches=3, mia_samples=150),
+    "default": CLUSettings(),
+    # CIFAR-10 (5 tasks x 2 classes) and TinyImageNet (5 tasks x 40 classes), ResNet-18; SFR-on's
+    # unlearning numbers (lr 0.01, alpha 25, forget every 5, clip 7); 1500 unlearning iterations.
+    "paper": CLUSettings(datasets=("cifar10", "tinyimagenet"), batch=128, learn_lr=0.1, learn_steps=3900,
+                         unlearn_steps=1500, retrain_steps=15_600, memory_per_class=200, fisher_batches=40,
+                         mia_samples=5000),
+}
+
+
+# --- data and models ------------------------------------------------------------------------------
+
+
+def load(dataset: str, s: CLUSettings, dev: str) -> dict:
+    """Tensors on ``dev`` and a per-batch transform (uint8 images -> normalised floats)."""
+    if dataset == "mnist1d":
+        raw = datasets.mnist1d(s.mnist_samples)
+        transform = None
+    else:
+        root = datasets.external_root(s.data_root)
+        raw = datasets.cifar("cifar10", root) if dataset == "cifar10" else datasets.tiny_imagenet(root)
+        mean = torch.as_tensor(raw["x"].reshape(len(raw["x"]), 3, -1).mean((0, 2)) / 255, dtype=torch.float32, device=dev)
+        std = torch.as_tensor(raw["x"].reshape(len(raw["x"]), 3, -1).std((0, 2)) / 255, dtype=torch.float32, device=dev)
+
+        def transform(xb: torch.Tensor) -> torch.Tensor:
+            shape = [1] * (xb.dim() - 3) + [3, 1, 1]
+            return (xb.float() / 255 - mean.view(shape)) / std.view(shape)
+
+    n_classes = int(raw["y"].max()) + 1
+    return {"x": torch.as_tensor(raw["x"], device=dev), "y": torch.as_tensor(raw["y"], device=dev),
+            "x_test": torch.as_tensor(raw["x_test"], device=dev), "y_test": raw["y_test"], "y_train": raw["y"],
+            "n_classes": n_classes, "cpt": n_classes // 5, "transform": transform}
+
+
+def stacked_model(dataset: str, n_models: int, s: CLUSettings, d: dict, g: torch.Generator, dev: str):
+    if dataset == "mnist1d":
+        return M.StackedMLP(n_models, (d["x"].shape[1], s.hidden, s.hidden, d["n_classes"]), g, dev)
+    from gdrepro.nn import ResNet18
+
+    return M.StackedModule(lambda: ResNet18(d["n_classes"], width=s.resnet_width), n_models, g, dev)
+
+
+# --- one seed ---------------------------------------------------------------------------------------
+
+
+def _evaluate_request(probs_test, probs_train, d, held_classes, held, info, request, cpt, mia_n, key) -> dict:
+    """Every per-request number for the M models of (M, N, C) probabilities."""
+    yt, ytr = d["y_test"], d["y_train"]
+    n_models = probs_test.shape[0]
+    held_test = np.isin(yt, sorted(held_classes))
+    out = {"rem": M.accuracy(probs_test, yt, held_test)}
+    nan = np.full(n_models, np.nan)
+    out["new"] = M.accuracy(probs_test, yt, np.isin(yt, list(range(request.task * cpt, (request.task + 1) * cpt)))) \
+        if request.kind == "learn" else nan
+    forget = info["forget"]
+    out["fgt_train"] = M.accuracy(probs_train[:, forget], ytr[forget], np.ones(len(forget), bool)) if len(forget) else nan
+    gone = sorted(set(np.unique(ytr[forget]).tolist()) - set(held_classes)) if len(forget) else []
+    out["fgt_test"] = M.accuracy(probs_test, yt, np.isin(yt, gone)) if gone else nan
+    out["task_acc"] = np.stack([M.accuracy(probs_test, yt, np.isin(yt, list(range(t * cpt, (t + 1) * cpt))))
+                                for t in range(5)], 1)
+    if len(forget):
+        r = rng("clu", "mia", *key)
+        members = r.choice(np.flatnonzero(held), min(mia_n, int(held.sum())), replace=False)
+        nonmembers = np.flatnonzero(held_test)
+        nonmembers = r.choice(nonmembers, min(mia_n, len(nonmembers)), replace=False)
+        ent_tr, ent_te = M.entropy(probs_train), M.entropy(probs_test)
+        out["mia"] = np.array([M.entropy_mia(ent_tr[m, members], ent_te[m, nonmembers], ent_tr[m, forget], seed=int(m))
+                               for m in range(n_models)])
+    else:
+        out["mia"] = nan
+    return out
+
+
+def run_dataset(dataset: str, s: CLUSettings, seed: int, dev: str, run) -> dict[str, np.ndarray]:
+    """All scenarios of one dataset and seed; arrays keyed ``<scenario>__<quantity>``, model axis ORDER."""
+    d = load(dataset, s, dev)
+    hp = s.hparams()
+    methods = list(M.METHODS.values())
+    arrays, retrain_sets, retrain_where = {}, [], []
+    for scen in M.SCENARIOS:
+        requests = M.scenario(scen, 5, d["cpt"])
+        g = torch_generator("clu", dataset, scen, "batches", seed, device="cpu")
+        model = stacked_model(dataset, len(methods), s, d, torch_generator("clu", dataset, "init", seed), dev)
+        with torch.no_grad():  # one initialisation shared by every method
+            for p in model.params:
+                p.copy_(p[:1].expand_as(p))
+            if hasattr(model, "buffers"):
+                model.buffers = [{k: v.clone() for k, v in model.buffers[0].items()} for _ in range(len(methods))]
+        learner = M.ContinualUnlearner(model, methods, d["x"], d["y"], d["n_classes"], d["cpt"], hp, g,
+                                       rng("clu", dataset, scen, "requests", seed), d["transform"])
+        rows, seconds, states = [], [], []
+        for r_i, req in enumerate(requests):
+            start = time.perf_counter()
+            info = learner.apply(req)
+            if dev == "cuda":
+                torch.cuda.synchronize()
+            seconds.append(time.perf_counter() - start)
+            held, classes = learner.data.held.copy(), set(learner.data.classes)
+            probs_test = M.predict_proba(model, d["x_test"], transform=d["transform"]).cpu().numpy()
+            probs_train = M.predict_proba(model, d["x"], transform=d["transform"]).cpu().numpy()
+            rows.append(_evaluate_request(probs_test, probs_train, d, classes, held, info, req, d["cpt"],
+                                          s.mia_samples, (dataset, scen, seed, r_i)))
+            states.append((held, classes, info, req))
+            retrain_sets.append(np.flatnonzero(held))
+            retrain_where.append((scen, r_i))
+            log(f"seed {seed} {dataset} {scen} {req.label}: {seconds[-1]:.1f} s, remaining acc "
+                + " ".join(f"{m.name}={v:.0f}" for m, v in zip(methods, rows[-1]["rem"], strict=True)))
+        arrays[f"{scen}__states"] = states  # removed below, used for Retrain's evaluation
+        arrays[f"{scen}__rows"] = rows
+        arrays[f"{scen}__seconds"] = np.array(seconds)
+        run.log_curve(f"{dataset}.{scen}.ugclu_remaining_acc", range(len(rows)),
+                      [row["rem"][methods.index(M.METHODS["ugclu"])] for row in rows])
+    # Retrain: one stacked run for every request of every scenario
+    start = time.perf_counter()
+    oracle = stacked_model(dataset, len(retrain_sets), s, d, torch_generator("clu", dataset, "retrain-init", seed), dev)
+    M.retrain(oracle, d["x"], d["y"], retrain_sets, hp, d["n_classes"],
+              torch_generator("clu", dataset, "retrain-batches", seed), d["transform"])
+    retrain_seconds = time.perf_counter() - start
+    probs_test = M.predict_proba(oracle, d["x_test"], transform=d["transform"]).cpu().numpy()
+    probs_train = M.predict_proba(oracle, d["x"], transform=d["transform"]).cpu().numpy()
+    out = {}
+    for scen in M.SCENARIOS:
+        states, rows = arrays.pop(f"{scen}__states"), arrays.pop(f"{scen}__rows")
+        full = []
+        for r_i, ((held, classes, info, req), row) in enumerate(zip(states, rows, strict=True)):
+            k = retrain_where.index((scen, r_i))
+            oracle_row = _evaluate_request(probs_test[k:k + 1], probs_train[k:k + 1], d, classes, held, info, req,
+                                           d["cpt"], s.mia_samples, (dataset, scen, seed, r_i, "retrain"))
+            full.append({q: np.concatenate([oracle_row[q], row[q]]) for q in row})
+        for q in full[0]:
+            out[f"{scen}__{q}"] = np.stack([f[q] for f in full], 1)  # (models, requests[, tasks])
+        out[f"{scen}__seconds"] = arrays[f"{scen}__seconds"]
+        out[f"{scen}__learned_at"] = np.array([req.task if req.kind == "learn" else -1 for _, _, _, req in states])
+        out[f"{scen}__final_tasks"] = np.array(sorted({c // d["cpt"] for c in states[-1][1]}))
+    out["retrain_seconds_per_request"] = np.array(retrain_seconds / len(retrain_sets))
+    return out
+
+
+# --- stages -------------------------------------------------------------------------------------------
+
+
+def prepare(ctx: StageContext) -> None:
+    """The request sequences and methods of this scale; at paper scale, check the datasets are present."""
+    s: CLUSettings = ctx.settings
+    root = datasets.external_root(s.data_root)
+    if "cifar10" in s.datasets and not (root / "cifar-10-batches-py").is_dir():
+        raise GdreproError(f"cifar10: missing {root / 'cifar-10-batches-py'}; download "
+                           "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz and unpack it into "
+                           f"{root}, or set GDREPRO_EXTERNAL_DATA to the folder that holds cifar-10-batches-py/")
+    if "tinyimagenet" in s.datasets and not (root / "tiny-imagenet-200").is_dir():
+        raise GdreproError(f"tinyimagenet: missing {root / 'tiny-imagenet-200'}; " + datasets.TINY_HELP.format(root=root))
+    ctx.write_prepared({"methods": list(ORDER), "scenarios": {sc: [r.label for r in M.scenario(sc)] for sc in M.SCENARIOS}})
+
+
+def train(ctx: StageContext) -> None:
+    """Every scenario and dataset for this seed (one MLflow run for the seed)."""
+    s: CLUSettings = ctx.settings
+    dev = device()
+    arrays = {}
+    with tracking.tracked_run("clu", "all_methods", ctx.scale, ctx.seed, asdict(s), "clu_train") as run:
+        for i, dataset in enumerate(s.datasets):
+            prefix = "" if i == 0 else f"{dataset}_"
+            arrays |= {prefix + k: v for k, v in run_dataset(dataset, s, ctx.seed, dev, run).items()}
+    ctx.write_run(arrays)
+
+
+def scenario_stats(run: dict, scen: str, prefix: str = "") -> dict[str, np.ndarray]:
+    """Per-method summary (models axis ORDER) of one scenario: final / post-unlearning remaining
+    accuracy, new-task accuracy, forget-train/test accuracy, MIA, average accuracy, BWT."""
+    k = f"{prefix}{scen}__"
+    learn = run[k + "learned_at"] >= 0
+    forget = ~np.isnan(run[k + "fgt_train"][0])
+
+    def mean_over(q, cols):
+        v = run[k + q][:, cols]
+        return np.nanmean(v, 1) if v.size and not np.all(np.isnan(v)) else np.full(len(ORDER), np.nan)
+
+    learned_at = {int(t): i for i, t in enumerate(run[k + "learned_at"]) if t >= 0}
+    bwt = np.array([M.backward_transfer(run[k + "task_acc"][m], learned_at, run[k + "final_tasks"].tolist())
+                    for m in range(len(ORDER))])
+    return {"rem_final": run[k + "rem"][:, -1], "rem_u": mean_over("rem", forget), "new": mean_over("new", learn),
+            "fgt_train": mean_over("fgt_train", forget), "fgt_test": mean_over("fgt_test", forget),
+            "mia": mean_over("mia", forget), "aa": run[k + "rem"].mean(1), "bwt": bwt}
+
+
+def gaps(stats: dict[str, np.ndarray]) -> np.ndarray:
+    """Average absolute gap to Retrain (row 0) over the applicable metrics of ``GAP_STATS``."""
+    rows = [np.abs(stats[q] - stats[q][0]) for q in GAP_STATS if not np.isnan(stats[q][0])]
+    return np.mean(rows, 0)
+
+
+def compute_metrics(run: dict, prefix: str = "") -> dict[str, float]:
+    """Every number the claims and tables need, from one seed's run or the pooled run."""
+    i = {name: ORDER.index(name) for name in ORDER}
+    m: dict[str, float] = {}
+    all_gaps = []
+    for scen in M.SCENARIOS:
+        st = scenario_stats(run, scen, prefix)
+        g = gaps(st)
+        all_gaps.append(g)
+        for name in ORDER:
+            for q, v in st.items():
+                m[f"{prefix}{scen}_{name}_{q}"] = float(v[i[name]])
+            m[f"{prefix}{scen}_{name}_gap"] = float(g[i[name]])
+    mean_gap = np.mean(all_gaps, 0)
+    for name in ORDER:
+        m[f"{prefix}gap_{name}"] = float(mean_gap[i[name]])
+    ug = i["ugclu"]
+    m[f"{prefix}gap_ugclu_minus_best_baseline"] = float(mean_gap[ug] - min(mean_gap[i[b]] for b in M.BASELINES))
+    m[f"{prefix}gap_ablation_min_minus_ugclu"] = float(min(mean_gap[i[a]] for a in M.ABLATIONS) - mean_gap[ug])
+    for a in M.ABLATIONS:
+        m[f"{prefix}gap_{a}_minus_ugclu"] = float(mean_gap[i[a]] - mean_gap[ug])
+    c = m  # claim shorthands
+    m[f"{prefix}class_forget_test_max"] = max(c[f"{prefix}class_ugclu_fgt_test"], c[f"{prefix}task_aware_ugclu_fgt_test"])
+    m[f"{prefix}class_rem_minus_retrain"] = c[f"{prefix}class_ugclu_rem_u"] - c[f"{prefix}class_retrain_rem_u"]
+    m[f"{prefix}class_rem_minus_gaft"] = c[f"{prefix}class_ugclu_rem_u"] - c[f"{prefix}class_ga_ft_rem_u"]
+    m[f"{prefix}samples_fgt_train_gap"] = abs(c[f"{prefix}samples_ugclu_fgt_train"] - c[f"{prefix}samples_retrain_fgt_train"])
+    m[f"{prefix}samples_gaft_fgt_train_minus_retrain"] = c[f"{prefix}samples_ga_ft_fgt_train"] - c[f"{prefix}samples_retrain_fgt_train"]
+    m[f"{prefix}new_ugclu_minus_finetune"] = float(np.mean([c[f"{prefix}{sc}_ugclu_new"] - c[f"{prefix}{sc}_finetune_new"]
+                                                            for sc in M.SCENARIOS]))
+    m[f"{prefix}mia_gap_ugclu"] = float(np.mean([abs(c[f"{prefix}{sc}_ugclu_mia"] - c[f"{prefix}{sc}_retrain_mia"])
+                                                 for sc in M.SCENARIOS]))
+    return m
+
+
+def _pool(runs: list[dict]) -> dict:
+    """Mean over seeds of every per-request array (structure arrays are the same in every seed)."""
+    keep = ("learned_at", "final_tasks")
+    return {k: runs[0][k] if k.endswith(keep) else np.mean([r[k] for r in runs], axis=0) for k in runs[0]}
+
+
+def evaluate(ctx: StageContext) -> None:
+    s: CLUSettings = ctx.settings
+    runs = [ctx.read_run(seed) for seed in ctx.seeds]
+    pooled = _pool(runs)
+    metrics = {}
+    for i, dataset in enumerate(s.datasets):
+        prefix = "" if i == 0 else f"{dataset}_"
+        metrics |= across_seeds(lambda r, p=prefix: compute_metrics(r, p), runs, pooled)
+    details, perf = {"datasets": list(s.datasets), "methods": list(ORDER)}, {}
+    for i, dataset in enumerate(s.datasets):
+        prefix = "" if i == 0 else f"{dataset}_"
+        tables = {}
+        for scen in M.SCENARIOS:
+            rows = []
+            for name in ORDER:
+                row = {"method": name}
+                for q in (*STATS, "gap"):
+                    row[q] = metrics[f"{prefix}{scen}_{name}_{q}"]["value"]
+                    row[q + "_sd"] = _sd(metrics[f"{prefix}{scen}_{name}_{q}"]["per_seed"])
+                rows.append(row)
+            tables[scen] = rows
+            k = f"{prefix}{scen}__"
+            table = [{"method": r["method"], **{q: _fmt(r[q], r[q + "_sd"]) for q in (*STATS, "gap")}} for r in rows]
+            write_table(ctx.tables_dir / f"{prefix}{scen}", table,
+                        caption=f"UG-CLU {dataset}, scenario {scen}: accuracy (%), MIA (%), gap to Retrain (mean ± sd over seeds)")
+            details[f"{prefix}{scen}_curves"] = {name: np.nan_to_num(pooled[k + "rem"][j], nan=-1).tolist()
+                                                 for j, name in enumerate(ORDER)}
+            details[f"{prefix}{scen}_labels"] = [r.label for r in M.scenario(scen)]
+            perf[f"{prefix}{scen}_seconds_per_request_all_approximate_methods"] = float(pooled[k + "seconds"].mean())
+        details[f"{prefix}tables"] = tables
+        perf[f"{prefix}retrain_seconds_per_request"] = float(pooled[f"{prefix}retrain_seconds_per_request"])
+        approx = np.mean([perf[f"{prefix}{sc}_seconds_per_request_all_approximate_methods"] for sc in M.SCENARIOS])
+        perf[f"{prefix}seconds_per_request_per_approximate_method"] = float(approx / len(M.APPROXIMATE))
+    hp = s.hparams()
+    details["gradient_evaluations_per_request"] = {  # forward+backward sample passes, per method
+        "retrain": hp.retrain_steps * hp.batch,
+        "finetune_learn": hp.learn_steps * hp.batch, "replay_learn": 2 * hp.learn_steps * hp.batch,
+        "ugclu_learn": 2 * hp.learn_steps * hp.batch,
+        "ugclu_unlearn": (hp.unlearn_steps + hp.unlearn_steps // hp.forget_every) * hp.batch,
+        "clpu_unlearn": hp.learn_steps * hp.batch,
+    }
+    write_metrics(ctx, metrics, details, perf)
+    log(f"wrote {ctx.metrics_path}")
+
+
+def _sd(values: list) -> float:
+    v = [x for x in values if x is not None]
+    return float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+
+
+def _fmt(v, sd) -> str:
+    return "n/a" if v is None else f"{v:.1f} ± {sd:.1f}"
+
+
+def figures(ctx: StageContext) -> None:
+    """The figures of ``figures.DRAW`` from metrics.json; logged to MLflow with the metrics."""
+    metrics = read_metrics(ctx.metrics_path)
+    paths = []
+    for name, (draw, shape) in DRAW.items():
+        with plotting.figure(1, shape, figsize=(5.0 * shape, 3.6)) as (fig, ax):
+            draw(ax, metrics=metrics)
+            paths += plotting.save(fig, ctx.figures_dir, name)
+    tracking.log_summary("clu", ctx.scale, paths, [ctx.metrics_path])
+
+
+PAPER = Paper(
+    slug="clu",
+    title="A Unified Gradient-based Framework for Task-agnostic Continual Learning-Unlearning (UG-CLU)",
+    citation="Huang, Cheng, Zhang, Zheng, Wang, He, Li & Huang (2025), arXiv:2505.15178",
+    settings=SETTINGS,
+    stages=stages(prepare, train, evaluate, figures),
+    figures=tuple(DRAW),
+    external=("cifar10", "tinyimagenet"),
+    brief={"learn_steps": 20, "unlearn_steps": 10, "retrain_steps": 40},
+)

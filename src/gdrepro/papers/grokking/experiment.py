@@ -1,0 +1,379 @@
+"""Grokking experiments: prepare -> train (one job per seed) -> evaluate -> figures.
+
+Each seed job trains every run of its plan (:func:`plan`) in two stacks (models with and
+without embeddings), one batched step per stack (see ``trainer``); each model stops 100 steps
+(``margin``) after it reaches 99% train and 95% test accuracy, or at its step cap.
+
+Runs (modulus P, Adam lr 0.01 with L2 weight decay 1e-3, batch 512):
+
+- ``emb-<op>-random-c<c>``: the embedding MLP, random split, Adam-LR c in ``cs`` (1 and 10), per op;
+- ``emb-add-<split>-c1``: other split strategies (uniform; skewed with ``skew``) on add;
+- ``noemb-<op>``: the MLP without embeddings;
+- extras, spread over seeds (``extras_per_seed``): the c sweep on add, the adaptive c_t (ours)
+  and the skewed split with the frequency-balancing sampler (ours).
+
+Hessian/rank diagnostics run on ``emb-add-random-c1`` and ``-c10`` at ``diag_steps``.
+A step that is never reached (a run stopped at its cap) counts as the cap in the medians
+(a censored value: a lower bound on the real step).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from gdrepro import tracking
+from gdrepro.metrics import across_seeds, read_metrics, write_metrics
+from gdrepro.paper import Paper, StageContext, stages
+from gdrepro.papers.grokking.figures import DRAW
+from gdrepro.report import write_table
+from gdrepro.runtime import device, log, torch_generator
+
+
+@dataclass(frozen=True)
+class GrokkingSettings:
+    """Numbers of one scale; scales change these, never the code path."""
+
+    p: int = 97
+    d: int = 128  # embedding width
+    hidden: int = 512
+    batch: int = 512
+    lr: float = 0.01
+    weight_decay: float = 1e-3
+    decoupled: bool = False  # False: torch.optim.Adam's L2 decay (the paper's "Adam with weight decay")
+    ops: tuple[str, ...] = ("add", "mul")
+    cs: tuple[float, ...] = (1.0, 10.0)  # Adam-LR factors of the headline comparison
+    steps: int = 3000  # step cap, embedding models
+    split_steps: int = 2000  # step cap, other split strategies (they may never reach 95% test)
+    noemb_steps: int = 3000  # step cap, models without embeddings
+    splits: tuple[str, ...] = ("uniform", "skewed")  # add, c = 1, besides the random split
+    skew: float = 10.0
+    sweep: tuple[float, ...] = (0.5, 4.0, 16.0, 32.0)  # extra c values (add, random split)
+    adaptive: bool = True  # our adaptive c_t (add)
+    balanced_tau: float = 1.0  # our sampler on the skewed split (0: not run)
+    extras_per_seed: int = 2  # extras per seed job, round robin; 0: every extra in every seed
+    eval_every: int = 50
+    margin: int = 100
+    diag_steps: tuple[int, ...] = (0, 50, 100, 200, 300, 400, 600, 800, 1200, 1600)
+    hessian_iters: int = 10
+    hessian_batch: int = 512
+
+    def __post_init__(self) -> None:
+        if self.p < 5 or min(self.d, self.hidden, self.batch, self.steps, self.eval_every) < 1:
+            raise ValueError("need p >= 5 and positive sizes")
+        if not set(self.ops) <= {"add", "mul", "div", "sq"} or "add" not in self.ops:
+            raise ValueError(f"ops={self.ops} must include 'add' and lie in add, mul, div, sq")
+        if 1.0 not in self.cs or len(self.cs) < 2:
+            raise ValueError(f"cs={self.cs} must contain 1 and another factor")
+        if not set(self.splits) <= {"uniform", "skewed"}:
+            raise ValueError(f"splits={self.splits} must lie in uniform, skewed")
+
+
+SETTINGS = {
+    # smoke: a narrow model (d 32, hidden 128, batch 256), add only, 400 steps: seconds per seed
+    "smoke": GrokkingSettings(d=32, hidden=128, batch=256, ops=("add",), cs=(1.0, 10.0), steps=400,
+                              split_steps=400, noemb_steps=400, splits=(), sweep=(), adaptive=False,
+                              balanced_tau=0.0, eval_every=25, diag_steps=(200,), hessian_iters=3,
+                              hessian_batch=256),
+    "default": GrokkingSettings(),
+    "paper": GrokkingSettings(ops=("add", "mul", "div", "sq"), steps=10_000, split_steps=10_000,
+                              noemb_steps=40_000, sweep=(0.5, 4.0, 8.0, 16.0, 24.0, 32.0), extras_per_seed=0,
+                              eval_every=25, diag_steps=(0, 50, 100, 200, 300, 400, 600, 800, 1200, 1600, 2400,
+                                                         3200, 5000, 10_000), hessian_iters=20),
+}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One planned run (see trainer.Run for the tensors)."""
+
+    name: str
+    op: str
+    embedding: bool
+    split: str = "random"
+    c: float | str = 1.0
+    tau: float = 0.0
+    cap: int = 0
+    diagnostics: bool = False
+
+
+def _cname(c: float | str) -> str:
+    return "cadapt" if c == "adaptive" else f"c{c:g}"
+
+
+def extras(s: GrokkingSettings) -> list[Spec]:
+    """The runs spread over seeds: c sweep, adaptive c_t (ours), balanced sampler (ours)."""
+    out = [Spec(f"emb-add-random-{_cname(c)}", "add", True, "random", c, cap=s.steps) for c in s.sweep]
+    if s.adaptive:
+        out.append(Spec("emb-add-random-cadapt", "add", True, "random", "adaptive", cap=s.steps))
+    if s.balanced_tau > 0:
+        out.append(Spec("emb-add-skewed-c1-bal", "add", True, "skewed", 1.0, s.balanced_tau, cap=s.split_steps))
+    return out
+
+
+def plan(s: GrokkingSettings, seed: int) -> list[Spec]:
+    """Every run of one seed job."""
+    runs = [Spec(f"emb-{op}-random-{_cname(c)}", op, True, "random", c, cap=s.steps,
+                 diagnostics=(op == "add" and c in (1.0, 10.0))) for op in s.ops for c in s.cs]
+    runs += [Spec(f"emb-add-{split}-c1", "add", True, split, 1.0, cap=s.split_steps) for split in s.splits]
+    extra = extras(s)
+    if extra and s.extras_per_seed:
+        k = s.extras_per_seed
+        extra = [extra[(k * seed + i) % len(extra)] for i in range(min(k, len(extra)))]
+    runs += [e for e in extra if e.name not in {r.name for r in runs}]
+    runs += [Spec(f"noemb-{op}", op, False, "random", 1.0, cap=s.noemb_steps) for op in s.ops]
+    return runs
+
+
+# --- stages -----------------------------------------------------------------------------------
+
+
+def prepare(ctx: StageContext) -> None:
+    """The plan of every seed and the data sizes (all data are generated in code)."""
+    s: GrokkingSettings = ctx.settings
+    sizes = {}
+    for op in s.ops:  # as method.split: round(0.2 N) test rows, round(0.3 N) training rows
+        n = s.p * (s.p - 1) if op == "div" else s.p**2
+        sizes[op] = {"rows": n, "train": round(0.3 * n), "test": round(0.2 * n)}
+    ctx.write_prepared({"plan": {str(k): [asdict(r) for r in plan(s, k)] for k in ctx.seeds}, "sizes": sizes})
+
+
+def train(ctx: StageContext) -> None:
+    """Every run of this seed, in one stack per model kind; one MLflow run per kind."""
+    from gdrepro.papers.grokking import method as M
+    from gdrepro.papers.grokking import trainer as T
+
+    s: GrokkingSettings = ctx.settings
+    seed = ctx.seed
+    datasets = {op: M.modular_dataset(op, s.p) for op in s.ops}
+    splits = {}
+
+    def indices(op: str, strategy: str):
+        if (op, strategy) not in splits:
+            splits[op, strategy] = M.split(
+                datasets[op][0], s.p, strategy, torch_generator("grokking", "test", op, seed), skew=s.skew,
+                train_generator=torch_generator("grokking", "train", op, strategy, seed))
+        return splits[op, strategy]
+
+    arrays: dict[str, np.ndarray] = {}
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for kind in (True, False):
+        specs = [r for r in plan(s, seed) if r.embedding == kind]
+        if not specs:
+            continue
+        runs = [T.Run(r.name, r.op, r.embedding, *indices(r.op, r.split), c=r.c, tau=r.tau, cap=r.cap,
+                      diagnostics=r.diagnostics) for r in specs]
+        method = "embedding-mlp" if kind else "no-embedding-mlp"
+        with tracking.tracked_run("grokking", method, ctx.scale, seed, asdict(s), "grokking_train") as run:
+            res = T.train_runs(
+                runs, datasets, s.p, lambda *k: torch_generator("grokking", seed, *map(str, k)), lr=s.lr,
+                weight_decay=s.weight_decay, batch=s.batch, d=s.d, hidden=s.hidden, eval_every=s.eval_every,
+                margin=s.margin, diag_steps=s.diag_steps, hessian_iters=s.hessian_iters,
+                hessian_batch=s.hessian_batch, decoupled=s.decoupled, log=lambda m: log(f"seed {seed} {method}: {m}"),
+                device=device())
+            perf = res.pop("__perf__")
+            for name, r in res.items():
+                arrays |= {f"{name}__{k}": np.asarray(v) for k, v in r.items()}
+                run.log_curve(f"{name}.test_acc", r["steps"].astype(int), r["test_acc"])
+                run.log_curve(f"{name}.train_acc", r["steps"].astype(int), r["train_acc"])
+                log(f"seed {seed} {name}: 99% train at {r['step_train']}, 95% test at {r['step_test']}, "
+                    f"stop {int(r['stop'])}, test acc {r['test_acc'][-1]:.3f}")
+            tag = "emb" if kind else "noemb"
+            arrays |= {f"perf__{tag}_{k}": v for k, v in perf.items()}
+            run.log_metrics({"model_steps_per_second": float(perf["model_steps"] / perf["train_seconds"])})
+    arrays["perf__cpu_seconds"] = np.array(time.process_time() - cpu0)
+    arrays["perf__wall_seconds"] = np.array(time.perf_counter() - wall0)
+    ctx.write_run(arrays)
+
+
+# --- evaluate ---------------------------------------------------------------------------------
+
+
+def _runs_named(run: dict) -> set[str]:
+    return {k.split("__")[0] for k in run if not k.startswith("perf__")}
+
+
+def _median_step(runs: list[dict], name: str, key: str) -> float:
+    """Median over the seeds that ran ``name`` of the step reaching a target; never = the cap."""
+    values = [_censored(r, name, key) for r in runs if f"{name}__{key}" in r]
+    return float(np.median(values)) if values else float("nan")
+
+
+def _censored(run: dict, name: str, key: str) -> float:
+    v = float(run[f"{name}__{key}"])
+    return float(run[f"{name}__stop"]) if np.isnan(v) else v
+
+
+def _max_gap(run: dict, name: str) -> float:
+    return float(np.max(run[f"{name}__train_acc"] - run[f"{name}__test_acc"]))
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy import stats
+
+    return float(stats.spearmanr(a, b).statistic)
+
+
+def compute_metrics(group: list[dict], s: GrokkingSettings) -> dict[str, float]:
+    """Every number the claims need, from a list of seed runs (one seed, or all of them pooled)."""
+    nan = float("nan")
+    p = s.p
+    m: dict[str, float] = {}
+    c_hi = max(c for c in s.cs if c != 1.0)
+    for op in ("add", "mul"):
+        c1, chi = f"emb-{op}-random-c1", f"emb-{op}-random-{_cname(c_hi)}"
+        have = any(f"{c1}__stop" in r for r in group)
+        tr, te = (_median_step(group, c1, k) if have else nan for k in ("step_train", "step_test"))
+        m[f"delay_{op}_c1"] = te / tr if have else nan
+        m[f"step_test_{op}_c1"] = te
+        m[f"step_train_{op}_c1"] = tr
+        m[f"step_test_{op}_c{c_hi:g}"] = _median_step(group, chi, "step_test") if have else nan
+        m[f"speedup_{op}"] = m[f"step_test_{op}_c{c_hi:g}"] / te if have else nan
+        m[f"emb_{op}_max_gap"] = float(np.median([_max_gap(r, c1) for r in group])) if have else nan
+        ne = f"noemb-{op}"
+        if any(f"{ne}__stop" in r for r in group):
+            m[f"noemb_{op}_max_gap"] = float(np.median([_max_gap(r, ne) for r in group]))
+            m[f"noemb_{op}_final_test"] = float(np.median([r[f"{ne}__test_acc"][-1] for r in group]))
+            m[f"noemb_{op}_final_train"] = float(np.median([r[f"{ne}__train_acc"][-1] for r in group]))
+        else:
+            m |= {f"noemb_{op}_{k}": nan for k in ("max_gap", "final_test", "final_train")}
+    # splits
+    base = "emb-add-random-c1"
+    best = {name: float(np.median([np.max(r[f"{name}__test_acc"]) for r in group if f"{name}__stop" in r]))
+            if any(f"{name}__stop" in r for r in group) else nan
+            for name in (base, "emb-add-uniform-c1", "emb-add-skewed-c1", "emb-add-skewed-c1-bal")}
+    m["skew_test_gap"] = best[base] - best["emb-add-skewed-c1"]
+    m["skew_best_test"] = best["emb-add-skewed-c1"]
+    m["balanced_best_test"] = best["emb-add-skewed-c1-bal"]
+    m["uniform_vs_random_steps"] = (_median_step(group, "emb-add-uniform-c1", "step_test")
+                                    / _median_step(group, base, "step_test"))
+    for split in ("uniform", "skewed"):
+        name = f"emb-add-{split}-c1"
+        ran = [r for r in group if f"{name}__stop" in r]
+        m[f"step_test_add_{split}"] = _median_step(group, name, "step_test")
+        m[f"reached_test95_add_{split}"] = (float(np.mean([not np.isnan(float(r[f"{name}__step_test"])) for r in ran]))
+                                            if ran else nan)
+    # rare tokens (skewed split): 10 rarest vs 10 most frequent value tokens
+    sk = "emb-add-skewed-c1"
+    if any(f"{sk}__norms" in r for r in group):
+        rho, shrink, ratio = [], [], []
+        for r in group:
+            freq, norms, init = r[f"{sk}__freq"][:p], r[f"{sk}__norms"][:p], r[f"{sk}__norms_init"][:p]
+            order = np.argsort(freq, kind="stable")
+            rare, frequent = order[:10], order[-10:]
+            rho.append(_spearman(freq, norms))
+            shrink.append(float(np.mean(norms[rare] / init[rare])))
+            ratio.append(float(np.mean(norms[rare]) / np.mean(norms[frequent])))
+        m["norm_freq_spearman"] = float(np.median(rho))
+        m["rare_norm_shrink"] = float(np.median(shrink))
+        m["rare_vs_frequent_norm"] = float(np.median(ratio))
+    else:
+        m |= {"norm_freq_spearman": nan, "rare_norm_shrink": nan, "rare_vs_frequent_norm": nan}
+    # curvature (diagnostic runs): median over steps > 0 of lambda_E / lambda_W, then over seeds
+    curv = {}
+    for c in (1.0, c_hi):
+        name = f"emb-add-random-{_cname(c)}"
+        per = []
+        for r in group:
+            if f"{name}__diag_steps" not in r:
+                continue
+            steps = r[f"{name}__diag_steps"]
+            ratio = np.abs(r[f"{name}__hess_E"]) / np.abs(r[f"{name}__hess_W"])
+            per.append((steps, ratio))
+        curv[c] = per
+    m["curv_ratio_c1"] = float(np.median([np.median(q[st > 0]) for st, q in curv[1.0]])) if curv[1.0] else nan
+    narrow = []
+    for (st1, q1), (sth, qh) in zip(curv[1.0], curv[c_hi], strict=False):
+        common = np.intersect1d(st1[st1 > 0], sth[sth > 0])
+        if len(common):
+            narrow.append(np.median(qh[np.isin(sth, common)]) / np.median(q1[np.isin(st1, common)]))
+    m["curv_narrowing"] = float(np.median(narrow)) if narrow else nan
+    # c sweep (add, random split)
+    cs = sorted({*s.cs, *s.sweep})
+    steps_c = {c: _median_step(group, f"emb-add-random-{_cname(c)}", "step_test") for c in cs}
+    ran = {c: v for c, v in steps_c.items() if np.isfinite(v)}
+    m["best_c"] = float(min(ran, key=ran.get)) if len(ran) > 2 else nan
+    m["adaptive_speedup"] = _median_step(group, "emb-add-random-cadapt", "step_test") / m["step_test_add_c1"]
+    # ranks and Fourier sparsity at the end (add, c = 1 and c_hi)
+    for c in (1.0, c_hi):
+        name = f"emb-add-random-{_cname(c)}"
+        rows = [r for r in group if f"{name}__rank_E" in r]
+        for k in ("rank_E", "rank_W", "rank_EW"):
+            m[f"{k}_final_c{c:g}"] = float(np.median([r[f"{name}__{k}"][-1] for r in rows])) if rows else nan
+        fours = [r[f"{name}__fourier"] for r in group if f"{name}__fourier" in r]
+        m[f"fourier_top5_c{c:g}"] = float(np.median([np.sort(f[1:])[-5:].sum() for f in fours])) if fours else nan
+    return m
+
+
+def _rate(runs: list[dict], steps: str, seconds: str) -> float:
+    """Mean over seeds of steps per wall second of the training steps (forward, backward, Adam)."""
+    return float(np.mean([float(r[f"perf__{steps}"] / r[f"perf__{seconds}"]) for r in runs]))
+
+
+def evaluate(ctx: StageContext) -> None:
+    s: GrokkingSettings = ctx.settings
+    runs = [ctx.read_run(seed) for seed in ctx.seeds]
+    metrics = across_seeds(lambda g: compute_metrics(g, s), [[r] for r in runs], runs)
+    names = sorted(set().union(*(_runs_named(r) for r in runs)))
+    table, curves = [], {}
+    for name in names:
+        have = [(seed, r) for seed, r in zip(ctx.seeds, runs, strict=True) if f"{name}__stop" in r]
+        table.append({
+            "run": name, "seeds": len(have),
+            "step_train99": _median_step([r for _, r in have], name, "step_train"),
+            "step_test95": _median_step([r for _, r in have], name, "step_test"),
+            "reached_test95": sum(not np.isnan(float(r[f"{name}__step_test"])) for _, r in have),
+            "final_train_acc": float(np.median([r[f"{name}__train_acc"][-1] for _, r in have])),
+            "final_test_acc": float(np.median([r[f"{name}__test_acc"][-1] for _, r in have])),
+        })
+        curves[name] = {}
+        for seed, r in have:
+            c = {k: r[f"{name}__{k}"].tolist() for k in ("steps", "train_acc", "test_acc")}
+            for k in ("diag_steps", "hess_E", "hess_W", "rank_E", "rank_W", "rank_EW", "fourier", "fourier_init",
+                      "norms", "norms_init", "freq", "c_t"):
+                if f"{name}__{k}" in r:
+                    c[k] = r[f"{name}__{k}"].tolist()
+            curves[name][str(seed)] = c
+    model_steps = sum(float(r[k]) for r in runs for k in r if k.endswith("_model_steps"))
+    train_seconds = sum(float(r[k]) for r in runs for k in r if k.endswith("_train_seconds"))
+    perf = {
+        "model_steps_per_second": model_steps / train_seconds,
+        "embedding_model_steps_per_second": _rate(runs, "emb_model_steps", "emb_train_seconds"),
+        "embedding_stack_steps_per_second": _rate(runs, "emb_steps", "emb_train_seconds"),
+        "no_embedding_model_steps_per_second": _rate(runs, "noemb_model_steps", "noemb_train_seconds"),
+        "model_steps_per_cpu_second": model_steps / sum(float(r["perf__cpu_seconds"]) for r in runs),
+        "train_seconds_per_seed": float(np.mean([float(r["perf__wall_seconds"]) for r in runs])),
+        "cpu_seconds_per_seed": float(np.mean([float(r["perf__cpu_seconds"]) for r in runs])),
+        "model_steps_total": model_steps,
+    }
+    write_metrics(ctx, metrics, {"runs": table, "curves": curves}, perf)
+    write_table(ctx.tables_dir / "runs", table, caption="Grokking runs: median steps to 99% train / 95% test accuracy")
+    log(f"wrote {ctx.metrics_path}")
+
+
+def figures(ctx: StageContext) -> None:
+    """The figures of ``figures.DRAW`` from metrics.json; logged to MLflow with the metrics."""
+    from gdrepro import plotting
+
+    metrics = read_metrics(ctx.metrics_path)
+    paths = []
+    for name, (draw, shape) in DRAW.items():
+        with plotting.figure(1, shape, figsize=(4.6 * shape, 3.4)) as (fig, ax):
+            draw(ax, metrics=metrics)
+            paths += plotting.save(fig, ctx.figures_dir, name)
+    tracking.log_summary("grokking", ctx.scale, paths, [ctx.metrics_path])
+
+
+FIGURES = tuple(DRAW)
+
+PAPER = Paper(
+    slug="grokking",
+    title="Mechanistic Insights into Grokking from the Embedding Layer",
+    citation="AlQuabeh, Bojkovic, Nwadike & Inui (2025), arXiv:2505.15624",
+    settings=SETTINGS,
+    stages=stages(prepare, train, evaluate, figures),
+    figures=FIGURES,
+    brief={"steps": 300, "split_steps": 300, "noemb_steps": 300},
+)

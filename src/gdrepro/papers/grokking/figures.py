@@ -1,0 +1,165 @@
+"""The grokking figures, drawn from metrics.json (details.curves: per run, per seed).
+
+They redraw the paper's figure types: train/test accuracy vs step (log x) with and without
+embeddings and for c = 1 vs 10; steps to 95% test accuracy vs the Adam-LR factor c; test
+accuracy per split strategy; embedding norm vs token frequency; the top Hessian eigenvalue of
+the E and W blocks over training; the Fourier spectrum of E and the ranks of E, W, EW.
+The paper's figures carry no numbers we could recover; the paper's reference points drawn are
+its stated best c = 10 and the 95% / 99% accuracy targets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PAPER_COLOR = "#555555"  # = gdrepro.plotting.PAPER_COLOR (not imported: train stages need no matplotlib)
+
+
+def reference_line(ax, y: float, label: str) -> None:
+    """gdrepro.plotting.reference_line, imported when drawing."""
+    from gdrepro.plotting import reference_line as draw
+
+    draw(ax, y, label)
+
+
+def _runs(metrics: dict, name: str) -> dict:
+    return metrics["details"]["curves"].get(name, {})
+
+
+def _acc(ax, metrics, name, label, color) -> None:
+    for i, (seed, c) in enumerate(sorted(_runs(metrics, name).items())):
+        steps = np.maximum(np.array(c["steps"]), 1)
+        ax.plot(steps, c["train_acc"], "--", color=color, lw=0.9, alpha=0.8, label=f"{label} train" if i == 0 else None)
+        ax.plot(steps, c["test_acc"], "-", color=color, lw=1.2, alpha=0.9, label=f"{label} test" if i == 0 else None)
+
+
+def draw_accuracy(axes, metrics, **_) -> None:
+    """Train (dashed) / test (solid) accuracy vs step, every seed: add, mul (c = 1 vs 10), no embeddings."""
+    c_hi = max(c for c in metrics["settings"]["cs"] if c != 1.0)
+    for ax, op in zip(axes[:2], ("add", "mul"), strict=True):
+        _acc(ax, metrics, f"emb-{op}-random-c1", "c=1", "C0")
+        _acc(ax, metrics, f"emb-{op}-random-c{c_hi:g}", f"c={c_hi:g}", "C1")
+        ax.set(title=f"Embedding MLP, (a {'+' if op == 'add' else '*'} b) mod P")
+    _acc(axes[2], metrics, "noemb-add", "add", "C2")
+    _acc(axes[2], metrics, "noemb-mul", "mul", "C3")
+    axes[2].set(title="MLP without embeddings")
+    for ax in axes:
+        if not ax.lines:
+            ax.text(0.5, 0.5, "not run at this scale", ha="center", va="center", transform=ax.transAxes)
+        ax.axhline(0.95, color=PAPER_COLOR, ls=":", lw=0.8)
+        ax.set(xscale="log", xlabel="training step", ylabel="accuracy", ylim=(-0.02, 1.02))
+        ax.legend(fontsize=7, loc="upper left")
+
+
+def draw_c_sweep(axes, metrics, **_) -> None:
+    """Steps to 95% test accuracy vs the embedding lr factor c (add); never-reached runs at the cap."""
+    ax = axes
+    curves = metrics["details"]["curves"]
+    cap = metrics["settings"]["steps"]
+    xs, med = [], []
+    for name, seeds in curves.items():
+        if not name.startswith("emb-add-random-c") or name.endswith("cadapt"):
+            continue
+        c = float(name.rsplit("-c", 1)[1])
+        vals = []
+        for run in seeds.values():
+            steps, acc = np.array(run["steps"]), np.array(run["test_acc"])
+            hit = steps[acc >= 0.95]
+            vals.append(float(hit[0]) if len(hit) else float(cap))
+        ax.scatter([c] * len(vals), vals, s=12, color="C0", alpha=0.5)
+        xs.append(c)
+        med.append(np.median(vals))
+    order = np.argsort(xs)
+    ax.plot(np.array(xs)[order], np.array(med)[order], "o-", color="C0", label="median over seeds (ours)")
+    if "emb-add-random-cadapt" in curves:
+        vals = []
+        for run in curves["emb-add-random-cadapt"].values():
+            steps, acc = np.array(run["steps"]), np.array(run["test_acc"])
+            hit = steps[acc >= 0.95]
+            vals.append(float(hit[0]) if len(hit) else float(cap))
+        ax.axhline(np.median(vals), color="C1", ls="--", lw=1, label="adaptive c_t (ours)")
+    ax.axvline(10, color=PAPER_COLOR, ls="--", lw=1, label="paper: best c = 10")
+    ax.set(xscale="log", xlabel="embedding lr factor c", ylabel="steps to 95% test accuracy",
+           title="Adam-LR: c sweep, (a + b) mod P")
+    ax.legend(fontsize=7)
+
+
+def draw_splits(axes, metrics, **_) -> None:
+    """Test accuracy vs step per split strategy (add, c = 1), every seed."""
+    ax = axes
+    labels = {"emb-add-random-c1": "random", "emb-add-uniform-c1": "uniform over a",
+              "emb-add-skewed-c1": f"skewed (skew {metrics['settings']['skew']:g})",
+              "emb-add-skewed-c1-bal": "skewed + balanced sampler (ours)"}
+    for k, (name, label) in enumerate(labels.items()):
+        for i, (_, c) in enumerate(sorted(_runs(metrics, name).items())):
+            ax.plot(np.maximum(c["steps"], 1), c["test_acc"], color=f"C{k}", lw=1, alpha=0.8,
+                    label=label if i == 0 else None)
+    reference_line(ax, 0.95, "95% test target")
+    ax.set(xscale="log", xlabel="training step", ylabel="test accuracy", title="Split strategies, (a + b) mod P, c = 1")
+    ax.legend(fontsize=7)
+
+
+def draw_norms(axes, metrics, **_) -> None:
+    """Final embedding norm vs token frequency (rows containing the token), skewed and random splits."""
+    p = metrics["settings"]["p"]
+    for ax, name, title in ((axes[0], "emb-add-skewed-c1", "skewed split"), (axes[1], "emb-add-random-c1", "random split")):
+        for i, (_, c) in enumerate(sorted(_runs(metrics, name).items())):
+            if "norms" not in c:
+                continue
+            ax.scatter(np.array(c["freq"])[:p], np.array(c["norms"])[:p], s=8, alpha=0.5, color=f"C{i}",
+                       label=f"seed {i}: final")
+        inits = [np.mean(c["norms_init"][:p]) for c in _runs(metrics, name).values() if "norms_init" in c]
+        if inits:
+            reference_line(ax, float(np.mean(inits)), "mean norm at init")
+        ax.set(xlabel="token frequency (training rows with the token)", ylabel="embedding norm |e_i|",
+               title=f"Embedding norm vs frequency, {title}")
+        ax.legend(fontsize=6)
+
+
+def draw_hessian(axes, metrics, **_) -> None:
+    """Top Hessian eigenvalue of the E and W blocks vs step (add), c = 1 and c = 10."""
+    c_hi = max(c for c in metrics["settings"]["cs"] if c != 1.0)
+    for ax, c in zip(axes, (1.0, c_hi), strict=True):
+        for i, (_, run) in enumerate(sorted(_runs(metrics, f"emb-add-random-c{c:g}").items())):
+            if "diag_steps" not in run:
+                continue
+            steps = np.maximum(run["diag_steps"], 1)
+            ax.plot(steps, np.abs(run["hess_E"]), "-o", ms=2, color="C0", alpha=0.7, label="E block" if i == 0 else None)
+            ax.plot(steps, np.abs(run["hess_W"]), "-s", ms=2, color="C1", alpha=0.7, label="W block" if i == 0 else None)
+        ax.set(xscale="log", yscale="log", xlabel="training step", ylabel="top Hessian eigenvalue |lambda_max|",
+               title=f"Curvature per block, c = {c:g}")
+        ax.legend(fontsize=7)
+
+
+def draw_fourier_ranks(axes, metrics, **_) -> None:
+    """Fourier spectrum of E over tokens (init vs final) and ranks of E, W, EW vs step (add)."""
+    c_hi = max(c for c in metrics["settings"]["cs"] if c != 1.0)
+    ax = axes[0]
+    for k, c in enumerate((1.0, c_hi)):
+        runs = [r for r in _runs(metrics, f"emb-add-random-c{c:g}").values() if "fourier" in r]
+        if runs:
+            ax.plot(np.mean([r["fourier"] for r in runs], axis=0), color=f"C{k}", label=f"final, c = {c:g}")
+            if k == 0:
+                ax.plot(np.mean([r["fourier_init"] for r in runs], axis=0), color=PAPER_COLOR, ls=":", label="init")
+    ax.set(xlabel="frequency k", ylabel="share of embedding energy", title="Fourier spectrum of E over tokens")
+    ax.legend(fontsize=7)
+    for ax, c in zip(axes[1:], (1.0, c_hi), strict=True):
+        for i, (_, run) in enumerate(sorted(_runs(metrics, f"emb-add-random-c{c:g}").items())):
+            if "diag_steps" not in run:
+                continue
+            steps = np.maximum(run["diag_steps"], 1)
+            for k, key in enumerate(("rank_E", "rank_W", "rank_EW")):
+                ax.plot(steps, run[key], color=f"C{k}", alpha=0.7, label=key.removeprefix("rank_") if i == 0 else None)
+        ax.set(xscale="log", xlabel="training step", ylabel="numerical rank (sv > 1% of max)",
+               title=f"Ranks of E, W, EW, c = {c:g}")
+        ax.legend(fontsize=7)
+
+
+DRAW = {  # name -> (draw, number of panels)
+    "accuracy": (draw_accuracy, 3),
+    "c_sweep": (draw_c_sweep, 1),
+    "splits": (draw_splits, 1),
+    "norm_vs_frequency": (draw_norms, 2),
+    "hessian": (draw_hessian, 2),
+    "fourier_ranks": (draw_fourier_ranks, 3),
+}

@@ -1,0 +1,417 @@
+"""Grokking and the embedding layer (AlQuabeh, Bojkovic, Nwadike, Inui 2025, arXiv:2505.15624).
+
+Library code only (tensors in, tensors out):
+
+- modular-arithmetic data: the four operations of the paper (``add``, ``mul``, ``div``, ``sq`` =
+  a^2 + b^2) for any modulus P, tokenised as ``[a, P, b, P+1]`` (P = operator, P+1 = "=");
+- train/test splits: a seeded 20% test set, and a 30% training set drawn from the rest by a
+  split strategy: ``uniform`` (equal rows per value of a), ``random`` or ``skewed`` (rows drawn
+  with probability proportional to w_a w_b, token weights exponential in a random token rank);
+- the two models: :class:`EmbeddingMLP` (E 99x128, 4 embeddings concatenated, 512 -> 512 -> P)
+  and :class:`NoEmbeddingMLP` (the raw vector [a, P, b, P+1] -> H -> P), plus a *stacked* form
+  of both (:func:`init_stack`, :func:`stacked_forward`) that trains S independent models in one
+  batched matmul (``torch.bmm``), and :class:`StackedAdam`, Adam with a per-model, per-block
+  learning rate (so each model of the stack can have its own embedding factor c);
+- Adam-LR (the paper's remedy, section "Adam-LR"): eta_E = c eta_W,
+  c ~ (sigma_max(E) / sigma_max(W)) (f_W / f_E); :func:`embedding_lr_param_groups` for a fixed c
+  and :func:`adaptive_c` / :class:`AdaptiveEmbeddingLR` for a c_t recomputed during training
+  (the adaptive form is OUR extension);
+- frequency-aware sampling: the paper's argument E[Delta e_i] = -eta lambda e_i - eta p_i grad L
+  (rare tokens, small p_i, decay); :class:`FrequencyBalancedSampler` is OUR online batch sampler
+  that up-weights rows whose tokens have been drawn less often than average;
+- diagnostics: the top Hessian eigenvalue of the E block and of the W block by power iteration on
+  Hessian-vector products (:func:`top_hessian_eigenvalues`), numerical ranks of E, W and EW,
+  the Fourier spectrum of E over tokens and per-token embedding norms.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+OPERATIONS = ("add", "mul", "div", "sq")
+STRATEGIES = ("uniform", "random", "skewed")
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+def modular_dataset(op: str, p: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """All pairs of ``op`` mod ``p``: tokens ``(N, 4)`` = [a, p, b, p+1] and labels ``(N,)``.
+
+    add: a + b; mul: a b; div: a / b = a b^(p-2) (b != 0, p prime); sq: a^2 + b^2; all mod p.
+    N = p^2 (p (p - 1) for div). Rows are ordered by (a, b).
+    """
+    if op not in OPERATIONS:
+        raise ValueError(f"unknown operation {op!r} (known: {', '.join(OPERATIONS)})")
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    a, b = a.flatten(), b.flatten()
+    if op == "div":
+        keep = b != 0
+        a, b = a[keep], b[keep]
+        inv = torch.tensor([pow(int(v), p - 2, p) for v in range(p)])
+        y = (a * inv[b]) % p
+    elif op == "add":
+        y = (a + b) % p
+    elif op == "mul":
+        y = (a * b) % p
+    else:
+        y = (a * a + b * b) % p
+    x = torch.stack([a, torch.full_like(a, p), b, torch.full_like(a, p + 1)], dim=1)
+    return x, y
+
+
+def token_weights(p: int, skew: float, generator: torch.Generator) -> torch.Tensor:
+    """Skewed-split token weights ``w_t = exp(-skew r_t / p)`` for a random rank r_t of each value t
+    (skew = 0: random split; skew = 10 at p = 97 leaves 6-8 tokens in fewer than 5 training rows)."""
+    rank = torch.randperm(p, generator=generator).double()
+    return torch.exp(-skew * rank / p)
+
+
+def split(
+    x: torch.Tensor,
+    p: int,
+    strategy: str,
+    generator: torch.Generator,
+    test_fraction: float = 0.2,
+    train_fraction: float = 0.3,
+    skew: float = 10.0,
+    train_generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, test) row indices of dataset rows ``x``.
+
+    A seeded ``test_fraction`` of the rows is the test set (the same for every strategy given the
+    generator state); ``round(train_fraction N)`` training rows are drawn without replacement from
+    the remaining rows by ``strategy``: ``random`` (uniform over rows), ``uniform`` (the same
+    number of rows, +-1, for every value of a) or ``skewed`` (row (a, b) drawn with probability
+    proportional to w_a w_b, w from :func:`token_weights` with parameter ``skew``; Gumbel top-k).
+    The test set uses ``generator`` only; the training draw uses ``train_generator`` when given, so
+    every strategy can share one test set.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown split strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
+    n = len(x)
+    n_test, n_train = round(test_fraction * n), round(train_fraction * n)
+    if n_test + n_train > n:
+        raise ValueError("test_fraction + train_fraction must not exceed 1")
+    perm = torch.randperm(n, generator=generator)
+    test, pool = perm[:n_test].sort().values, perm[n_test:]
+    generator = train_generator or generator
+    if strategy == "random":
+        train = pool[torch.randperm(len(pool), generator=generator)[:n_train]]
+    elif strategy == "uniform":
+        # random order within each value of a, then take rows round-robin over values of a
+        pool = pool[torch.randperm(len(pool), generator=generator)]
+        a = x[pool, 0]
+        order = torch.argsort(a, stable=True)
+        pool, a = pool[order], a[order]
+        counts = torch.bincount(a, minlength=p)
+        start = torch.cumsum(counts, 0) - counts
+        within = torch.arange(len(pool)) - start[a]  # position of the row among rows with its a
+        # interleave the values of a in a random order so the +-1 remainder goes to random values
+        value_order = torch.argsort(torch.randperm(p, generator=generator))
+        key = within * p + value_order[a]
+        train = pool[torch.argsort(key)[:n_train]]
+    else:
+        w = token_weights(p, skew, generator)
+        logw = torch.log(w[x[pool, 0]] * w[x[pool, 2]])
+        u = torch.rand(len(pool), generator=generator, dtype=torch.float64).clamp_min(1e-300)
+        gumbel = -torch.log(-torch.log(u))
+        train = pool[torch.topk(logw + gumbel, n_train).indices]
+    return train.sort().values, test
+
+
+def token_frequency(x: torch.Tensor, vocab: int) -> torch.Tensor:
+    """Rows containing each token (as a or as b; the operator and "=" tokens count once per row)."""
+    counts = torch.bincount(x[:, 0], minlength=vocab) + torch.bincount(x[:, 2], minlength=vocab)
+    counts = counts + torch.bincount(x[:, 1], minlength=vocab) + torch.bincount(x[:, 3], minlength=vocab)
+    same = x[:, 0] == x[:, 2]  # a row with a = b touches its token once
+    return counts - torch.bincount(x[same, 0], minlength=vocab)
+
+
+# --- models -----------------------------------------------------------------------------------
+
+
+class EmbeddingMLP(nn.Module):
+    """E (vocab x d) -> concat of the 4 token embeddings (4 d) -> Linear 4d->H -> ReLU -> Linear H->P."""
+
+    def __init__(self, p: int, d: int = 128, hidden: int = 512):
+        super().__init__()
+        self.p = p
+        self.embed = nn.Embedding(p + 2, d)
+        self.fc1 = nn.Linear(4 * d, hidden)
+        self.fc2 = nn.Linear(hidden, p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.relu(self.fc1(self.embed(x).flatten(1))))
+
+
+class NoEmbeddingMLP(nn.Module):
+    """The raw vector [a, P, b, P+1] x ``input_scale`` -> Linear 4->H -> ReLU -> Linear H->P (no embedding)."""
+
+    def __init__(self, p: int, hidden: int = 512, input_scale: float | None = None):
+        super().__init__()
+        self.p = p
+        self.input_scale = 1.0 / p if input_scale is None else input_scale
+        self.fc1 = nn.Linear(4, hidden)
+        self.fc2 = nn.Linear(hidden, p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.relu(self.fc1(x.to(self.fc1.weight.dtype) * self.input_scale)))
+
+
+def init_stack(
+    s: int, p: int, embedding: bool, generator: torch.Generator, d: int = 128, hidden: int = 512
+) -> dict[str, torch.Tensor]:
+    """Parameters of ``s`` independent models, stacked on a leading axis, PyTorch's default init.
+
+    Keys (shapes): ``E`` (s, p+2, d) ~ N(0, 1) [embedding models only]; ``W`` (s, n_in, hidden),
+    ``b`` (s, hidden), ``V`` (s, hidden, p), ``c`` (s, p) with U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    as nn.Linear. Weights are stored input-major (x @ W), the transpose of nn.Linear.weight.
+    """
+    n_in = 4 * d if embedding else 4
+    params = {}
+    if embedding:
+        params["E"] = torch.randn(s, p + 2, d, generator=generator)
+
+    def uniform(shape, fan_in):
+        bound = 1 / math.sqrt(fan_in)
+        return (torch.rand(shape, generator=generator) * 2 - 1) * bound
+
+    params["W"] = uniform((s, n_in, hidden), n_in)
+    params["b"] = uniform((s, hidden), n_in)
+    params["V"] = uniform((s, hidden, p), hidden)
+    params["c"] = uniform((s, p), hidden)
+    return params
+
+
+def stack_models(models: list[nn.Module]) -> dict[str, torch.Tensor]:
+    """Stacked parameters (see :func:`init_stack`) copied from a list of identical-shape models."""
+    params = {}
+    if hasattr(models[0], "embed"):
+        params["E"] = torch.stack([m.embed.weight.detach() for m in models])
+    params["W"] = torch.stack([m.fc1.weight.detach().T for m in models])
+    params["b"] = torch.stack([m.fc1.bias.detach() for m in models])
+    params["V"] = torch.stack([m.fc2.weight.detach().T for m in models])
+    params["c"] = torch.stack([m.fc2.bias.detach() for m in models])
+    return {k: v.clone().contiguous() for k, v in params.items()}
+
+
+def stacked_forward(params: dict[str, torch.Tensor], x: torch.Tensor, input_scale: float = 0.0) -> torch.Tensor:
+    """Logits ``(s, B, p)`` of ``s`` stacked models on their own batches ``x`` ``(s, B, 4)``.
+
+    Models with embeddings gather rows of their own E (one flat embedding lookup); models without
+    embeddings read ``x * input_scale`` as 4 real inputs. Both layers are ``torch.baddbmm``.
+    """
+    s, batch = x.shape[:2]
+    if "E" in params:
+        e = params["E"]
+        offset = (torch.arange(s, device=x.device) * e.shape[1]).view(s, 1, 1)
+        h = F.embedding(x + offset, e.reshape(-1, e.shape[2])).reshape(s, batch, -1)
+    else:
+        h = x.to(params["W"].dtype) * input_scale
+    h = torch.relu(torch.baddbmm(params["b"].unsqueeze(1), h, params["W"]))
+    return torch.baddbmm(params["c"].unsqueeze(1), h, params["V"])
+
+
+def stacked_loss(params: dict, x: torch.Tensor, y: torch.Tensor, input_scale: float = 0.0) -> torch.Tensor:
+    """Sum over models of each model's mean cross-entropy (so each model gets its own gradient)."""
+    logits = stacked_forward(params, x, input_scale)
+    per = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(y.shape)
+    return per.mean(dim=1).sum()
+
+
+class StackedAdam:
+    """Adam on stacked parameters with a learning rate per model and per block.
+
+    ``lr`` maps each parameter name to a tensor ``(s,)`` (one rate per model; Adam-LR sets
+    lr["E"] = c lr["W"]). ``decoupled=False`` is torch.optim.Adam's L2 weight decay (grad +=
+    lambda p), ``True`` AdamW's (p -= lr lambda p). Same arithmetic as torch.optim.Adam per model.
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], lr: dict[str, torch.Tensor], weight_decay: float = 0.0,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, decoupled: bool = False):
+        self.params, self.lr, self.wd, self.betas, self.eps, self.decoupled = params, lr, weight_decay, betas, eps, decoupled
+        self.m = {k: torch.zeros_like(v) for k, v in params.items()}
+        self.v = {k: torch.zeros_like(v) for k, v in params.items()}
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, grads: dict[str, torch.Tensor]) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
+        for k, p in self.params.items():
+            g = grads[k]
+            lr = self.lr[k].view(-1, *([1] * (p.dim() - 1)))
+            if self.wd and not self.decoupled:
+                g = g.add(p, alpha=self.wd)
+            elif self.wd:
+                p.mul_(1 - lr * self.wd)
+            self.m[k].lerp_(g, 1 - b1)
+            self.v[k].mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (self.v[k] / bc2).sqrt_().add_(self.eps)
+            p.addcdiv_(self.m[k] * (lr / bc1), denom, value=-1)
+
+    def select(self, keep: torch.Tensor) -> None:
+        """Keep only models ``keep`` (indices) in the parameters, moments and learning rates."""
+        for store in (self.params, self.m, self.v, self.lr):
+            for k in store:
+                store[k] = store[k][keep.to(store[k].device)].contiguous()
+
+
+# --- Adam-LR --------------------------------------------------------------------------------
+
+
+def embedding_lr_param_groups(model: nn.Module, c: float, lr: float = 0.01, **group_options) -> list[dict]:
+    """torch.optim param groups for Adam-LR: the embedding at ``c lr``, everything else at ``lr``.
+
+    ``model`` is an :class:`EmbeddingMLP` (any module with an ``embed`` nn.Embedding).
+    For the adaptive c_t (ours) wrap the optimizer in :class:`AdaptiveEmbeddingLR`.
+    """
+    embed = [model.embed.weight]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("embed.")]
+    return [
+        {"params": embed, "lr": c * lr, "name": "embedding", **group_options},
+        {"params": rest, "lr": lr, "name": "rest", **group_options},
+    ]
+
+
+def adaptive_c(e: torch.Tensor, w: torch.Tensor, f_e: torch.Tensor | float = 1.0,
+               f_w: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """c = (sigma_max(E) / sigma_max(W)) (f_W / f_E), the paper's Adam-LR ratio (batched over a
+    leading axis). f are update frequencies: the share of steps in which the block gets a
+    gradient (W: 1; E: the mean over tokens of the share of batches containing the token)."""
+    ratio = torch.linalg.matrix_norm(e, ord=2) / torch.linalg.matrix_norm(w, ord=2)
+    return ratio * (torch.as_tensor(f_w) / torch.as_tensor(f_e))
+
+
+def embedding_update_frequency(freq: torch.Tensor, n_rows: int, batch: int) -> torch.Tensor:
+    """f_E: mean over the value tokens of P(token in a batch of ``batch`` rows drawn uniformly
+    with replacement from ``n_rows`` rows), a token being in ``freq`` of them."""
+    share = freq.double() / n_rows
+    return (1 - (1 - share) ** batch).mean()
+
+
+class AdaptiveEmbeddingLR:
+    """OUR extension of Adam-LR: recompute c_t = adaptive_c(E, W) every ``every`` steps and set
+    the embedding group's lr to c_t times the base lr (param groups from embedding_lr_param_groups)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, model: EmbeddingMLP, lr: float, every: int = 50,
+                 f_e: float = 1.0, f_w: float = 1.0):
+        self.optimizer, self.model, self.lr, self.every, self.f_e, self.f_w = optimizer, model, lr, every, f_e, f_w
+        self.steps, self.c = 0, float("nan")
+        self.update()
+
+    @torch.no_grad()
+    def update(self) -> float:
+        self.c = float(adaptive_c(self.model.embed.weight.detach(), self.model.fc1.weight.detach(), self.f_e, self.f_w))
+        for group in self.optimizer.param_groups:
+            if group.get("name") == "embedding":
+                group["lr"] = self.c * self.lr
+        return self.c
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps % self.every == 0:
+            self.update()
+
+
+# --- frequency-aware sampling -----------------------------------------------------------------
+
+
+class FrequencyBalancedSampler:
+    """OUR online frequency-balancing batch sampler, for ``s`` stacked models at once.
+
+    Each model keeps running counts n_t of how often token t (as a or b) has been drawn. Row
+    (a, b) of its training set is drawn with probability proportional to
+    ((nbar + 1) / (n_a + 1))^tau ((nbar + 1) / (n_b + 1))^tau, nbar the mean count over the
+    tokens present, so tokens drawn less often than average are drawn more. tau = 0 is uniform
+    sampling with replacement; with tau > 0 the token update frequencies p_i are pushed towards
+    equal (the paper's argument: E[Delta e_i] = -eta lambda e_i - eta p_i grad L).
+    """
+
+    def __init__(self, x_train: torch.Tensor, p: int, tau: float, generator: torch.Generator):
+        self.a, self.b = x_train[..., 0], x_train[..., 2]  # (s, n)
+        self.p, self.tau, self.generator = p, tau, generator
+        self.counts = torch.zeros(x_train.shape[0], p, dtype=torch.float64)
+        present = torch.zeros_like(self.counts)
+        present.scatter_(1, self.a, 1.0).scatter_(1, self.b, 1.0)
+        self.present = present
+
+    def sample(self, batch: int) -> torch.Tensor:
+        """Row indices ``(s, batch)`` into each model's training rows; updates the counts."""
+        nbar = (self.counts * self.present).sum(1, keepdim=True) / self.present.sum(1, keepdim=True)
+        ratio = ((nbar + 1) / (self.counts + 1)) ** self.tau
+        w = torch.gather(ratio, 1, self.a) * torch.gather(ratio, 1, self.b)
+        idx = torch.multinomial(w.float(), batch, replacement=True, generator=self.generator)
+        one = torch.ones(idx.shape, dtype=torch.float64)
+        self.counts.scatter_add_(1, torch.gather(self.a, 1, idx), one)
+        self.counts.scatter_add_(1, torch.gather(self.b, 1, idx), one)
+        return idx
+
+    def select(self, keep: torch.Tensor) -> None:
+        self.a, self.b = self.a[keep], self.b[keep]
+        self.counts, self.present = self.counts[keep], self.present[keep]
+
+
+# --- diagnostics ------------------------------------------------------------------------------
+
+
+def top_hessian_eigenvalues(
+    loss_fn, params: dict[str, torch.Tensor], blocks: tuple[str, ...] = ("E", "W"), iters: int = 20,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """Top (largest-magnitude) eigenvalue of each diagonal Hessian block, by power iteration on
+    Hessian-vector products (double backward), for stacked models at once.
+
+    ``loss_fn(params)`` must return a sum over models of per-model losses (e.g. :func:`stacked_loss`),
+    so the Hessian is block-diagonal across models and one HVP of the sum gives every model's HVP.
+    Returns, per block, a tensor ``(s,)`` of Rayleigh quotients v^T H_bb v, |v| = 1 per model.
+    """
+    leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    loss = loss_fn(leaves)
+    grads = torch.autograd.grad(loss, [leaves[b] for b in blocks], create_graph=True)
+    out = {}
+    for block, g in zip(blocks, grads, strict=True):
+        s = g.shape[0]
+        v = torch.randn(g.shape, generator=generator, dtype=g.dtype).to(g.device)
+        v = v / v.flatten(1).norm(dim=1).view(s, *[1] * (g.dim() - 1))
+        eig = torch.zeros(s, dtype=g.dtype, device=g.device)
+        for _ in range(iters):
+            (hv,) = torch.autograd.grad(g, leaves[block], grad_outputs=v, retain_graph=True)
+            eig = (hv * v).flatten(1).sum(1)
+            norm = hv.flatten(1).norm(dim=1).clamp_min(1e-30)
+            v = hv / norm.view(s, *[1] * (g.dim() - 1))
+        out[block] = eig.detach()
+    return out
+
+
+def numerical_rank(m: torch.Tensor, rtol: float = 1e-2) -> torch.Tensor:
+    """Number of singular values above ``rtol`` sigma_max (batched over leading axes)."""
+    sv = torch.linalg.svdvals(m)
+    return (sv > rtol * sv[..., :1]).sum(-1)
+
+
+def effective_embedding(e: torch.Tensor, w: torch.Tensor, p: int) -> torch.Tensor:
+    """EW: the value-token embeddings E[:p] times the block of W that reads the first operand
+    (rows 0..d-1 of the input-major W), i.e. what the first layer sees of token a. (s, p, hidden)."""
+    d = e.shape[-1]
+    return e[..., :p, :] @ w[..., :d, :]
+
+
+def fourier_spectrum(e: torch.Tensor, p: int) -> torch.Tensor:
+    """Share of the (mean-removed) embedding energy at each frequency k = 0..p//2 of the DFT over
+    the value tokens 0..p-1: |F_k|^2 summed over dimensions (k and p-k pooled), normalised to 1."""
+    values = e[..., :p, :] - e[..., :p, :].mean(dim=-2, keepdim=True)
+    power = torch.fft.rfft(values.double(), dim=-2).abs().square().sum(-1)  # (..., p//2 + 1)
+    power[..., 1:] *= 2  # k and p - k (p odd: no Nyquist term)
+    return power / power.sum(-1, keepdim=True).clamp_min(1e-30)
+
+
+def embedding_norms(e: torch.Tensor) -> torch.Tensor:
+    """L2 norm of each token's embedding (batched)."""
+    return e.norm(dim=-1)

@@ -1,0 +1,235 @@
+"""Train many small grokking models in one process: a stack of S models, one batched step each.
+
+Pure library code (tensors in, arrays out). Every model of a stack has its own data split,
+initialisation, batches, embedding factor c and stopping point; a model stops ``margin`` steps
+after it first reaches ``train_target`` train accuracy and ``test_target`` test accuracy, or at
+its step cap, and is then dropped from the stack so later steps cost only the live models.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gdrepro.papers.grokking import method as M
+
+
+@dataclass(frozen=True)
+class Run:
+    """One model to train: its data (indices into the op's dataset) and its optimiser settings."""
+
+    name: str
+    op: str
+    embedding: bool
+    train_idx: torch.Tensor
+    test_idx: torch.Tensor
+    c: float | str = 1.0  # embedding lr factor, or "adaptive" (ours)
+    tau: float = 0.0  # frequency-balancing sampler exponent (ours); 0 = uniform batches
+    cap: int = 3000
+    diagnostics: bool = False  # Hessian / rank / Fourier along training
+    init_key: int = 0  # runs with equal init_key, kind and op share initialisation and batches
+
+
+def _select(x, keep):
+    return x[keep].contiguous()
+
+
+def train_runs(
+    runs: list[Run],
+    datasets: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    p: int,
+    generator_for,
+    lr: float = 0.01,
+    weight_decay: float = 1e-3,
+    batch: int = 512,
+    d: int = 128,
+    hidden: int = 512,
+    eval_every: int = 50,
+    margin: int = 100,
+    train_target: float = 0.99,
+    test_target: float = 0.95,
+    diag_steps: tuple[int, ...] = (),
+    hessian_iters: int = 10,
+    hessian_batch: int = 512,
+    adaptive_every: int = 50,
+    decoupled: bool = False,
+    log=None,
+    device: str = "cpu",
+) -> dict[str, dict[str, np.ndarray]]:
+    """Train ``runs`` (all the same model kind) as one stack; returns per-run arrays.
+
+    ``generator_for(*key)`` gives a torch.Generator for a key (initialisation and batches are
+    drawn per run from ``(kind, op, init_key)``, so paired runs share them). Returned per run:
+    ``steps`` (eval steps), ``train_acc``, ``test_acc``, ``train_loss``, ``test_loss`` curves;
+    ``step_train`` / ``step_test`` (first eval step reaching the targets, nan if never),
+    ``stop``; ``norms`` (final per-token embedding norms), ``freq`` (rows per token), and with
+    diagnostics ``diag_steps``, ``hess_E``, ``hess_W``, ``rank_E``, ``rank_W``, ``rank_EW``,
+    ``fourier`` (init and final), ``c_t`` for adaptive runs.
+    Random draws (initialisation, batches, power-iteration starts) are made on the CPU and moved
+    to ``device``, so a GPU run sees the same initialisation and batches as a CPU run.
+    """
+    kinds = {r.embedding for r in runs}
+    assert len(kinds) == 1, "one stack holds one model kind"
+    embedding = kinds.pop()
+    s = len(runs)
+    input_scale = 1.0 / p
+    # per-run initialisation (identical for paired runs), then stacked
+    parts = [M.init_stack(1, p, embedding, generator_for("init", int(embedding), r.op, r.init_key), d, hidden)
+             for r in runs]
+    params = {k: torch.cat([q[k] for q in parts]).contiguous().to(device) for k in parts[0]}
+    base = torch.full((s,), lr, device=device)
+    c0 = []
+    for r in runs:
+        if r.c == "adaptive":
+            c0.append(float(M.adaptive_c(params["E"][len(c0)], params["W"][len(c0)])))
+        else:
+            c0.append(float(r.c))
+    lrs = {k: base.clone() for k in params}
+    if embedding:
+        lrs["E"] = base * torch.tensor(c0, device=device)
+    opt = M.StackedAdam(params, lrs, weight_decay, decoupled=decoupled)
+    x_all = {op: datasets[op][0] for op in datasets}
+    y_all = {op: datasets[op][1] for op in datasets}
+    xtr = torch.stack([x_all[r.op][r.train_idx] for r in runs])
+    ytr = torch.stack([y_all[r.op][r.train_idx] for r in runs])
+    xte = torch.stack([x_all[r.op][r.test_idx] for r in runs])
+    yte = torch.stack([y_all[r.op][r.test_idx] for r in runs])
+    freqs = [M.token_frequency(xtr[i], p + 2).numpy() for i in range(s)]
+    sampler = M.FrequencyBalancedSampler(xtr, p, 1.0, generator_for("sampler")) if any(r.tau > 0 for r in runs) else None
+    xtr, ytr, xte, yte = (t.to(device) for t in (xtr, ytr, xte, yte))
+    batch_gens = [generator_for("batches", int(embedding), r.op, r.init_key) for r in runs]
+    hess_gen = generator_for("hessian")
+    taus = torch.tensor([r.tau for r in runs])
+    n_train = xtr.shape[1]
+
+    live = list(range(s))  # original index of each stack row
+    out: dict[str, dict] = {r.name: {"steps": [], "train_acc": [], "test_acc": [], "train_loss": [], "test_loss": [],
+                                     "step_train": np.nan, "step_test": np.nan, "done_at": None,
+                                     "diag_steps": [], "hess_E": [], "hess_W": [], "rank_E": [], "rank_W": [],
+                                     "rank_EW": [], "c_t": [], "fourier_init": None} for r in runs}
+    for i, r in enumerate(runs):
+        out[r.name]["freq"] = freqs[i]
+        if embedding:
+            out[r.name]["fourier_init"] = M.fourier_spectrum(params["E"][i], p).cpu().numpy()
+            out[r.name]["norms_init"] = M.embedding_norms(params["E"][i]).cpu().numpy()
+    hb = generator_for("hessian-batch")
+    h_rows = torch.randperm(n_train, generator=hb)[:hessian_batch].to(device)
+
+    def finish(i_stack: int, step: int) -> None:
+        r = runs[live[i_stack]]
+        o = out[r.name]
+        o["stop"] = step
+        if embedding:
+            e = opt.params["E"][i_stack].detach()
+            o["norms"] = M.embedding_norms(e).cpu().numpy()
+            o["fourier"] = M.fourier_spectrum(e, p).cpu().numpy()
+
+    step, model_steps, t_train = 0, 0, 0.0
+    while live:
+        if step % eval_every == 0:
+            with torch.no_grad():
+                acc, loss = [], []
+                for xs, ys in ((xtr, ytr), (xte, yte)):
+                    logits = M.stacked_forward(opt.params, xs, input_scale)
+                    acc.append((logits.argmax(-1) == ys).float().mean(1))
+                    loss.append(torch.nn.functional.cross_entropy(logits.transpose(1, 2), ys, reduction="none").mean(1))
+                acc, loss = [a.cpu() for a in acc], [q.cpu() for q in loss]
+            drop = []
+            for j, i in enumerate(live):
+                o = out[runs[i].name]
+                o["steps"].append(step)
+                o["train_acc"].append(float(acc[0][j]))
+                o["test_acc"].append(float(acc[1][j]))
+                o["train_loss"].append(float(loss[0][j]))
+                o["test_loss"].append(float(loss[1][j]))
+                if np.isnan(o["step_train"]) and acc[0][j] >= train_target:
+                    o["step_train"] = step
+                if np.isnan(o["step_test"]) and acc[1][j] >= test_target:
+                    o["step_test"] = step
+                if o["done_at"] is None and not np.isnan(o["step_train"]) and not np.isnan(o["step_test"]):
+                    o["done_at"] = step + margin
+                if step >= runs[i].cap or (o["done_at"] is not None and step >= o["done_at"]):
+                    drop.append(j)
+            if drop:
+                for j in drop:
+                    finish(j, step)
+                keep = torch.tensor([j for j in range(len(live)) if j not in drop], dtype=torch.long)
+                live = [live[j] for j in keep.tolist()]
+                if not live:
+                    break
+                opt.select(keep)
+                taus = taus[keep]
+                xtr, ytr, xte, yte = (_select(t, keep.to(device)) for t in (xtr, ytr, xte, yte))
+                batch_gens = [batch_gens[j] for j in keep.tolist()]
+                if sampler is not None:
+                    sampler.select(keep)
+                if log:
+                    log(f"step {step}: {len(live)} models left ({', '.join(runs[i].name for i in live)})")
+        if embedding and step in diag_steps:
+            _diagnostics(runs, live, opt, xtr, ytr, h_rows, out, step, p, d, input_scale, hessian_iters, hess_gen)
+        if embedding and adaptive_every and step % adaptive_every == 0:
+            for j, i in enumerate(live):
+                if runs[i].c == "adaptive":
+                    c = float(M.adaptive_c(opt.params["E"][j], opt.params["W"][j]))
+                    opt.lr["E"][j] = c * lr
+                    out[runs[i].name]["c_t"].append((step, c))
+        t0 = time.perf_counter()
+        idx = torch.stack([torch.randint(0, n_train, (batch,), generator=g) for g in batch_gens])
+        if sampler is not None:
+            balanced = sampler.sample(batch)
+            use = taus > 0
+            idx[use] = balanced[use]
+        idx = idx.to(device)
+        xb, yb = torch.gather(xtr, 1, idx.unsqueeze(-1).expand(-1, -1, 4)), torch.gather(ytr, 1, idx)
+        leaves = {k: v.requires_grad_(True) for k, v in opt.params.items()}
+        grads = torch.autograd.grad(M.stacked_loss(leaves, xb, yb, input_scale), list(leaves.values()))
+        for v in leaves.values():
+            v.requires_grad_(False)
+        opt.step(dict(zip(leaves, grads, strict=True)))
+        t_train += time.perf_counter() - t0
+        model_steps += len(live)
+        step += 1
+
+    result = {}
+    for r in runs:
+        o = out[r.name]
+        res = {k: np.asarray(o[k], dtype=float) for k in ("steps", "train_acc", "test_acc", "train_loss", "test_loss")}
+        res |= {k: np.asarray(o[k], dtype=float) for k in ("step_train", "step_test", "stop")}
+        res["freq"] = o["freq"]
+        if embedding:
+            res |= {k: o[k] for k in ("norms", "fourier", "fourier_init", "norms_init")}
+        if o["diag_steps"]:
+            res |= {k: np.asarray(o[k], dtype=float) for k in ("diag_steps", "hess_E", "hess_W", "rank_E", "rank_W", "rank_EW")}
+        if o["c_t"]:
+            res["c_t"] = np.asarray(o["c_t"], dtype=float)
+        result[r.name] = res
+    result["__perf__"] = {"model_steps": np.array(model_steps), "train_seconds": np.array(t_train),
+                          "steps": np.array(step)}
+    return result
+
+
+def _diagnostics(runs, live, opt, xtr, ytr, h_rows, out, step, p, d, input_scale, iters, gen) -> None:
+    """Hessian top eigenvalues of the E and W blocks, ranks of E, W, EW, for live diagnostic runs."""
+    rows = [j for j, i in enumerate(live) if runs[i].diagnostics]
+    if not rows:
+        return
+    sel = torch.tensor(rows, device=xtr.device)
+    params = {k: v[sel].detach() for k, v in opt.params.items()}
+    xb, yb = xtr[sel][:, h_rows], ytr[sel][:, h_rows]
+    eig = M.top_hessian_eigenvalues(lambda q: M.stacked_loss(q, xb, yb, input_scale), params, ("E", "W"),
+                                    iters=iters, generator=gen)
+    rank_e = M.numerical_rank(params["E"]).cpu()
+    rank_w = M.numerical_rank(params["W"]).cpu()
+    rank_ew = M.numerical_rank(M.effective_embedding(params["E"], params["W"], p)).cpu()
+    eig = {k: v.cpu() for k, v in eig.items()}
+    for n, j in enumerate(rows):
+        o = out[runs[live[j]].name]
+        o["diag_steps"].append(step)
+        o["hess_E"].append(float(eig["E"][n]))
+        o["hess_W"].append(float(eig["W"][n]))
+        o["rank_E"].append(int(rank_e[n]))
+        o["rank_W"].append(int(rank_w[n]))
+        o["rank_EW"].append(int(rank_ew[n]))

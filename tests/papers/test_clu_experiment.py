@@ -1,0 +1,84 @@
+"""UG-CLU experiment: the paper-scale path
+(stacked ResNet-18 on a generated CIFAR-10 stand-in), and the metrics on a hand-made run."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from gdrepro import datasets
+from gdrepro.papers.clu import experiment as E
+from gdrepro.papers.clu import method as M
+from gdrepro.tracking import Run
+
+torch.set_num_threads(1)
+
+
+def test_mnist1d_is_procedural_and_deterministic():
+    a, b = datasets.mnist1d(300), datasets.mnist1d(300)
+    assert a["x"].shape == (240, 40) and a["x_test"].shape == (60, 40)
+    assert all(np.array_equal(a[k], b[k]) for k in a) and set(np.unique(a["y"])) <= set(range(10))
+
+
+def test_paper_scale_path_runs_a_stacked_resnet18_on_a_cifar10_stand_in(tmp_path, monkeypatch):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for f in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with (folder / f).open("wb") as handle:
+            pickle.dump({b"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8), b"labels": list(range(10))}, handle)
+    s = dataclasses.replace(E.SETTINGS["paper"], datasets=("cifar10",), data_root=str(tmp_path), batch=4,
+                            learn_steps=1, unlearn_steps=1, retrain_steps=1, memory_per_class=2, fisher_batches=1,
+                            mia_samples=20, resnet_width=2)
+    monkeypatch.setattr(M, "SCENARIOS", ("class",))  # one scenario keeps the test short
+    out = E.run_dataset("cifar10", s, 0, "cpu", Run(None, None))
+    n_models = len(E.ORDER)
+    assert out["class__rem"].shape == (n_models, 8) and out["class__task_acc"].shape == (n_models, 8, 5)
+    assert np.isfinite(out["class__fgt_train"][:, 3]).all() and np.isfinite(out["class__mia"][:, 3]).all()
+    assert out["class__learned_at"].tolist() == [0, 1, 2, -1, 3, -1, 4, -1]
+    stats = E.scenario_stats(out, "class")
+    assert np.isfinite(stats["rem_u"]).all() and stats["fgt_test"].shape == (n_models,)
+
+
+def _fake_run(ug_rem: float) -> dict:
+    """A hand-made run: Retrain row 0, every approximate method equal to Retrain except UG-CLU."""
+    run = {}
+    for scen in M.SCENARIOS:
+        reqs = M.scenario(scen)
+        n, R = len(E.ORDER), len(reqs)
+        learn = np.array([r.kind == "learn" for r in reqs])
+        forget = np.array([r.kind.startswith("forget") for r in reqs])
+        run[f"{scen}__rem"] = np.full((n, R), 60.0)
+        run[f"{scen}__new"] = np.where(learn, 80.0, np.nan) * np.ones((n, 1))
+        run[f"{scen}__fgt_train"] = np.where(forget, 0.0, np.nan) * np.ones((n, 1))
+        run[f"{scen}__fgt_test"] = np.where(forget & (scen != "samples"), 0.0, np.nan) * np.ones((n, 1))
+        run[f"{scen}__mia"] = np.where(forget, 50.0, np.nan) * np.ones((n, 1))
+        run[f"{scen}__task_acc"] = np.full((n, R, 5), 50.0)
+        run[f"{scen}__learned_at"] = np.array([r.task if r.kind == "learn" else -1 for r in reqs])
+        run[f"{scen}__final_tasks"] = np.arange(5)
+        ug = E.ORDER.index("ugclu")
+        run[f"{scen}__rem"][ug, forget] = ug_rem
+    return run
+
+
+def test_gap_to_retrain_is_the_mean_absolute_difference_over_applicable_metrics():
+    m = E.compute_metrics(_fake_run(50.0))
+    assert m["gap_retrain"] == 0 and m["gap_finetune"] == 0
+    # UG-CLU differs only in remaining accuracy after unlearning, by 10 points: one metric of 5
+    # (task-aware and class scenarios: rem_u, new, fgt_train, fgt_test, mia) or of 4 (samples)
+    assert m["task_aware_ugclu_gap"] == pytest.approx(2.0) and m["samples_ugclu_gap"] == pytest.approx(2.5)
+    assert m["gap_ugclu"] == pytest.approx((2 + 2 + 2.5) / 3)
+    assert m["gap_ugclu_minus_best_baseline"] == pytest.approx(m["gap_ugclu"])
+    assert m["class_rem_minus_retrain"] == pytest.approx(-10) and m["class_rem_minus_gaft"] == pytest.approx(-10)
+    assert m["class_ugclu_bwt"] == 0 and m["class_ugclu_aa"] < 60
+
+
+def test_scales_share_one_code_path_and_default_has_five_seeds_worth_of_work_small():
+    d, p = E.SETTINGS["default"], E.SETTINGS["paper"]
+    assert d.datasets == ("mnist1d",) and p.datasets == ("cifar10", "tinyimagenet")
+    assert E.SETTINGS["smoke"].learn_steps < d.learn_steps < p.learn_steps
+    assert p.unlearn_steps == 1500 and p.forget_alpha == 25 and p.forget_every == 5 and p.clip == 7

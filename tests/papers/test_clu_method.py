@@ -1,0 +1,220 @@
+"""UG-CLU method: the stacked models against independent modules, the mask / weights / clipping
+formulas, the fast-slow update against hand-computed steps, and the learner's data bookkeeping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gdrepro.papers.clu import method as M
+
+torch.set_num_threads(1)
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_stacked_mlp_equals_independent_mlps_in_outputs_and_gradients():
+    model = M.StackedMLP(3, (5, 7, 4), _gen())
+    x, y = torch.randn(3, 6, 5), torch.randint(0, 4, (3, 6))
+    loss = M.per_sample_ce(model(x), y).mean(1).sum()
+    grads = torch.autograd.grad(loss, model.params)
+    for m in range(3):
+        net = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 4))
+        with torch.no_grad():
+            net[0].weight.copy_(model.params[0][m].T), net[0].bias.copy_(model.params[1][m, 0])
+            net[2].weight.copy_(model.params[2][m].T), net[2].bias.copy_(model.params[3][m, 0])
+        out = net(x[m])
+        torch.testing.assert_close(out, model(x)[m])
+        F.cross_entropy(out, y[m]).backward()
+        torch.testing.assert_close(net[0].weight.grad.T, grads[0][m])
+        torch.testing.assert_close(net[2].bias.grad, grads[3][m, 0])
+    shared = torch.randn(9, 5)  # a shared batch broadcasts over models
+    torch.testing.assert_close(model(shared), model(shared.expand(3, 9, 5)))
+    assert model.params[0].abs().max() <= 1 / np.sqrt(5) and model.params[2].abs().max() <= 1 / np.sqrt(7)
+
+
+def test_stacked_module_matches_its_template_and_keeps_batchnorm_statistics_per_model():
+    def make():
+        return nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+
+    model = M.StackedModule(make, 2, _gen(), sample_dims=1)
+    x = torch.randn(2, 8, 4)
+    out = model(x)
+    for m in range(2):
+        net = make()
+        with torch.no_grad():
+            for p, (_, q) in zip(model.params, net.named_parameters(), strict=True):
+                q.copy_(p[m])
+        torch.testing.assert_close(net(x[m]), out[m])
+    # each model's running mean saw only its own batch
+    assert not torch.allclose(model.buffers[0]["1.running_mean"], model.buffers[1]["1.running_mean"])
+    state = model.state(0)
+    model.load(1, state)
+    torch.testing.assert_close(model.buffers[1]["1.running_mean"], model.buffers[0]["1.running_mean"])
+    torch.testing.assert_close(model.params[0][1], model.params[0][0])
+
+
+def test_adaptive_weights_sum_to_batch_size_and_favour_low_loss_samples():
+    losses = torch.tensor([[0.1, 1.0, 4.0], [2.0, 2.0, 2.0]])
+    w = M.adaptive_weights(losses, 0.5)
+    torch.testing.assert_close(w.sum(1), torch.tensor([3.0, 3.0]))
+    expected = 1 / np.sqrt([0.1, 1.0, 4.0])
+    np.testing.assert_allclose(w[0].numpy(), 3 * expected / expected.sum(), rtol=1e-5)
+    torch.testing.assert_close(w[1], torch.ones(3))  # equal losses: plain mean
+    torch.testing.assert_close(M.adaptive_weights(losses, 0.0), torch.ones(2, 3))  # lambda 0: no reweighting
+
+
+def test_balanced_mask_is_the_fisher_ratio_threshold_and_shrinks_with_gamma():
+    fu = [torch.tensor([[1.0, 2.0, 0.0, 5.0]])]
+    fr = [torch.tensor([[1.0, 4.0, 0.0, 1.0]])]
+    assert M.balanced_mask(fu, fr, 1.0)[0].tolist() == [[1.0, 0.0, 1.0, 1.0]]  # 0/0 -> ratio 1
+    g = torch.Generator().manual_seed(1)
+    fu, fr = [torch.rand(2, 50, generator=g)], [torch.rand(2, 50, generator=g)]
+    masks = [M.balanced_mask(fu, fr, gamma)[0] for gamma in (0.5, 1.0, 2.0)]
+    assert bool((masks[1] <= masks[0]).all()) and bool((masks[2] <= masks[1]).all())
+
+
+def test_salun_mask_keeps_the_requested_share_of_largest_gradients_per_model():
+    g = torch.Generator().manual_seed(2)
+    grads = [torch.randn(3, 40, generator=g), torch.randn(3, 1, 20, generator=g)]
+    mask = M.salun_mask(grads, keep=0.25)
+    kept = sum(mk.flatten(1).sum(1) for mk in mask)
+    torch.testing.assert_close(kept, torch.full((3,), 15.0))
+    flat = torch.cat([gr.abs().flatten(1) for gr in grads], 1)
+    flat_mask = torch.cat([mk.flatten(1) for mk in mask], 1)
+    assert bool((flat[flat_mask == 1].min() >= 0) and all(
+        flat[m][flat_mask[m] == 1].min() >= flat[m][flat_mask[m] == 0].max() for m in range(3)))
+
+
+def test_clip_per_model_caps_each_models_norm_and_keeps_directions():
+    grads = [torch.tensor([[3.0, 4.0], [0.3, 0.4]]), torch.tensor([[[12.0]], [[0.0]]])]
+    clipped = M.clip_per_model(grads, 6.5)
+    norms = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in clipped))
+    torch.testing.assert_close(norms, torch.tensor([6.5, 0.5]), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(clipped[0][0] / clipped[0][0].norm(), torch.tensor([0.6, 0.8]))
+    torch.testing.assert_close(clipped[0][1], grads[0][1])
+
+
+def test_sgd_step_equals_torch_sgd_on_active_models_and_leaves_others_alone():
+    p = torch.randn(2, 3, 4)
+    bufs = [torch.randn(2, 3, 4)]
+    g = torch.randn(2, 3, 4)
+    ref = nn.Parameter(p[0].clone())
+    opt = torch.optim.SGD([ref], lr=0.1, momentum=0.9, weight_decay=0.01)
+    opt.step()  # first step initialises the buffer: put ours in
+    opt.state[ref]["momentum_buffer"] = bufs[0][0].clone()
+    ref.data = p[0].clone()
+    ref.grad = g[0].clone()
+    opt.step()
+    params, before = [p.clone()], bufs[0].clone()
+    M.sgd_step(params, [g], bufs, torch.tensor([1.0, 0.0]), 0.1, 0.9, 0.01)
+    torch.testing.assert_close(params[0][0], ref.data)
+    torch.testing.assert_close(params[0][1], p[1])
+    torch.testing.assert_close(bufs[0][1], before[1])
+
+
+def _phase(M_, pool_f, pool_s, fast_slow: bool, coef: float) -> M.Phase:
+    fp, fl = M.make_pools([pool_f] * M_)
+    sp, sl = M.make_pools([pool_s] * M_)
+    false = torch.zeros(M_, dtype=torch.bool)
+    return M.Phase(steps=torch.ones(M_, dtype=torch.long), fast_pool=fp, fast_len=fl, fast_coef=torch.full((M_,), coef),
+                   fast_every=torch.ones(M_, dtype=torch.long), random_labels=false, adaptive=false, slow_pool=sp,
+                   slow_len=sl, slow_coef=torch.ones(M_), fast_slow=torch.full((M_,), fast_slow))
+
+
+@pytest.mark.parametrize("fast_slow", [True, False])
+def test_fast_slow_takes_the_preserve_gradient_at_the_fast_weights(fast_slow):
+    """One step, no momentum: fast-slow = theta - lr g_U(theta) - lr g_R(theta - lr g_U(theta));
+    simultaneous = theta - lr (g_U(theta) + g_R(theta)). Pools of one sample make batches exact."""
+    x, y = torch.randn(2, 5), torch.tensor([1, 2])
+    model = M.StackedMLP(1, (5, 6, 3), _gen(3))
+    theta = [p.detach().clone() for p in model.params]
+    hp = M.HParams(batch=4, momentum=0.0, weight_decay=0.0, clip=1e9)
+    M.run_phase(model, [torch.zeros_like(p) for p in model.params], x, y, _phase(1, np.array([0]), np.array([1]), fast_slow, 1.0),
+                0.1, hp, 3, _gen(4))
+
+    def grad(params, i):
+        ps = [p.clone().requires_grad_(True) for p in params]
+        ref = M.StackedMLP(1, (5, 6, 3), _gen(3))
+        ref.params = ps
+        loss = F.cross_entropy(ref(x[i:i + 1].expand(1, 4, 5))[0], y[i:i + 1].expand(4))
+        return torch.autograd.grad(loss, ps)
+
+    lr = 0.1 * (1 + np.cos(0)) / 2  # cosine schedule at step 0 of 1
+    g_u = grad(theta, 0)
+    if fast_slow:
+        fast = [t - lr * g for t, g in zip(theta, g_u, strict=True)]
+        expected = [f - lr * g for f, g in zip(fast, grad(fast, 1), strict=True)]
+    else:
+        expected = [t - lr * (a + b) for t, a, b in zip(theta, g_u, grad(theta, 1), strict=True)]
+    for p, e in zip(model.params, expected, strict=True):
+        torch.testing.assert_close(p.detach(), e, atol=1e-6, rtol=1e-5)
+
+
+def test_fisher_of_one_full_batch_is_the_squared_batch_gradient():
+    x, y = torch.randn(8, 5), torch.randint(0, 3, (8,))
+    model = M.StackedMLP(2, (5, 4, 3), _gen(5))
+    pool, length = M.make_pools([np.arange(8), np.arange(8)])
+    sq, mean = M.fisher_diag(model, x, y, pool, length, batch=8, max_batches=5)
+    loss = M.per_sample_ce(model(x.expand(2, 8, 5)), y.expand(2, 8)).mean(1).sum()
+    grads = torch.autograd.grad(loss, model.params)
+    for s, mu, g in zip(sq, mean, grads, strict=True):
+        torch.testing.assert_close(s, g**2)
+        torch.testing.assert_close(mu, g)
+
+
+def test_entropy_mia_flags_confident_targets_as_members():
+    rng = np.random.default_rng(0)
+    members, nonmembers = rng.uniform(0, 0.3, 500), rng.uniform(1.0, 2.0, 500)
+    assert M.entropy_mia(members, nonmembers, rng.uniform(0, 0.3, 100)) > 95
+    assert M.entropy_mia(members, nonmembers, rng.uniform(1.2, 2.0, 100)) < 5
+    np.testing.assert_allclose(M.entropy(np.full((2, 4), 0.25)), np.log(4))
+
+
+def test_backward_transfer_on_a_hand_made_accuracy_matrix():
+    acc = np.array([[90, 0, 0], [70, 80, 0], [60, 70, 95.0]])  # (requests, tasks)
+    assert M.backward_transfer(acc, {0: 0, 1: 1, 2: 2}, [0, 1, 2]) == pytest.approx(((60 - 90) + (70 - 80)) / 2)
+    assert M.backward_transfer(acc, {0: 0, 1: 1, 2: 2}, [1, 2]) == pytest.approx(-10)
+
+
+def test_scenarios_follow_clpu_and_cross_task_unlearning():
+    labels = [r.label for r in M.scenario("task_aware")]
+    assert labels == ["L0R", "L1T", "L2T", "L3R", "K1", "F2", "L4T", "F4"]
+    cls = M.scenario("class")
+    learned = set()
+    for r in cls:  # every forgotten class belongs to an earlier task, learned before the request
+        if r.kind == "learn":
+            learned.add(r.task)
+        else:
+            assert r.klass // 2 in learned and r.klass // 2 != max(learned)
+    assert sum(r.kind == "forget_samples" and r.fraction == 0.1 for r in M.scenario("samples")) == 2
+
+
+def test_learner_bookkeeping_never_keeps_unlearned_data_and_clpu_rolls_back():
+    g = torch.Generator().manual_seed(0)
+    n = 200
+    x, y = torch.randn(n, 6), torch.arange(n) % 10
+    methods = [M.METHODS["clpu"], M.METHODS["ugclu"]]
+    model = M.StackedMLP(2, (6, 8, 10), g)
+    hp = M.HParams(batch=8, learn_steps=2, unlearn_steps=2, memory_per_class=5, fisher_batches=2)
+    learner = M.ContinualUnlearner(model, methods, x, y, 10, 2, hp, g, np.random.default_rng(0))
+    snap_before_task1 = None
+    for r in M.scenario("class")[:4]:  # L0 L1 L2 Uc1
+        if r.kind == "learn" and r.task == 1:
+            snap_before_task1 = model.state(0)
+        info = learner.apply(r)
+    forget = info["forget"]
+    assert set(y[forget].tolist()) == {1} and len(forget) == 20
+    assert not learner.data.held[forget].any() and not learner.data.memory[forget].any()
+    assert learner.data.classes == {0, 2, 3, 4, 5}
+    assert learner.data.memory.sum() == 5 * 5  # memory of the five held classes
+    for a, b in zip(learner.snapshots[0][0], snap_before_task1, strict=True):
+        assert not torch.equal(a, b)  # snapshots are per task
+    torch.testing.assert_close(learner.snapshots[1][0][0], snap_before_task1[0])
+    info = learner.apply(M.Request("forget_samples", fraction=0.1))
+    assert len(info["forget"]) == round(0.1 * 100) and not learner.data.held[info["forget"]].any()
