@@ -294,7 +294,7 @@ def exactness(s: KOSettings, d: dict, seed: int, dev: str) -> dict[str, np.ndarr
     w, grad = torch.randn(64, 20, generator=g, dtype=torch.float64), torch.randn(64, 20, generator=g, dtype=torch.float64)
     new = M.hard_collision(w * 0.01, grad, 1.0, g)  # coll_coef 1: every pair collides
     out["hard_momentum_rel_error"] = np.array(float((new.sum(0) - grad.sum(0)).norm() / grad.norm()))
-    out["hard_energy_rel_error"] = np.array(abs(float((new**2).sum() / (grad**2).sum())) - 1)
+    out["hard_energy_rel_error"] = np.array(abs(float((new**2).sum() / (grad**2).sum()) - 1))
     out["hard_changed_fraction"] = np.array(float((new != grad).any(dim=1).double().mean()))
     return out
 
