@@ -6,6 +6,7 @@ rule clu_prepare:
     input:
         data="results/{scale}/data.json",
         code=paper_sources("clu"),
+        external=external_inputs("clu"),
     output:
         paper_file("clu", "prepared.json"),
     log:
