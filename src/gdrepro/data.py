@@ -47,7 +47,8 @@ def build(data_dir: Path, only_missing: bool = False) -> list[str]:
     return written
 
 
-def _file_md5(path: Path) -> str:
+def file_md5(path: Path) -> str:
+    """MD5 of a file, read in 1 MiB blocks (DVC's file hash; also checks downloads)."""
     digest = hashlib.md5()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -62,7 +63,7 @@ def directory_hash(data_dir: Path) -> dict:
     ``dvc add`` in the tests.
     """
     files = sorted(p for p in data_dir.rglob("*") if p.is_file())
-    entries = [{"md5": _file_md5(p), "relpath": p.relative_to(data_dir).as_posix()} for p in files]
+    entries = [{"md5": file_md5(p), "relpath": p.relative_to(data_dir).as_posix()} for p in files]
     entries.sort(key=lambda e: e["relpath"])
     blob = json.dumps(entries, sort_keys=True).encode("utf-8")
     return {

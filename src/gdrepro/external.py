@@ -10,7 +10,6 @@ where to put it. The smoke and default scales never need any of this.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tarfile
 import urllib.error
@@ -19,6 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from gdrepro.data import file_md5
 from gdrepro.datasets import external_root
 from gdrepro.errors import GdreproError
 from gdrepro.runtime import log
@@ -66,14 +66,6 @@ def marker(name: str, root: Path | None = None) -> Path:
     return Path(root or external_root()) / ".fetched" / name
 
 
-def md5sum(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch(name: str, root: Path | None = None, timeout: float = 60.0) -> Path:
     """Download, check and unpack dataset ``name`` once; return its folder."""
     if name not in CATALOG:
@@ -97,7 +89,7 @@ def fetch(name: str, root: Path | None = None, timeout: float = 60.0) -> Path:
                 f"put {spec.filename} into {root}/, then rerun"
             ) from None
         partial.rename(archive)
-    actual = md5sum(archive)
+    actual = file_md5(archive)
     if spec.md5 is not None and actual != spec.md5:
         raise GdreproError(f"{archive}: MD5 {actual} != published {spec.md5}; delete it and download again")
     if spec.md5 is None:
