@@ -82,3 +82,13 @@ def test_scales_share_one_code_path_and_default_has_five_seeds_worth_of_work_sma
     assert d.datasets == ("mnist1d",) and p.datasets == ("cifar10", "tinyimagenet")
     assert E.SETTINGS["smoke"].learn_steps < d.learn_steps < p.learn_steps
     assert p.unlearn_steps == 1500 and p.forget_alpha == 25 and p.forget_every == 5 and p.clip == 7
+
+
+def test_settings_pass_every_number_to_the_method():
+    fields = {f.name for f in dataclasses.fields(M.HParams)} & {f.name for f in dataclasses.fields(E.CLUSettings)}
+    assert {"lam", "gamma", "forget_alpha", "clip", "forget_every", "unlearn_lr"} <= fields
+    # distinct values (the field's position), so that a swapped or dropped field shows
+    s = dataclasses.replace(E.SETTINGS["smoke"], **{k: type(getattr(E.SETTINGS["smoke"], k))(i + 2) for i, k in enumerate(sorted(fields))})
+    hp = s.hparams()
+    for i, k in enumerate(sorted(fields)):
+        assert getattr(hp, k) == i + 2, k

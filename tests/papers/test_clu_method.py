@@ -87,8 +87,8 @@ def test_salun_mask_keeps_the_requested_share_of_largest_gradients_per_model():
     torch.testing.assert_close(kept, torch.full((3,), 15.0))
     flat = torch.cat([gr.abs().flatten(1) for gr in grads], 1)
     flat_mask = torch.cat([mk.flatten(1) for mk in mask], 1)
-    assert bool((flat[flat_mask == 1].min() >= 0) and all(
-        flat[m][flat_mask[m] == 1].min() >= flat[m][flat_mask[m] == 0].max() for m in range(3)))
+    for m in range(3):  # every kept |gradient| exceeds every dropped one
+        assert flat[m][flat_mask[m] == 1].min() > flat[m][flat_mask[m] == 0].max()
 
 
 def test_clip_per_model_caps_each_models_norm_and_keeps_directions():

@@ -115,21 +115,6 @@ def test_hard_collision_spares_distant_particles():
     torch.testing.assert_close(M.hard_collision(w, g, 0.5, torch.Generator().manual_seed(0)), g)
 
 
-def test_ko_collides_rows_and_conv_kernels_and_leaves_biases():
-    torch.manual_seed(0)
-    conv, lin = torch.nn.Conv2d(3, 8, 3), torch.nn.Linear(5, 4)
-    params = [*conv.parameters(), *lin.parameters()]
-    for p in params:
-        p.grad = torch.randn_like(p)
-    grads = [p.grad.clone() for p in params]
-    opt = M.KO(params, base="sgd", coll_coef=0.5, mode="soft", normalize="mean", lr=0.1)
-    opt.collide_gradients()
-    expect_conv = M.soft_collision(conv.weight.reshape(8, -1), grads[0].reshape(8, -1), 0.5, "mean").view_as(grads[0])
-    torch.testing.assert_close(conv.weight.grad, expect_conv)
-    torch.testing.assert_close(lin.weight.grad, M.soft_collision(lin.weight, grads[2], 0.5, "mean"))
-    assert torch.equal(conv.bias.grad, grads[1]) and torch.equal(lin.bias.grad, grads[3])
-
-
 @pytest.mark.parametrize("base,mode", [("sgd", "soft"), ("adam", "soft"), ("sgd", "hard"), ("adam", "hard")])
 def test_state_dict_round_trip_resumes_exactly(base, mode):
     kwargs = {"lr": 0.05, "momentum": 0.9} if base == "sgd" else {"lr": 1e-2}
