@@ -14,7 +14,7 @@ CROSS = M.GMM.of([[0, 0], [0, 0]], [[[2, 0.5], [0.5, 0.15]], [[0.15, 0.5], [0.5,
 
 def _grid_posterior_mean(prior: M.GMM, y, sigma2: float) -> np.ndarray:
     """Posterior mean of x given y = x + n by brute-force quadrature on a fine grid."""
-    g = np.linspace(-12, 12, 801)
+    g = np.linspace(-12, 12, 401)  # step 0.06: exact to ~1e-12 for sd >= 0.18 (trapezoid on Gaussians)
     X = np.stack(np.meshgrid(g, g, indexing="ij"), -1)
     w = prior.density(X) * np.exp(-((X - y) ** 2).sum(-1) / (2 * sigma2))
     return (w[..., None] * X).sum((0, 1)) / w.sum()
@@ -34,7 +34,7 @@ def test_mmse_denoiser_is_the_posterior_mean_at_the_right_noise_variance(quirk):
     eps = 0.3
     v = np.sqrt(eps) if quirk else eps  # the official code's denoiser uses variance sqrt(eps)
     D = M.gmm_denoiser(CROSS, quirk=quirk)
-    x = np.random.default_rng(0).normal(size=(5, 2)) * 2
+    x = np.random.default_rng(0).normal(size=(2, 2)) * 2  # more points: test_psgla_oracle.py (scipy)
     expected = [_grid_posterior_mean(CROSS, xi, v) for xi in x]
     np.testing.assert_allclose(D(x, eps), expected, atol=1e-4)
 
@@ -141,11 +141,11 @@ def test_blur_is_self_adjoint_averaging():
     np.testing.assert_allclose(op.apply(np.ones((1, 20, 20))), 1.0)
 
 
-def test_w2_and_sliced_of_a_shift():
+def test_w2_of_a_shift_is_its_squared_length():
+    """(The sliced distance is checked against closed forms in test_psgla_oracle.py.)"""
     a = np.random.default_rng(8).normal(size=(300, 2))
     shift = np.array([0.3, -0.4])
     assert M.w2_squared(a, a + shift) == pytest.approx(0.25, rel=1e-9)
-    assert M.sliced_w2(a, a + shift) < 0.5 + 1e-9  # projections of a shift of length 0.5
 
 
 def test_kde_distance_separates_right_from_wrong_samples():
