@@ -7,22 +7,56 @@ import pytest
 from scipy import stats
 
 from gdrepro.config import default_seeds
-from gdrepro.papers.quantile import method as M
 from gdrepro.papers.quantile.experiment import SETTINGS, _pool, standardised_scores
+
+
+def _hall_sheather(tau: float, n: int, alpha: float = 0.05) -> float:
+    """Koenker (2005) Hall-Sheather bandwidth, capped at min(tau, 1 - tau) / 2 (written out here)."""
+    z = stats.norm.ppf(tau)
+    rule = n ** (-1 / 3) * stats.norm.ppf(1 - alpha / 2) ** (2 / 3) * (1.5 * stats.norm.pdf(z) ** 2 / (2 * z**2 + 1)) ** (1 / 3)
+    return min(rule, min(tau, 1 - tau) / 2)
 
 
 @pytest.fixture(scope="module")
 def gaussian_run():
-    """Averages = q + sd/sqrt(n) * B(tau)/sqrt(tau(1-tau)), the Gaussian limit, exactly."""
+    """Averages = q + B(tau) / (f(q) sqrt(n)) with B a Brownian bridge, the Gaussian limit, exactly.
+
+    Built without the method: B(t) = W(t) - t W(1) from independent Gaussian increments of a
+    Brownian motion W, and the curve at tau -+ h is the exact N(0, 1) quantile there.
+    """
     taus = np.round(np.linspace(0.05, 0.95, 19), 2)
     n, reps = 10_000, 6_000
     q, f = stats.norm.ppf(taus), stats.norm.pdf(stats.norm.ppf(taus))
-    z = np.random.default_rng(0).multivariate_normal(np.zeros(19), M.bridge_correlation(taus), size=reps)
-    estimate = q + z * M.asymptotic_sd(taus, f) / np.sqrt(n)
-    levels = M.augmented_levels(taus, n)
+    knots = np.append(taus, 1.0)
+    steps = np.diff(knots, prepend=0.0)
+    W = np.cumsum(np.random.default_rng(0).standard_normal((reps, knots.size)) * np.sqrt(steps), axis=1)
+    bridge = W[:, :-1] - taus * W[:, -1:]
+    estimate = q + bridge / f / np.sqrt(n)
+    h = np.array([_hall_sheather(t, n) for t in taus])
+    levels = np.concatenate([taus, taus - h, taus + h])
     exact_sides = np.broadcast_to(stats.norm.ppf(levels[19:]), (reps, 38))  # tau -+ h without noise
     exp = {"taus": taus.tolist(), "quantile": q.tolist(), "density": f.tolist(), "n": n, "levels": levels.tolist()}
     return exp, {"x__average": np.concatenate([estimate, exact_sides], axis=1)}
+
+
+def test_scores_by_hand_at_the_edges_of_the_intervals():
+    """One level tau = 1/2 of N(0, 1), n = 100: z = sqrt(n)(estimate - q)/sd_true with
+    sd_true = sqrt(1/4)/phi(0); |z| = 1.95 is inside the 95% CI, 1.97 is outside; the curve at
+    tau -+ h has the true slope, so the plug-in interval is the true one."""
+    n, f = 100, stats.norm.pdf(0.0)
+    sd = 0.5 / f
+    z = np.array([1.95, -1.95, 1.97, -1.97, 0.3])
+    h = _hall_sheather(0.5, n)
+    average = np.column_stack([z * sd / np.sqrt(n), np.full(5, -h / f), np.full(5, h / f)])
+    exp = {"taus": [0.5], "quantile": [0.0], "density": [f], "n": n}
+    scores = standardised_scores(exp, {"x__average": average}, "x__")
+    np.testing.assert_allclose(scores["z"][:, 0], z, rtol=1e-12)
+    np.testing.assert_allclose(scores["rmse_ratio"], np.sqrt((z**2).mean()), rtol=1e-12)
+    assert scores["hit_true"][:, 0].tolist() == [True, True, False, False, True]
+    assert scores["hit_plugin"][:, 0].tolist() == [True, True, False, False, True]
+    # one level: the band is the pointwise interval (critical value 1.96 up to Monte Carlo error)
+    far = np.column_stack([np.array([1.9, 2.03]) * sd / np.sqrt(n), np.full(2, -h / f), np.full(2, h / f)])
+    assert standardised_scores(exp, {"x__average": far}, "x__")["band_true"].tolist() == [True, False]
 
 
 def test_scores_of_the_gaussian_limit_are_nominal(gaussian_run):

@@ -73,18 +73,6 @@ def test_rejects_a_below_one_half_and_beta_outside_the_range():
         M.step_sizes(10, beta=1.0)
 
 
-@pytest.mark.parametrize("estimator", [M.smoothed_sgd_quantiles, M.sgd_quantiles])
-def test_averaged_estimate_converges_to_the_true_quantile(estimator):
-    taus = np.array([0.1, 0.5, 0.75, 0.9])
-    out = estimator(lambda g, size: g.exponential(size=size), taus, n=40_000, reps=20,
-                    rng=np.random.default_rng(3))
-    truth = stats.expon.ppf(taus)
-    sd = M.asymptotic_sd(taus, stats.expon.pdf(truth)) / np.sqrt(40_000)
-    # mean over 20 reps: within 4 standard errors of the truth, and the spread is root-n sized
-    assert np.all(np.abs(out.average.mean(0) - truth) < 4 * sd / np.sqrt(20) + 0.002)
-    assert np.all(out.average.std(0) < 2 * sd)
-
-
 def test_sampler_and_array_streams_agree():
     taus = [0.25, 0.75]
     data = np.random.default_rng(5).normal(size=(3, 200))
