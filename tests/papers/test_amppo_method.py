@@ -1,6 +1,6 @@
-"""AM-PPO and our PPO against their defining properties: the controller's closed form, the gating
-invariants, the minibatch-norm trap, CleanRL/gymnasium semantics of the numpy rollout, GAE,
-exact resume from a state dict, and the NaN guard."""
+"""AM-PPO and our PPO against their defining properties (the oracle tests are in
+test_amppo_oracle.py): the controller's clamp, the gating invariants, the minibatch-norm trap,
+CleanRL/gymnasium semantics of the numpy rollout, GAE, exact resume from a state dict, the NaN guard."""
 
 from __future__ import annotations
 
@@ -27,20 +27,6 @@ def _trainer(method: str = "ppo", seed: int = 0, total: int = 3 * 128, cfg: M.PP
                         torch.Generator().manual_seed(seed), seed)
 
 
-def test_controller_update_is_the_papers_closed_form():
-    cfg = M.AMConfig()
-    mod = M.AlphaModulator(cfg)
-    a = _adv().double().numpy()
-    n, sigma = np.linalg.norm(a), a.std(ddof=1) + cfg.eps
-    alpha_hat = cfg.kappa * (n + cfg.eps) / (sigma + cfg.eps) * (cfg.p_star / (cfg.s_init + cfg.eps)) ** cfg.eta
-    alpha = (1 - cfg.rho) * cfg.alpha_init + cfg.rho * alpha_hat
-    s_obs = np.mean(np.abs(alpha * a / (n + cfg.eps)) > cfg.tau)
-    mod.update(_adv())
-    assert mod.alpha == pytest.approx(alpha, rel=1e-12)
-    assert mod.s_ema == pytest.approx((1 - cfg.rho_sat) * cfg.s_init + cfg.rho_sat * s_obs, rel=1e-12)
-    assert mod.last["alpha_hat"] == pytest.approx(alpha_hat, rel=1e-12)
-
-
 def test_controller_clamps_alpha_and_ignores_a_vanishing_batch():
     mod = M.AlphaModulator(M.AMConfig(alpha_max=3.0))
     mod.update(_adv())
@@ -65,7 +51,7 @@ def test_gating_keeps_sign_is_bounded_by_kappa_and_leaves_state_frozen(norm):
     # saturated entries carry ~kappa A; tiny ones the linear regime kappa alpha A |A| / norm
     z = mod.z(mb)
     sat = z.abs() > 4
-    assert torch.allclose(out[sat], mod.cfg.kappa * mb[sat], rtol=1e-3)
+    assert torch.allclose(out[sat], 2.0 * mb[sat], rtol=1e-3)  # kappa = 2 (paper)
 
 
 def test_identity_transform_is_plain_ppo():
@@ -184,12 +170,3 @@ def test_non_finite_values_stop_the_run_with_a_clear_message():
         tr.agent.actor_logstd.fill_(float("inf"))
     with pytest.raises(M.NonFiniteError, match="non-finite"):
         tr.iterate()
-
-
-def test_saved_policy_evaluates_deterministically():
-    tr = _trainer()
-    tr.iterate()
-    policy = tr.policy()
-    r1, _ = M.evaluate_policy(policy, "Hopper-v5", 2, seed=5)
-    r2, _ = M.evaluate_policy({k: v.copy() for k, v in policy.items()}, "Hopper-v5", 2, seed=5)
-    assert np.array_equal(r1, r2) and r1.shape == (2,) and np.all(np.isfinite(r1))
