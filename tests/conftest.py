@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import gdrepro  # noqa: F401  (pins the CPU kernels before any test module loads numpy or torch)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -43,3 +45,27 @@ def checkout(tmp_path_factory) -> Path:
 @pytest.fixture
 def no_tracking(monkeypatch):
     monkeypatch.setenv("GDREPRO_TRACKING", "off")
+
+
+SMOKE_PAPERS = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Note which papers the selected pipeline tests are about (after -k / -m deselection).
+
+    ``pytest -k clu`` selects clu's parametrised pipeline tests, and the smoke run then builds
+    clu alone (``papers=[clu]``); with no paper-specific pipeline test selected, all ten run.
+    """
+    from gdrepro import papers
+
+    chosen = {item.callspec.params["paper"] for item in items
+              if item.get_closest_marker("pipeline") and hasattr(item, "callspec")
+              and "paper" in item.callspec.params}
+    config.stash[SMOKE_PAPERS] = [s for s in papers.SLUGS if s in chosen] or list(papers.SLUGS)
+
+
+@pytest.fixture(scope="session")
+def smoke_papers(request) -> list[str]:
+    """The papers the smoke pipeline test builds (see pytest_collection_modifyitems)."""
+    return request.config.stash[SMOKE_PAPERS]

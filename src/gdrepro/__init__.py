@@ -1,4 +1,12 @@
-"""gdrepro: one reproducibility pipeline for ten papers about gradient-based learning."""
+"""gdrepro: one reproducibility pipeline for ten papers about gradient-based learning.
+
+Importing the package pins the CPU kernels of numpy, scipy and torch (gdrepro.kernels) before
+either library loads, so every job and test computes the same numbers on any x86-64 CPU.
+"""
+
+from gdrepro import kernels as _kernels
+
+_kernels.pin()
 
 __version__ = "0.1.0"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from gdrepro import SCALES, __version__, gpu_slots, papers
+from gdrepro import SCALES, __version__, gpu_slots, kernels, papers
 from gdrepro.errors import GdreproError
 
 COMMANDS = ("report", "data", "tracking", "external", "list")
@@ -206,6 +206,7 @@ def run_list(argv: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
+        kernels.mode()  # a bad GDREPRO_KERNELS: one line here, not a traceback at import
         gpu_slots.claim_for_job()  # a training job on a multi-GPU machine: before CUDA starts
         if argv and argv[0] in papers.SLUGS:  # the hot path (every job): import only this paper
             run_paper(argv[0], argv[1:])

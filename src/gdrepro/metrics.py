@@ -1,10 +1,12 @@
 """metrics.json: every reproduced number, pooled over seeds, with the per-seed values beside it.
 
 Layout: ``{"paper", "scale", "seeds", "settings", "metrics": {name: {"value", "per_seed"}},
-"details": {...}, "performance": {...}}``. ``value`` is the estimate the claims are judged on
-(pooled over all seeds' replications, or the mean over seeds where pooling is meaningless);
+"details": {...}, "environment": {"kernels": ...}, "performance": {...}}``. ``value`` is the
+estimate the claims are judged on (pooled over all seeds' replications, or the mean over seeds where pooling is meaningless);
 ``per_seed`` shows the seed-to-seed spread; a non-finite value (a diverged run) is stored as
 ``null`` and judged ❌. ``metrics`` and ``details`` are a function of scale, settings and seeds;
+``environment.kernels`` records the CPU kernel choice they were computed with (gdrepro.kernels:
+the same record, and the same numbers, on every x86-64 machine in portable mode);
 ``performance`` (throughput, timings) is the only machine-dependent part.
 """
 
@@ -17,6 +19,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from gdrepro import kernels
 from gdrepro.errors import GdreproError
 from gdrepro.paper import StageContext, write_json
 
@@ -58,6 +61,7 @@ def write_metrics(
             "settings": ctx.settings,
             "metrics": metrics,
             "details": details or {},
+            "environment": {"kernels": kernels.effective()},
             "performance": performance or {},
         },
     )

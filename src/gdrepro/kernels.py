@@ -1,0 +1,127 @@
+"""Pinned CPU kernels: the same numbers on every x86-64 CPU, Intel or AMD, AVX2 or AVX-512.
+
+numpy, scipy and torch pick their inner loops from the CPU they find: AVX-512 reductions sum
+16 lanes where AVX2 sums 8, MKL and OpenBLAS choose blocking and kernels per vendor and core,
+so the same code gives different last bits on two machines, and chaotic training amplifies
+them. In ``portable`` mode (the default on x86-64) the house caps every library at one choice
+that every x86-64 machine of our kind runs alike:
+
+==========================  =============  ===============================================
+variable                    value          what it fixes
+==========================  =============  ===============================================
+ATEN_CPU_CAPABILITY         avx2           torch's own vectorised kernels (8-lane sums)
+ONEDNN_MAX_CPU_ISA          AVX2           torch's convolutions (oneDNN JIT kernels)
+MKL_CBWR                    COMPATIBLE     torch's matmul and vector maths (MKL's code
+                                           branch that gives the same bits on Intel and
+                                           AMD; its AVX2 branch still differs by vendor)
+OPENBLAS_CORETYPE           Haswell        numpy's and scipy's BLAS/LAPACK kernels
+NPY_DISABLE_CPU_FEATURES    AVX-512 sets   numpy's own SIMD loops (exp, log, sums)
+==========================  =============  ===============================================
+
+Measured, not assumed: with these settings a smoke run on an AVX-512 Intel machine and the
+same run under ``qemu-x86_64 -cpu EPYC-Rome`` (an AMD CPU without AVX-512) write identical
+metrics (``scripts/kernels_check.sh`` repeats the comparison). The price is speed: MKL's
+compatible branch makes small torch matmuls 2-4x slower. ``GDREPRO_KERNELS=native`` lets
+every library choose (fastest; the numbers then depend on the CPU). GPUs are not affected.
+
+The variables are read when a library loads or first dispatches, so :func:`pin` must run
+before numpy or torch is imported: ``import gdrepro`` does it. What each library actually
+chose is :func:`effective`, recorded in every ``metrics.json`` (``environment.kernels``).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+from gdrepro.errors import GdreproError
+
+MODES = ("portable", "native")
+
+PORTABLE_ENV = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "DNNL_MAX_CPU_ISA": "AVX2",  # the same cap under oneDNN's older name
+    "MKL_CBWR": "COMPATIBLE",
+    "OPENBLAS_CORETYPE": "Haswell",
+    # numpy >= 2.4 dispatches on X86_V4 / AVX512_ICL / AVX512_SPR, older numpy on the
+    # AVX512_* names; numpy ignores names it does not dispatch on, so both sets are listed.
+    "NPY_DISABLE_CPU_FEATURES": " ".join((
+        "X86_V4", "AVX512_ICL", "AVX512_SPR",
+        "AVX512F", "AVX512CD", "AVX512_KNL", "AVX512_KNM", "AVX512_SKX", "AVX512_CLX", "AVX512_CNL",
+    )),
+}
+"""The settings of ``portable`` mode (x86-64 only; other CPUs run ``native``)."""
+
+
+def is_x86_64() -> bool:
+    return platform.machine().lower() in ("x86_64", "amd64")
+
+
+def mode() -> str:
+    """``GDREPRO_KERNELS`` (``portable`` | ``native``); portable by default on x86-64."""
+    chosen = os.environ.get("GDREPRO_KERNELS", "portable").strip().lower()
+    if chosen not in MODES:
+        raise GdreproError(f"GDREPRO_KERNELS={chosen!r}: expected one of {', '.join(MODES)}")
+    return chosen if is_x86_64() else "native"
+
+
+def pin() -> str:
+    """Set the kernel choice for this process and its children; returns the mode.
+
+    Portable mode overrides any value already set (a stray ``MKL_CBWR=AUTO`` in a user's shell
+    would otherwise change the numbers silently). Too late for a library already imported:
+    :func:`effective` then shows what it chose. A bad ``GDREPRO_KERNELS`` is left for the
+    command line to report (``import gdrepro`` never fails on it).
+    """
+    try:
+        chosen = mode()
+    except GdreproError:
+        return "invalid"
+    if chosen == "portable":
+        os.environ.update(PORTABLE_ENV)
+    os.environ["GDREPRO_KERNELS"] = chosen
+    return chosen
+
+
+def effective() -> dict[str, object]:
+    """The kernel choice in force: the mode, its variables, and what the loaded libraries chose.
+
+    Imports numpy (and threadpoolctl); reports torch's choice only where torch is loaded.
+    In portable mode the record is the same on every x86-64 machine.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    record: dict[str, object] = {
+        "mode": os.environ.get("GDREPRO_KERNELS", "native"),
+        "machine": platform.machine(),
+        "settings": {name: os.environ[name] for name in PORTABLE_ENV if name in os.environ},
+    }
+    for package in ("numpy", "scipy", "torch"):
+        try:
+            record[package] = version(package)
+        except PackageNotFoundError:
+            record[package] = None
+    record["numpy_simd"] = _numpy_dispatch()
+    record["openblas_core"] = _openblas_cores()
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        record["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    return record
+
+
+def _numpy_dispatch() -> list[str]:
+    """numpy's enabled SIMD dispatch targets (the AVX-512 ones are off in portable mode)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # numpy < 2
+        from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    return [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
+
+
+def _openblas_cores() -> list[str]:
+    """The kernel family each loaded OpenBLAS chose (threadpoolctl's ``architecture``)."""
+    from threadpoolctl import threadpool_info
+
+    return sorted({str(i.get("architecture")) for i in threadpool_info() if i.get("internal_api") == "openblas"})

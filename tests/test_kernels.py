@@ -1,0 +1,84 @@
+"""Pinned kernels (gdrepro.kernels): the same bits on every x86-64 CPU, and a record of the choice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from gdrepro import kernels
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.skipif(not kernels.is_x86_64(), reason="portable kernels are for x86-64")
+
+FINGERPRINT = ROOT / "tests" / "regression" / "kernel_fingerprint.json"
+
+
+def _fresh(code: str, mode: str) -> str:
+    env = {**os.environ, "GDREPRO_KERNELS": mode}
+    for name in kernels.PORTABLE_ENV:  # a clean shell: nothing pinned before gdrepro is imported
+        env.pop(name, None)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def _effective(mode: str) -> dict:
+    return json.loads(_fresh("import gdrepro, numpy, torch, json; from gdrepro import kernels; "
+                             "print(json.dumps(kernels.effective()))", mode))
+
+
+def test_importing_gdrepro_caps_every_library_before_it_loads():
+    record = _effective("portable")
+    assert record["mode"] == "portable"
+    assert record["torch_cpu_capability"] == "AVX2"
+    assert record["openblas_core"] == ["Haswell"]
+    assert record["settings"]["MKL_CBWR"] == "COMPATIBLE"
+    assert not any(t.startswith(("X86_V4", "AVX512")) for t in record["numpy_simd"]), record["numpy_simd"]
+
+
+def test_native_mode_leaves_the_choice_to_the_libraries():
+    record = _effective("native")
+    assert record["mode"] == "native" and record["settings"] == {}
+
+
+def test_portable_mode_overrides_a_stray_setting_in_the_shell():
+    out = _fresh("import os; os.environ['MKL_CBWR'] = 'AUTO'; import gdrepro; print(os.environ['MKL_CBWR'])",
+                 "portable")
+    assert out.strip() == "COMPATIBLE"
+
+
+def test_a_bad_mode_is_one_line_from_the_command_line():
+    result = subprocess.run(["gdrepro", "list"], cwd=ROOT, env={**os.environ, "GDREPRO_KERNELS": "fastest"},
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "gdrepro: error: GDREPRO_KERNELS='fastest': expected one of portable, native"
+
+
+def test_kernel_results_are_the_committed_bits_on_this_cpu():
+    """The portable kernels' results are bit-identical to those committed from another CPU.
+
+    tests/regression/kernel_fingerprint.json was made on an Intel AVX-512 machine and checked
+    under qemu's AMD EPYC-Rome (AVX2) and Intel Haswell models (scripts/kernels_check.py); on
+    any x86-64 CPU this must hold, or the portability claim is false there.
+    """
+    committed = json.loads(FINGERPRINT.read_text())
+    here = json.loads(_fresh("from tests.kernel_fingerprint import fingerprint; import json; "
+                             "print(json.dumps(fingerprint()))", "portable"))
+    if here["versions"] != committed["versions"]:
+        pytest.skip(f"fingerprint made with {committed['versions']}, this is {here['versions']}")
+    moved = {k: (v, here["digests"][k]) for k, v in committed["digests"].items() if here["digests"][k] != v}
+    assert not moved, f"kernel results differ from the committed bits on this CPU: {moved}"
+
+
+def test_native_kernels_on_this_cpu_are_what_the_fingerprint_would_notice():
+    """The fingerprint can fail: where this CPU has AVX-512, native kernels change its bits."""
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    if "avx512f" not in flags:
+        pytest.skip("no AVX-512 here: native and portable kernels may coincide")
+    code = "from tests.kernel_fingerprint import fingerprint; import json; print(json.dumps(fingerprint()))"
+    portable, native = (json.loads(_fresh(code, mode))["digests"] for mode in ("portable", "native"))
+    assert portable != native
