@@ -38,22 +38,22 @@ def _last_change(paths: list[Path]) -> float:
 def run_watched(cmd: list[str], cwd: Path, env: dict | None = None, watch: list[Path] = (),
                 stall_s: float = STALL_S, poll_s: float = 5.0) -> subprocess.CompletedProcess:
     """Like ``subprocess.run(cmd, capture_output=True, text=True)``, failing the test on a stall."""
-    log_dir = Path(tempfile.mkdtemp(prefix="gdrepro-watch-"))
-    out_path, err_path = log_dir / "stdout.txt", log_dir / "stderr.txt"
-    watched = [out_path, err_path, *[Path(cwd) / w for w in watch]]
-    with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err, text=True,
-                                start_new_session=True)
-        last_progress = time.time()
-        while proc.poll() is None:
-            time.sleep(poll_s)
-            last_progress = max(last_progress, _last_change(watched))
-            if time.time() - last_progress > stall_s:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                pytest.fail(f"{' '.join(cmd[:4])} ... made no progress for {stall_s:.0f} s (a hung job?); "
-                            f"last output:\n{err_path.read_text()[-3000:]}\n{_hung_logs(cwd, watch)}")
-    return subprocess.CompletedProcess(cmd, proc.returncode, out_path.read_text(), err_path.read_text())
+    with tempfile.TemporaryDirectory(prefix="gdrepro-watch-") as log_dir:
+        out_path, err_path = Path(log_dir) / "stdout.txt", Path(log_dir) / "stderr.txt"
+        watched = [out_path, err_path, *[Path(cwd) / w for w in watch]]
+        with open(out_path, "w") as out, open(err_path, "w") as err:
+            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err, text=True,
+                                    start_new_session=True)
+            last_progress = time.time()
+            while proc.poll() is None:
+                time.sleep(poll_s)
+                last_progress = max(last_progress, _last_change(watched))
+                if time.time() - last_progress > stall_s:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    pytest.fail(f"{' '.join(cmd[:4])} ... made no progress for {stall_s:.0f} s (a hung job?); "
+                                f"last output:\n{err_path.read_text()[-3000:]}\n{_hung_logs(cwd, watch)}")
+        return subprocess.CompletedProcess(cmd, proc.returncode, out_path.read_text(), err_path.read_text())
 
 
 def _hung_logs(cwd: Path, watch) -> str:

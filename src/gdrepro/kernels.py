@@ -18,11 +18,14 @@ OPENBLAS_CORETYPE           Haswell        numpy's and scipy's BLAS/LAPACK kerne
 NPY_DISABLE_CPU_FEATURES    AVX-512 sets   numpy's own SIMD loops (exp, log, sums)
 ==========================  =============  ===============================================
 
-Measured, not assumed: with these settings a smoke run on an AVX-512 Intel machine and the
-same run under ``qemu-x86_64 -cpu EPYC-Rome`` (an AMD CPU without AVX-512) write identical
-metrics (``scripts/kernels_check.sh`` repeats the comparison). The price is speed: MKL's
-compatible branch makes small torch matmuls 2-4x slower. ``GDREPRO_KERNELS=native`` lets
-every library choose (fastest; the numbers then depend on the CPU). GPUs are not affected.
+Measured, not assumed: under these settings the kernels the pipeline leans on (torch matmul,
+reductions, softmax, convolution, a linear layer's gradient; numpy matmul, exp, log, sin, SVD)
+give the same bits on an AVX-512 Intel machine and under ``qemu-x86_64 -cpu EPYC-Rome`` (an
+AMD CPU without AVX-512) and ``-cpu Haswell`` (tests/regression/kernel_fingerprint.json,
+checked by tests/test_kernels.py on whatever CPU runs the tests); ``scripts/kernels_check.py``
+repeats the comparison for a paper's smoke chain. The price is speed: MKL's compatible branch
+makes small torch matmuls 2-4x slower. ``GDREPRO_KERNELS=native`` lets every library choose
+(fastest; the numbers then depend on the CPU). GPUs are not affected.
 
 The variables are read when a library loads or first dispatches, so :func:`pin` must run
 before numpy or torch is imported: ``import gdrepro`` does it. What each library actually
