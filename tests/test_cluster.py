@@ -21,7 +21,7 @@ JOB = re.compile(r"^rule (\w+):\n(.*?)^Shell command: (.*?)$", re.S | re.M)
 def paper_dag(checkout):
     result = subprocess.run(
         ["snakemake", "-n", "--profile", "workflow/profiles/slurm", "--config", "scale=paper"],
-        cwd=checkout, capture_output=True, text=True, timeout=300,
+        cwd=checkout, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = []

@@ -34,7 +34,7 @@ def test_concurrent_jobs_get_distinct_devices_and_queue_for_busy_ones(tmp_path):
     env = _job_env(tmp_path)
     jobs = [subprocess.Popen([sys.executable, "-c", JOB, str(i), "1.0"], env=env, stdout=subprocess.PIPE, text=True)
             for i in range(5)]
-    spans = [json.loads(job.communicate(timeout=60)[0]) for job in jobs]
+    spans = [json.loads(job.communicate(timeout=600)[0]) for job in jobs]
     assert all(s["device"] == s["visible"] and s["device"] in ("0", "1") for s in spans)
     for device in ("0", "1"):  # the spans on one device never overlap
         on_device = sorted((s["start"], s["end"]) for s in spans if s["device"] == device)

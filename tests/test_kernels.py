@@ -17,10 +17,11 @@ pytestmark = pytest.mark.skipif(not kernels.is_x86_64(), reason="portable kernel
 FINGERPRINT = ROOT / "tests" / "regression" / "kernel_fingerprint.json"
 
 
-def _fresh(code: str, mode: str) -> str:
-    env = {**os.environ, "GDREPRO_KERNELS": mode}
-    for name in kernels.PORTABLE_ENV:  # a clean shell: nothing pinned before gdrepro is imported
-        env.pop(name, None)
+def _fresh(code: str, mode: str | None, inherited: dict | None = None) -> str:
+    """Run ``code`` in a new Python from a clean shell (nothing pinned), GDREPRO_KERNELS=mode."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in (*kernels.PORTABLE_ENV, kernels.PINNED, "GDREPRO_KERNELS")}
+    env.update({"GDREPRO_KERNELS": mode} if mode else {}, **(inherited or {}))
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
@@ -43,6 +44,20 @@ def test_importing_gdrepro_caps_every_library_before_it_loads():
 def test_native_mode_leaves_the_choice_to_the_libraries():
     record = _effective("native")
     assert record["mode"] == "native" and record["settings"] == {}
+
+
+def test_without_a_mode_the_scale_decides_and_an_inherited_pin_is_undone():
+    """Smoke jobs (and tests) run portable, default and paper jobs native, even when the parent
+    process (Snakemake, which imports gdrepro) pinned portable before starting them."""
+    inherited = {**kernels.PORTABLE_ENV, kernels.PINNED: "portable"}
+    code = ("import sys, json; from gdrepro import kernels; kernels.pin(sys.argv[1]); import numpy, torch; "
+            "print(json.dumps(kernels.effective()))")
+    for scale, expected in (("smoke", "portable"), ("default", "native"), ("paper", "native")):
+        record = json.loads(_fresh(code.replace("sys.argv[1]", repr(scale)), None, inherited))
+        assert record["mode"] == expected, scale
+        assert (record["settings"] != {}) == (expected == "portable"), scale
+    user_set = json.loads(_fresh(code.replace("sys.argv[1]", "'default'"), "portable"))
+    assert user_set["mode"] == "portable" and user_set["torch_cpu_capability"] == "AVX2"
 
 
 def test_portable_mode_overrides_a_stray_setting_in_the_shell():

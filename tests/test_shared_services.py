@@ -48,7 +48,7 @@ def mlflow_server(tmp_path_factory):
         cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"{uri}/health", timeout=2):
@@ -57,7 +57,7 @@ def mlflow_server(tmp_path_factory):
             time.sleep(1)
     else:
         server.kill()
-        pytest.fail("mlflow server did not come up in 180 s")
+        pytest.fail("mlflow server did not come up in 600 s")
     yield uri
     server.terminate()
     server.wait(timeout=30)
@@ -67,7 +67,7 @@ def test_parallel_jobs_log_runs_and_figures_to_a_tracking_server(mlflow_server, 
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server, "GDREPRO_TRACKING": "on"}
     jobs = [subprocess.Popen([sys.executable, "-c", WRITER, str(seed), str(tmp_path)], env=env, cwd=tmp_path,
                              stderr=subprocess.PIPE, text=True) for seed in range(3)]
-    errors = [job.communicate(timeout=300)[1] for job in jobs]
+    errors = [job.communicate(timeout=900)[1] for job in jobs]
     assert all(job.returncode == 0 for job in jobs) and not any("tracking unavailable" in e for e in errors), errors
     from mlflow.tracking import MlflowClient
 

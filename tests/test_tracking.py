@@ -27,7 +27,7 @@ def test_parallel_jobs_on_a_fresh_store_never_fail(tmp_path):
     env = {**os.environ, **env}
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(s)], env=env, cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in range(6)]
-    outs = [p.communicate(timeout=300) for p in procs]
+    outs = [p.communicate(timeout=900) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     assert not any("tracking unavailable" in o[1] for o in outs), [o[1] for o in outs]
     from mlflow.tracking import MlflowClient

@@ -11,20 +11,20 @@ from tests.conftest import ROOT
 
 
 def test_snakemake_lint_is_clean():
-    result = subprocess.run(["snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(["snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, result.stdout
 
 
 @pytest.mark.skipif(shutil.which("snakefmt") is None, reason="snakefmt not installed")
 def test_snakefmt_leaves_the_workflow_unchanged():
     result = subprocess.run(["snakefmt", "--check", "Snakefile", "workflow"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
+                            text=True, timeout=600)
     assert result.returncode == 0, result.stderr
 
 
 def test_dag_runs_data_prepare_simulate_evaluate_figures_claims_report(checkout):
     result = subprocess.run(["snakemake", "--cores", "1", "--config", "scale=smoke", "--dag"], cwd=checkout,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     edges = set()
     labels = {}
@@ -46,7 +46,7 @@ def test_command_line_overrides_and_seeds_reach_the_jobs_typed(checkout):
     """--config hands nested values over as strings; they must arrive as numbers."""
     result = subprocess.run(
         ["snakemake", "-n", "-p", "--cores", "1", "--config", "scale=smoke", "overrides={quantile: {n: 500}}",
-         "seeds=[0, 1]"], cwd=checkout, capture_output=True, text=True, timeout=120)
+         "seeds=[0, 1]"], cwd=checkout, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "--seeds 0 1 --seed 1 --set n=500 --no-deps" in result.stdout
 
@@ -59,6 +59,6 @@ def test_command_line_overrides_and_seeds_reach_the_jobs_typed(checkout):
 )
 def test_bad_overrides_fail_before_any_job_with_one_line(checkout, override, message):
     result = subprocess.run(["snakemake", "-n", "--cores", "1", "--config", override], cwd=checkout,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=600)
     errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
     assert result.returncode != 0 and len(errors) == 1 and errors[0].startswith(f"gdrepro: error: {message}")

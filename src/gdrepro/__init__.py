@@ -1,7 +1,8 @@
 """gdrepro: one reproducibility pipeline for ten papers about gradient-based learning.
 
 Importing the package pins the CPU kernels of numpy, scipy and torch (gdrepro.kernels) before
-either library loads, so every job and test computes the same numbers on any x86-64 CPU.
+either library loads, so tests and smoke jobs compute the same numbers on any x86-64 CPU; the
+command line re-pins for the scale it runs (native kernels at default and paper scale).
 """
 
 from gdrepro import kernels as _kernels

@@ -203,10 +203,21 @@ def run_list(argv: list[str]) -> None:
         print(f"{slug}\t{' -> '.join(paper.stage_names)}\t{paper.title}")
 
 
+def _scale_of(argv: list[str]) -> str | None:
+    """The ``--scale`` a command names, read before parsing (the kernels are pinned by scale)."""
+    for i, arg in enumerate(argv):
+        if arg == "--scale" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--scale="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         kernels.mode()  # a bad GDREPRO_KERNELS: one line here, not a traceback at import
+        kernels.pin(_scale_of(argv))  # before any paper loads numpy or torch
         gpu_slots.claim_for_job()  # a training job on a multi-GPU machine: before CUDA starts
         if argv and argv[0] in papers.SLUGS:  # the hot path (every job): import only this paper
             run_paper(argv[0], argv[1:])

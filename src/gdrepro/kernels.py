@@ -3,8 +3,8 @@
 numpy, scipy and torch pick their inner loops from the CPU they find: AVX-512 reductions sum
 16 lanes where AVX2 sums 8, MKL and OpenBLAS choose blocking and kernels per vendor and core,
 so the same code gives different last bits on two machines, and chaotic training amplifies
-them. In ``portable`` mode (the default on x86-64) the house caps every library at one choice
-that every x86-64 machine of our kind runs alike:
+them. In ``portable`` mode the house caps every library at one choice that every x86-64 machine
+runs alike:
 
 ==========================  =============  ===============================================
 variable                    value          what it fixes
@@ -23,13 +23,22 @@ reductions, softmax, convolution, a linear layer's gradient; numpy matmul, exp, 
 give the same bits on an AVX-512 Intel machine and under ``qemu-x86_64 -cpu EPYC-Rome`` (an
 AMD CPU without AVX-512) and ``-cpu Haswell`` (tests/regression/kernel_fingerprint.json,
 checked by tests/test_kernels.py on whatever CPU runs the tests); ``scripts/kernels_check.py``
-repeats the comparison for a paper's smoke chain. The price is speed: MKL's compatible branch
-makes small torch matmuls 2-4x slower. ``GDREPRO_KERNELS=native`` lets every library choose
-(fastest; the numbers then depend on the CPU). GPUs are not affected.
+repeats the comparison for a paper's smoke chain. The price is speed: MKL's compatible branch makes torch training up to 3x slower (4x and more
+for aacbr's large matmuls). So the mode follows the scale unless ``GDREPRO_KERNELS`` names one:
+
+- ``portable`` at smoke scale and outside a job (tests, library use): CI's exact regression
+  references hold on any x86-64 machine;
+- ``native`` at default and paper scale: every library picks its fastest kernels; the numbers
+  then depend on the CPU in their last bits, and ``metrics.json`` says which kernels made them.
+  ``GDREPRO_KERNELS=portable snakemake ...`` makes them CPU-independent at that price.
+
+GPUs are not affected.
 
 The variables are read when a library loads or first dispatches, so :func:`pin` must run
-before numpy or torch is imported: ``import gdrepro`` does it. What each library actually
-chose is :func:`effective`, recorded in every ``metrics.json`` (``environment.kernels``).
+before numpy or torch is imported: ``import gdrepro`` pins for no scale (portable), and the
+``gdrepro`` command line pins again for the ``--scale`` it runs, before any paper loads numpy.
+What each library actually chose is :func:`effective`, recorded in every ``metrics.json``
+(``environment.kernels``).
 """
 
 from __future__ import annotations
@@ -41,6 +50,10 @@ import sys
 from gdrepro.errors import GdreproError
 
 MODES = ("portable", "native")
+
+PINNED = "GDREPRO_KERNELS_PINNED"
+"""Set by :func:`pin` to the mode it chose; child processes inherit it (and know the settings
+in force were gdrepro's, not the user's)."""
 
 PORTABLE_ENV = {
     "ATEN_CPU_CAPABILITY": "avx2",
@@ -62,29 +75,36 @@ def is_x86_64() -> bool:
     return platform.machine().lower() in ("x86_64", "amd64")
 
 
-def mode() -> str:
-    """``GDREPRO_KERNELS`` (``portable`` | ``native``); portable by default on x86-64."""
-    chosen = os.environ.get("GDREPRO_KERNELS", "portable").strip().lower()
-    if chosen not in MODES:
+def mode(scale: str | None = None) -> str:
+    """``GDREPRO_KERNELS`` if set, else by scale: portable at smoke (and outside a job), native at
+    default and paper scale. Always native on CPUs other than x86-64."""
+    chosen = os.environ.get("GDREPRO_KERNELS", "").strip().lower()
+    if chosen and chosen not in MODES:
         raise GdreproError(f"GDREPRO_KERNELS={chosen!r}: expected one of {', '.join(MODES)}")
-    return chosen if is_x86_64() else "native"
+    if not is_x86_64():
+        return "native"
+    return chosen or ("portable" if scale in (None, "smoke") else "native")
 
 
-def pin() -> str:
+def pin(scale: str | None = None) -> str:
     """Set the kernel choice for this process and its children; returns the mode.
 
     Portable mode overrides any value already set (a stray ``MKL_CBWR=AUTO`` in a user's shell
-    would otherwise change the numbers silently). Too late for a library already imported:
-    :func:`effective` then shows what it chose. A bad ``GDREPRO_KERNELS`` is left for the
-    command line to report (``import gdrepro`` never fails on it).
+    would otherwise change the numbers silently); native mode removes gdrepro's own earlier
+    settings (an inherited pin), never the user's. Too late for a library already imported:
+    :func:`effective` then shows what it chose. A bad ``GDREPRO_KERNELS`` is left for the command
+    line to report (``import gdrepro`` never fails on it).
     """
     try:
-        chosen = mode()
+        chosen = mode(scale)
     except GdreproError:
         return "invalid"
     if chosen == "portable":
         os.environ.update(PORTABLE_ENV)
-    os.environ["GDREPRO_KERNELS"] = chosen
+    elif os.environ.get(PINNED) == "portable":
+        for name in PORTABLE_ENV:
+            os.environ.pop(name, None)
+    os.environ[PINNED] = chosen
     return chosen
 
 
@@ -97,7 +117,7 @@ def effective() -> dict[str, object]:
     from importlib.metadata import PackageNotFoundError, version
 
     record: dict[str, object] = {
-        "mode": os.environ.get("GDREPRO_KERNELS", "native"),
+        "mode": os.environ.get(PINNED, "native"),
         "machine": platform.machine(),
         "settings": {name: os.environ[name] for name in PORTABLE_ENV if name in os.environ},
     }

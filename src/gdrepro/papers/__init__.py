@@ -9,9 +9,12 @@ from __future__ import annotations
 from importlib import import_module
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gdrepro.errors import GdreproError
-from gdrepro.paper import Paper
+
+if TYPE_CHECKING:  # numpy loads with a paper, not with the registry (gdrepro.kernels pins it first)
+    from gdrepro.paper import Paper
 
 SLUGS: tuple[str, ...] = (
     "quantile", "localpl", "dptrunc", "psgla", "ko", "aacbr", "amppo", "traffic", "grokking", "clu",
