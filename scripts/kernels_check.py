@@ -63,8 +63,8 @@ def main(papers: list[str], seeds: list[str]) -> int:
             across_cpus = differing(here["metrics"], amd["metrics"])
             across_kernels = differing(here["metrics"], native["metrics"])
             failed |= bool(across_cpus)
-            print(f"{paper} (seeds {' '.join(seeds)}): {len(here['metrics'])} metrics; portable here vs portable on emulated "
-                  f"{EMULATED_CPU}: {len(across_cpus)} differ {across_cpus[:5]}; portable vs native "
+            print(f"{paper} (seeds {' '.join(seeds)}): {len(here['metrics'])} metrics; portable here vs "
+                  f"portable on emulated {EMULATED_CPU}: {len(across_cpus)} differ {across_cpus[:5]}; portable vs native "
                   f"kernels here: {len(across_kernels)} differ", flush=True)
             print(f"  kernel records alike: {here['kernels'] == amd['kernels']}; "
                   f"here: {json.dumps(here['kernels'].get('settings', {}).get('MKL_CBWR'))} MKL branch, "

@@ -23,8 +23,9 @@ reductions, softmax, convolution, a linear layer's gradient; numpy matmul, exp, 
 give the same bits on an AVX-512 Intel machine and under ``qemu-x86_64 -cpu EPYC-Rome`` (an
 AMD CPU without AVX-512) and ``-cpu Haswell`` (tests/regression/kernel_fingerprint.json,
 checked by tests/test_kernels.py on whatever CPU runs the tests); ``scripts/kernels_check.py``
-repeats the comparison for a paper's smoke chain. The price is speed: MKL's compatible branch makes torch training up to 3x slower (4x and more
-for aacbr's large matmuls). So the mode follows the scale unless ``GDREPRO_KERNELS`` names one:
+repeats the comparison for a paper's smoke chain. The price is speed: MKL's compatible branch
+makes torch training up to 3x slower (4x and more for aacbr's large matmuls). So the mode
+follows the scale unless ``GDREPRO_KERNELS`` names one:
 
 - ``portable`` at smoke scale and outside a job (tests, library use): CI's exact regression
   references hold on any x86-64 machine;

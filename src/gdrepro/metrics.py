@@ -2,11 +2,12 @@
 
 Layout: ``{"paper", "scale", "seeds", "settings", "metrics": {name: {"value", "per_seed"}},
 "details": {...}, "environment": {"kernels": ...}, "performance": {...}}``. ``value`` is the
-estimate the claims are judged on (pooled over all seeds' replications, or the mean over seeds where pooling is meaningless);
-``per_seed`` shows the seed-to-seed spread; a non-finite value (a diverged run) is stored as
-``null`` and judged ❌. ``metrics`` and ``details`` are a function of scale, settings and seeds;
-``environment.kernels`` records the CPU kernel choice they were computed with (gdrepro.kernels:
-the same record, and the same numbers, on every x86-64 machine in portable mode);
+estimate the claims are judged on (pooled over all seeds' replications, or the mean over seeds
+where pooling is meaningless); ``per_seed`` shows the seed-to-seed spread; a non-finite value (a
+diverged run) is stored as ``null`` and judged ❌. ``metrics`` and ``details`` are a function of
+scale, settings, seeds and ``environment.kernels``, the CPU kernel choice they were computed
+with (gdrepro.kernels: in portable mode the same record, and the same numbers, on every x86-64
+machine);
 ``performance`` (throughput, timings) is the only machine-dependent part.
 """
 
