@@ -40,17 +40,7 @@ def _model_params(model, m):
 def _fisher_oracle(ps, x, y, idx, batch, max_batches):
     """SFR-on's diagonal Fisher: mean over batches (walking the pool in order, cycling) of the squared
     gradient of the batch-mean cross-entropy; also the mean gradient."""
-    nb = min(max_batches, math.ceil(len(idx) / batch))
-    sq = [torch.zeros_like(p) for p in ps]
-    mu = [torch.zeros_like(p) for p in ps]
-    for k in range(nb):
-        ids = [int(idx[(k * batch + t) % len(idx)]) for t in range(batch)]
-        leaves = [p.clone().requires_grad_(True) for p in ps]
-        loss = F.cross_entropy(_forward(leaves, x[ids]), y[ids])
-        for s, m_, g in zip(sq, mu, torch.autograd.grad(loss, leaves), strict=True):
-            s += g**2 / nb
-            m_ += g / nb
-    return sq, mu
+    return _fisher_oracle_n(ps, x, y, idx, batch, min(max_batches, math.ceil(len(idx) / batch)))
 
 
 # --- one phase, replayed model by model ------------------------------------------------------------
@@ -318,6 +308,7 @@ def test_fisher_over_several_cycling_batches_equals_the_loop():
 
 
 def _fisher_oracle_n(ps, x, y, idx, batch, nb):
+    """The same over exactly ``nb`` batches."""
     sq = [torch.zeros_like(p) for p in ps]
     mu = [torch.zeros_like(p) for p in ps]
     for k in range(nb):
