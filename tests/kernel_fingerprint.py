@@ -3,8 +3,8 @@
     python -m tests.kernel_fingerprint      # prints {"versions": ..., "digests": {...}}
 
 Each digest hashes the exact bits of one operation's result on fixed inputs: torch matmul,
-exp-sum, softmax, a convolution and a linear layer's gradient; numpy matmul, exp, log, sin and
-an SVD. Under the portable kernels they must be the same on every x86-64 CPU
+exp-sum, softmax, a convolution, a linear layer's gradient and sqrt (Adam's denominator); numpy
+matmul, exp, log, sin and an SVD. Under the portable kernels they must be the same on every x86-64 CPU
 (tests/test_kernels.py compares them with the committed ones).
 """
 
@@ -41,6 +41,7 @@ def fingerprint() -> dict:
         "torch_softmax": torch.softmax(a, 1),
         "torch_conv2d": torch.nn.functional.conv2d(images, filters),
         "torch_linear_grad": layer.weight.grad,
+        "torch_sqrt": a.abs().sqrt(),  # through MKL's vector maths: not correctly rounded
         "numpy_matmul": A @ B,
         "numpy_exp_sum": np.exp(A).sum(0),
         "numpy_log1p_sum": np.log1p(np.abs(A)).sum(1),

@@ -18,12 +18,15 @@ OPENBLAS_CORETYPE           Haswell        numpy's and scipy's BLAS/LAPACK kerne
 NPY_DISABLE_CPU_FEATURES    AVX-512 sets   numpy's own SIMD loops (exp, log, sums)
 ==========================  =============  ===============================================
 
-Measured, not assumed: under these settings the kernels the pipeline leans on (torch matmul,
-reductions, softmax, convolution, a linear layer's gradient; numpy matmul, exp, log, sin, SVD)
-give the same bits on an AVX-512 Intel machine and under ``qemu-x86_64 -cpu EPYC-Rome`` (an
-AMD CPU without AVX-512) and ``-cpu Haswell`` (tests/regression/kernel_fingerprint.json,
-checked by tests/test_kernels.py on whatever CPU runs the tests); ``scripts/kernels_check.py``
-repeats the comparison for a paper's smoke chain. The price is speed: MKL's compatible branch
+Measured, not assumed: under these settings torch matmul, reductions, softmax, convolution and
+a linear layer's gradient, and numpy matmul, exp, log, sin and SVD give the same bits on an
+AVX-512 Intel machine and under ``qemu-x86_64 -cpu EPYC-Rome`` (an AMD CPU without AVX-512) and
+``-cpu Haswell`` (tests/regression/kernel_fingerprint.json, re-checked by tests/test_kernels.py
+on whatever CPU runs the tests), and so do localpl's and dptrunc's smoke chains
+(``scripts/kernels_check.py``). **Known gap:** ``torch.sqrt`` goes through MKL's vector maths,
+which is not correctly rounded and gave other bits under both emulated CPUs; grokking's smoke
+chain (Adam's denominator) moved there in 11 of 41 metrics. Whether real AMD hardware differs
+too is open. The price is speed: MKL's compatible branch
 makes torch training up to 3x slower (4x and more for aacbr's large matmuls). So the mode
 follows the scale unless ``GDREPRO_KERNELS`` names one:
 
