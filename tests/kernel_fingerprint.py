@@ -3,7 +3,8 @@
     python -m tests.kernel_fingerprint      # prints {"versions": ..., "digests": {...}}
 
 Each digest hashes the exact bits of one operation's result on fixed inputs: torch matmul,
-exp-sum, softmax, a convolution, a linear layer's gradient and sqrt (Adam's denominator); numpy
+exp-sum, softmax, a convolution, a linear layer's gradient, the house's portable square root and
+fused Adam/AdamW steps (torch.sqrt itself is not portable, see gdrepro.kernels); numpy
 matmul, exp, log, sin and an SVD. Under the portable kernels they must be the same on every x86-64 CPU
 (tests/test_kernels.py compares them with the committed ones).
 """
@@ -16,6 +17,18 @@ import json
 import gdrepro  # noqa: F401  (pins the kernels before numpy and torch load)
 import numpy as np
 import torch
+
+from gdrepro.nn import portable_sqrt
+
+
+def _fused_steps(optimizer: type[torch.optim.Optimizer], g: torch.Generator, steps: int = 5) -> torch.Tensor:
+    """A parameter after ``steps`` fused updates with weight decay on random gradients."""
+    p = torch.nn.Parameter(torch.randn(300, 77, generator=g))
+    opt = optimizer([p], lr=1e-2, weight_decay=1e-2, fused=True)
+    for _ in range(steps):
+        p.grad = torch.randn(300, 77, generator=g)
+        opt.step()
+    return p
 
 
 def _digest(array) -> str:
@@ -41,7 +54,9 @@ def fingerprint() -> dict:
         "torch_softmax": torch.softmax(a, 1),
         "torch_conv2d": torch.nn.functional.conv2d(images, filters),
         "torch_linear_grad": layer.weight.grad,
-        "torch_sqrt": a.abs().sqrt(),  # through MKL's vector maths: not correctly rounded
+        "torch_portable_sqrt": portable_sqrt(a.abs()),
+        "torch_fused_adam": _fused_steps(torch.optim.Adam, g),
+        "torch_fused_adamw": _fused_steps(torch.optim.AdamW, g),
         "numpy_matmul": A @ B,
         "numpy_exp_sum": np.exp(A).sum(0),
         "numpy_log1p_sum": np.log1p(np.abs(A)).sum(1),

@@ -23,10 +23,12 @@ a linear layer's gradient, and numpy matmul, exp, log, sin and SVD give the same
 AVX-512 Intel machine and under ``qemu-x86_64 -cpu EPYC-Rome`` (an AMD CPU without AVX-512) and
 ``-cpu Haswell`` (tests/regression/kernel_fingerprint.json, re-checked by tests/test_kernels.py
 on whatever CPU runs the tests), and so do localpl's and dptrunc's smoke chains
-(``scripts/kernels_check.py``). **Known gap:** ``torch.sqrt`` goes through MKL's vector maths,
-which is not correctly rounded and gave other bits under both emulated CPUs; grokking's smoke
-chain (Adam's denominator) moved there in 11 of 41 metrics. Whether real AMD hardware differs
-too is open. The price is speed: MKL's compatible branch
+(``scripts/kernels_check.py``). One torch op escapes the pin: ``torch.sqrt`` (and ``** 0.5``)
+runs through MKL's vector maths, which is not correctly rounded and gave other bits under both
+emulated CPUs (grokking's smoke chain, through Adam's denominator, moved in 11 of 41 metrics).
+Paper code therefore takes :func:`gdrepro.nn.portable_sqrt` and fused Adam/AdamW (exact IEEE
+square roots), and ``tests/test_kernels.py`` keeps ``torch.sqrt`` out of the papers' torch code.
+The price is speed: MKL's compatible branch
 makes torch training up to 3x slower (4x and more for aacbr's large matmuls). So the mode
 follows the scale unless ``GDREPRO_KERNELS`` names one:
 

@@ -1,11 +1,28 @@
 """Network architectures shared by several papers, written in plain torch (torchvision is not a
-dependency: its wheels do not import beside the CPU build of torch that CI installs)."""
+dependency: its wheels do not import beside the CPU build of torch that CI installs), and the one
+elementwise op whose CPU kernel is not the same on every processor (:func:`portable_sqrt`)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+
+def portable_sqrt(x: torch.Tensor) -> torch.Tensor:
+    """Square root with the same bits on every x86-64 CPU (see gdrepro.kernels).
+
+    On the CPU, ``torch.sqrt`` (and ``x ** 0.5``) run through MKL's vector maths, which is not
+    correctly rounded and whose bits depend on the processor: an emulated AMD EPYC gave other
+    results than this Intel machine even under the portable kernel pin. ``torch.rsqrt`` is torch's
+    own vector code (one IEEE square root, one division), identical everywhere, so we take
+    ``x * rsqrt(x)``: within 2 ulp of the true root, with sqrt(0) = 0 and sqrt(inf) = inf kept.
+    Differentiable. On a GPU it is ``torch.sqrt``. Optimisers get the same property from
+    ``fused=True`` (torch's fused Adam/AdamW kernel takes an exact IEEE square root).
+    """
+    if x.device.type != "cpu":
+        return torch.sqrt(x)  # not on the CPU
+    return torch.where((x == 0) | torch.isinf(x), x, x * torch.rsqrt(x))
 
 
 class BasicBlock(nn.Module):

@@ -194,7 +194,7 @@ class GradualAACBR:
         if self.feature_extractor is not None:
             self.feature_extractor.to(self.device)
             params += list(self.feature_extractor.parameters())
-        opt = torch.optim.AdamW(params, lr=self.lr)
+        opt = torch.optim.AdamW(params, lr=self.lr, fused=True)
         self.history = []
         start = time.perf_counter()
         for _ in range(self.epochs):

@@ -58,7 +58,7 @@ class CleanRLStyle:
         obs_dim = self.envs.single_observation_space.shape[0]
         act_dim = self.envs.single_action_space.shape[0]
         self.agent = _CleanAgent(obs_dim, act_dim, cfg.hidden)
-        self.opt = torch.optim.Adam(self.agent.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps)
+        self.opt = torch.optim.Adam(self.agent.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
         obs, _ = self.envs.reset(seed=seed)
         self.next_obs = torch.Tensor(obs)
         self.next_done = torch.zeros(1)

@@ -32,6 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from gdrepro.nn import portable_sqrt
+
 # --- stacked models -------------------------------------------------------------------------------
 
 
@@ -184,7 +186,7 @@ def _per_model(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def clip_per_model(grads: list[torch.Tensor], max_norm: float) -> list[torch.Tensor]:
     """Scale each model's gradient (over all its tensors) to norm <= max_norm."""
-    norm = torch.sqrt(sum(g.pow(2).flatten(1).sum(1) for g in grads))
+    norm = portable_sqrt(sum(g.pow(2).flatten(1).sum(1) for g in grads))
     scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
     return [g * _per_model(scale, g) for g in grads]
 

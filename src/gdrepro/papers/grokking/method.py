@@ -32,6 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from gdrepro.nn import portable_sqrt
+
 OPERATIONS = ("add", "mul", "div", "sq")
 STRATEGIES = ("uniform", "random", "skewed")
 
@@ -253,7 +255,7 @@ class StackedAdam:
                 p.mul_(1 - lr * self.wd)
             self.m[k].lerp_(g, 1 - b1)
             self.v[k].mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (self.v[k] / bc2).sqrt_().add_(self.eps)
+            denom = portable_sqrt(self.v[k] / bc2).add_(self.eps)
             p.addcdiv_(self.m[k] * (lr / bc1), denom, value=-1)
 
     def select(self, keep: torch.Tensor) -> None:

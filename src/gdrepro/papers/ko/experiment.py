@@ -179,7 +179,8 @@ def task_steps(task: str, s: KOSettings) -> int:
 
 
 def make_optimizer(arm: Arm, model: torch.nn.Module, s: KOSettings, seed: int) -> torch.optim.Optimizer:
-    kwargs = {"lr": s.lr_sgd, "momentum": s.momentum} if arm.base == "sgd" else {"lr": s.lr_adam}
+    # fused Adam/AdamW: torch's fused kernel takes an exact square root, the same on every CPU
+    kwargs = {"lr": s.lr_sgd, "momentum": s.momentum} if arm.base == "sgd" else {"lr": s.lr_adam, "fused": True}
     if arm.variant == "base":
         return M.BASES[arm.base](model.parameters(), **kwargs)
     hard_seed = int(seed_sequence("ko", "hard", arm.name, seed).generate_state(1)[0])

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gdrepro.nn import portable_sqrt
 from gdrepro.papers.traffic.simulate import DT, VEHICLE_LENGTH, idm_acceleration
 
 AGGREGATORS = ("ls", "mgda", "mgda_norm", "dcgd_proj", "dcgd_avg", "dcgd_center")
@@ -121,7 +122,7 @@ def aggregate(G: Tensor, method: str, weights: Tensor | None = None) -> Tensor:
     dot = lambda x, y: (x * y).sum(-1, keepdim=True)  # noqa: E731
     nb, nr, br = dot(gb, gb).clamp_min(EPS), dot(gr, gr).clamp_min(EPS), dot(gb, gr)
     if method == "dcgd_center":
-        u = gb / nb.sqrt() + gr / nr.sqrt()
+        u = gb / portable_sqrt(nb) + gr / portable_sqrt(nr)
         return dot(u, g) / dot(u, u).clamp_min(EPS) * u
     gdb, gdr = dot(g, gb), dot(g, gr)
     outside = (gdb < 0) | (gdr < 0)
@@ -324,7 +325,7 @@ def train_micro(
     if not torch.equal(data.x_aux[:, : data.x_train.shape[1]], data.x_train):
         raise ValueError("x_aux must start with x_train (X_aux = train + extra points)")
     params = list(net.parameters())
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = torch.optim.Adam(params, lr=lr, fused=True)
     stopper = EarlyStopping(params, [c.patience for c in configs])
     diag = {"dcgd_min_cos": np.inf, "norm_weight_dev": 0.0}
     start = time.perf_counter()
@@ -459,7 +460,7 @@ def train_macro(
     (data = rho + u, physics); early stopping on the validation MSE(rho) + MSE(u), checked every
     ``eval_every`` iterations with patience counted in iterations."""
     params = list(model.parameters())
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = torch.optim.Adam(params, lr=lr, fused=True)
     stopper = EarlyStopping(params, [c.patience for c in configs])
     diag = {"dcgd_min_cos": np.inf, "norm_weight_dev": 0.0}
     start = time.perf_counter()
