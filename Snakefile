@@ -1,5 +1,6 @@
 # gdrepro: `snakemake --cores all` re-runs every paper at the configured scale.
-# Rules live in workflow/rules/; all logic lives in the gdrepro package (the `gdrepro` CLI).
+# Rules live in workflow/rules/ and are generated from the paper registry (gdrepro.papers);
+# all logic lives in the gdrepro package (the `gdrepro` CLI).
 
 from gdrepro import papers
 from gdrepro.config import apply_overrides, validate_config
@@ -16,23 +17,14 @@ try:
     validate_config(config)
     for slug in config.get("papers", papers.SLUGS):
         papers.get(slug)
-    for slug, settings in config["overrides"].items():  # fail now, not in a job
+    for slug, settings in config["overrides"].items():  # fail now, not in a job (loads its code)
         apply_overrides(papers.get(slug).settings[config["scale"]], settings, slug)
 except GdreproError as error:
     sys.exit(f"gdrepro: error: {error}")
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/quantile.smk"
-include: "workflow/rules/psgla.smk"
-include: "workflow/rules/ko.smk"
-include: "workflow/rules/aacbr.smk"
-include: "workflow/rules/dptrunc.smk"
-include: "workflow/rules/localpl.smk"
-include: "workflow/rules/amppo.smk"
-include: "workflow/rules/clu.smk"
-include: "workflow/rules/grokking.smk"
-include: "workflow/rules/traffic.smk"
+include: "workflow/rules/papers.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -9,7 +9,7 @@ from gdrepro import kernels as _kernels
 
 _kernels.pin()
 
-__version__ = "0.1.0"
+from gdrepro.layout import SCALES  # noqa: E402  (after the pin; layout is pure path arithmetic)
 
-SCALES = ("smoke", "default", "paper")
-"""The three scales: CI seconds, a 2-core laptop, the paper's own settings."""
+__version__ = "0.1.0"
+__all__ = ["SCALES", "__version__"]

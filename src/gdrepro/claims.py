@@ -26,6 +26,7 @@ from gdrepro import SCALES
 from gdrepro.errors import GdreproError
 from gdrepro.metrics import read_metrics
 from gdrepro.paper import write_json
+from gdrepro.tables import fmt, markdown_table, write_table
 
 REPRODUCED, WITHIN, FAILED, NOT_APPLICABLE = "✅", "≈", "❌", "—"
 VERDICT_WORDS = {
@@ -153,17 +154,6 @@ def _sd(values: list[float | None]) -> float | None:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def fmt(x: float | None) -> str:
-    """Compact number: 3 significant digits, no exponent for ordinary magnitudes."""
-    if x is None:
-        return "n/a"
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e5 or abs(x) < 1e-3:
-        return f"{x:.3g}"
-    return f"{x:.4g}" if abs(x) >= 100 else f"{x:.3g}"
-
-
 def reproduced_text(check: dict) -> str:
     text = fmt(check["reproduced"])
     if check["sd"] is not None:
@@ -204,7 +194,6 @@ def tally(judged: list[dict], kind: str = "paper") -> dict[str, int]:
 
 def write(paper_title: str, slug: str, scale: str, claims_path: Path, metrics_path: Path, out: Path) -> list[dict]:
     """Judge and write ``claims.json``, ``claims.md`` and ``tables/claims.{csv,tex,md}``."""
-    from gdrepro.report import markdown_table, write_table
 
     spec = load_claims(claims_path)
     metrics = read_metrics(metrics_path)

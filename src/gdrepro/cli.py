@@ -82,7 +82,7 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def run_paper(slug: str, argv: list[str]) -> None:
-    from gdrepro import claims, data
+    from gdrepro import data, stages
     from gdrepro.config import apply_overrides, check_scale, default_seeds
     from gdrepro.paper import StageContext
     from gdrepro.runtime import pin_threads, timed
@@ -96,25 +96,31 @@ def run_paper(slug: str, argv: list[str]) -> None:
     seeds = tuple(args.seeds or default_seeds())
     if args.seed is not None and args.seed not in seeds:
         seeds = seeds + (args.seed,)
-    ctx = StageContext(slug, scale, settings, seeds, args.out, args.data)
     pin_threads()
 
-    def run(stage, only_seed: int | None = None) -> None:
-        if stage.name == "prepare":  # data.dvc sits beside data/
-            dvc_file = args.data.parent / f"{args.data.name}.dvc"
-            data.verify(args.data, dvc_file, build_missing=not args.no_deps)
-        if stage.per_seed:
-            for seed in [only_seed] if only_seed is not None else seeds:
-                with timed(f"{slug} {stage.name} seed {seed} ({scale})"):
-                    stage.run(StageContext(slug, scale, settings, seeds, args.out, args.data, seed))
-        else:
-            with timed(f"{slug} {stage.name} ({scale})"):
-                stage.run(ctx)
+    def context(stage: str, seed: int | None = None) -> StageContext:
+        return StageContext(slug, scale, settings, seeds, args.out, args.data, seed, stage)
 
-    if args.stage == "claims":  # claims read metrics.json only
-        upstream = [] if ctx.metrics_path.exists() else list(paper.stages[: paper.stage_names.index("figures")])
+    def run(stage: str, only_seed: int | None = None) -> None:
+        if stage == "prepare":  # data.dvc sits beside data/
+            dvc_file = args.data.parent / f"{args.data.name}.dvc"
+            data.verify(args.data, dvc_file, papers.dataset_builders(), build_missing=not args.no_deps)
+        if stage == paper.run_label:
+            for seed in [only_seed] if only_seed is not None else seeds:
+                with timed(f"{slug} {stage} seed {seed} ({scale})"):
+                    stages.run_stage(paper, stage, context(stage, seed))
+        else:
+            with timed(f"{slug} {stage} ({scale})"):
+                stages.run_stage(paper, stage, context(stage))
+
+    ctx = context(args.stage)
+    names = paper.stage_names
+    if args.stage == "claims" and ctx.metrics_path.exists():  # claims read metrics.json only
+        upstream = []
     else:
-        upstream = list(paper.stages[: paper.stage_names.index(args.stage)])
+        upstream = list(names[: names.index(args.stage)])
+        if args.stage == "claims":
+            upstream.remove("figures")
     # outputs made for another scale or other settings are stale: the whole chain reruns
     stale = bool(upstream) and ctx.prepared_path.exists() and not ctx.prepared_is_current()
     if stale and args.no_deps:
@@ -122,17 +128,12 @@ def run_paper(slug: str, argv: list[str]) -> None:
             f"{ctx.prepared_path} was made for another scale or other settings; rerun from prepare"
         )
     for stage in upstream:
-        missing = [p for p in stage.outputs(ctx, paper.figures) if stale or not p.exists()]
+        missing = [p for p in stages.outputs(paper, stage, ctx) if stale or not p.exists()]
         if missing and args.no_deps:
-            raise GdreproError(f"missing {missing[0]} (run `gdrepro {slug} {stage.name}` first)")
+            raise GdreproError(f"missing {missing[0]} (run `gdrepro {slug} {stage}` first)")
         if missing:
             run(stage)
-    if args.stage == "claims":
-        judged = claims.write(paper.title, slug, scale, papers.claims_file(slug), ctx.metrics_path, args.out)
-        for claim in judged:
-            print(f"{claim['verdict']} {claim['id']}: {claim['statement']}")
-    else:
-        run(paper.stage(args.stage), args.seed)
+    run(args.stage, args.seed)
 
 
 def run_report(argv: list[str]) -> None:
@@ -161,10 +162,10 @@ def run_data(argv: list[str]) -> None:
     parser.add_argument("--out", type=Path, help="verify: write the verified hashes here")
     args = parser.parse_args(argv)
     if args.action == "build":
-        data.build(args.data)
+        data.build(args.data, papers.dataset_builders())
         print(f"built {args.data}/; now `dvc add {args.data}` and commit {args.dvc_file}")
         return
-    record = data.verify(args.data, args.dvc_file, build_missing=args.build_missing)
+    record = data.verify(args.data, args.dvc_file, papers.dataset_builders(), build_missing=args.build_missing)
     if args.out:
         write_json(args.out, record)
     print(f"data/ matches {args.dvc_file}: {record['md5']} ({record['nfiles']} files)")
@@ -219,16 +220,14 @@ def main(argv: list[str] | None = None) -> int:
         kernels.mode()  # a bad GDREPRO_KERNELS: one line here, not a traceback at import
         kernels.pin(_scale_of(argv))  # before any paper loads numpy or torch
         gpu_slots.claim_for_job()  # a training job on a multi-GPU machine: before CUDA starts
+        commands = {"report": run_report, "data": run_data, "tracking": run_tracking,
+                    "external": run_external, "list": run_list}
         if argv and argv[0] in papers.SLUGS:  # the hot path (every job): import only this paper
             run_paper(argv[0], argv[1:])
-            return 0
-        args = build_parser().parse_args(argv)
-        if args.command in papers.SLUGS:
-            run_paper(args.command, args.args)
-        elif args.command in COMMANDS:
-            {"report": run_report, "data": run_data, "tracking": run_tracking, "external": run_external,
-             "list": run_list}[args.command](args.args)
-        else:
+        elif argv and argv[0] in commands:
+            commands[argv[0]](argv[1:])
+        else:  # --help, --version, or a name that is neither
+            args = build_parser().parse_args(argv)
             raise GdreproError(
                 f"unknown paper or command {args.command!r} "
                 f"(papers: {', '.join(papers.SLUGS)}; commands: {', '.join(COMMANDS)})"

@@ -17,8 +17,11 @@ SCHEMA_FILE = files("gdrepro") / "schemas" / "config.schema.yaml"
 
 @cache
 def schema() -> dict:
-    """The config schema (``workflow/schemas/config.schema.yaml`` links to this file)."""
-    return yaml.safe_load(SCHEMA_FILE.read_text())
+    """The config schema (``workflow/schemas/config.schema.yaml`` links to this file); the scales
+    it accepts are :data:`gdrepro.layout.SCALES`."""
+    loaded = yaml.safe_load(SCHEMA_FILE.read_text())
+    loaded["properties"]["scale"]["enum"] = list(SCALES)
+    return loaded
 
 
 def default_seeds() -> list[int]:

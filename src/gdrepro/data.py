@@ -10,33 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import yaml
 
-from gdrepro import papers
 from gdrepro.errors import GdreproError
 from gdrepro.runtime import log
 
 Builder = Callable[[Path], None]
 
 
-def registry() -> dict[str, Builder]:
-    """``relative path under data/ -> builder`` for every registered paper."""
-    found: dict[str, Builder] = {}
-    for slug in papers.SLUGS:
-        for relpath, builder in papers.get(slug).datasets.items():
-            if relpath in found:
-                raise ValueError(f"dataset {relpath} is registered twice")
-            found[relpath] = builder
-    return found
-
-
-def build(data_dir: Path, only_missing: bool = False) -> list[str]:
-    """Generate the registered datasets under ``data_dir``; return what was written."""
+def build(data_dir: Path, builders: Mapping[str, Builder], only_missing: bool = False) -> list[str]:
+    """Generate ``builders``' datasets (path under data/ -> builder; the papers' are
+    ``gdrepro.papers.dataset_builders()``) under ``data_dir``; return what was written."""
     written = []
-    for relpath, builder in sorted(registry().items()):
+    for relpath, builder in sorted(builders.items()):
         path = data_dir / relpath
         if only_missing and path.exists():
             continue
@@ -82,17 +71,17 @@ def pinned_hash(dvc_file: Path) -> dict:
     return outs[0]
 
 
-def verify(data_dir: Path, dvc_file: Path, build_missing: bool = False) -> dict:
+def verify(data_dir: Path, dvc_file: Path, builders: Mapping[str, Builder], build_missing: bool = False) -> dict:
     """Check ``data_dir`` against ``dvc_file``; fail loudly on any drift.
 
     With ``build_missing``, datasets absent from ``data_dir`` (a fresh clone: DVC's data is not
     in git) are generated first. Returns the verified hash record.
     """
     pinned = pinned_hash(dvc_file)
-    missing = [rel for rel in registry() if not (data_dir / rel).exists()]
+    missing = [rel for rel in builders if not (data_dir / rel).exists()]
     if missing and build_missing:
         log(f"data/ lacks {len(missing)} dataset(s); generating them (or run `dvc pull`)")
-        build(data_dir, only_missing=True)
+        build(data_dir, builders, only_missing=True)
     elif missing:
         raise GdreproError(
             f"missing dataset {data_dir / missing[0]} (run `dvc pull` or `gdrepro data verify --build-missing`)"

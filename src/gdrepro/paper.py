@@ -1,14 +1,20 @@
-"""What a paper is to the house: settings per scale, stages, figures, datasets.
+"""A paper's declaration, and the context its stages run in.
 
-Every paper package exposes ``PAPER = Paper(...)`` in its ``experiment.py``. The house gives
-each stage a :class:`StageContext` and fixes where outputs go, so the CLI, the Snakemake rules
-and the report agree on one layout under ``results/<scale>/<paper>/``:
+Each paper package declares itself in ``papers/<slug>/__init__.py`` as ``PAPER = Paper(...)``:
+titles, the label of its per-seed stage, tables, figures, datasets, downloads and, per scale,
+the resources its jobs need. The declaration is light (no numpy, no torch): ``gdrepro --help``,
+the Snakefile and the slurm/GPU tooling read it without loading any paper's code. The stages
+themselves live in ``papers/<slug>/experiment.py`` under fixed names:
 
-- ``prepared.json``              prepare: the resolved design (settings, data, truth)
-- ``runs/seed<k>.npz``           the per-seed stage (simulate / train / sample)
-- ``metrics.json``               evaluate
-- ``figures/<name>.png|.pdf``    figures
-- ``claims.md|.json``, ``tables/claims.*``   claims (generic, see gdrepro.claims)
+- ``SETTINGS``          ``{scale: settings dataclass}`` for every scale
+- ``prepare(ctx)``      writes ``prepared.json`` (``ctx.write_prepared``)
+- ``run_seed(ctx)``     one seed (simulate / train / sample): returns nested results whose
+                        leaves say how they pool over seeds (:mod:`gdrepro.runs`)
+- ``evaluate(ctx)``     reads ``ctx.runs()`` / ``ctx.pooled()``, writes metrics.json and tables
+- ``figure_inputs(ctx)``  the named inputs the figures' draw functions take
+
+The house runs them (:mod:`gdrepro.stages`), draws the declared figures and judges the claims.
+Paths come from :mod:`gdrepro.layout`.
 """
 
 from __future__ import annotations
@@ -17,17 +23,130 @@ import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from gdrepro import layout
 
-from gdrepro import SCALES
+if TYPE_CHECKING:
+    from gdrepro.runs import Nested
+    from gdrepro.tracking import Run as TrackedRun
+
+STAGES = ("prepare", "run", "evaluate", "figures", "claims")
+"""The house's stage contract; ``run`` is the per-seed stage, shown under the paper's label."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one job asks of the scheduler (Snakemake ``threads``/``resources``, SLURM sbatch)."""
+
+    threads: int = 1
+    mem_mb: int = 2000
+    runtime: int | None = None  # minutes; None: the profile's default
+    gpu: int = 0  # 1: the job trains on a GPU (local GPU slot, SLURM --gpus, the GPU partition)
+
+
+DEFAULT_RESOURCES = {"prepare": Resources(mem_mb=1000), "claims": Resources(mem_mb=500)}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure: ``draw(axes, **inputs)`` fills a grid of panels the house lays out and saves.
+
+    ``grid`` is (rows, cols) or a function of the settings giving it; the figure is
+    ``panel`` x grid inches unless ``size`` fixes it. ``axes`` is what ``plt.subplots`` returns
+    (one Axes for a 1x1 grid unless ``squeeze=False``). The caption says what is plotted and
+    which claims it supports; it goes to ``snakemake --report``.
+    """
+
+    name: str
+    draw: str  # "module:function" inside the paper package, e.g. "figures:draw_coverage"
+    caption: str
+    claims: tuple[str, ...] = ()
+    grid: tuple[int, int] | Callable[[Any], tuple[int, int]] = (1, 1)
+    panel: tuple[float, float] = (5.0, 3.4)
+    size: tuple[float, float] | None = None
+    squeeze: bool = True
+
+    def layout(self, settings: Any) -> tuple[int, int]:
+        return self.grid(settings) if callable(self.grid) else self.grid
+
+    def figsize(self, settings: Any) -> tuple[float, float]:
+        rows, cols = self.layout(settings)
+        return self.size or (self.panel[0] * cols, self.panel[1] * rows)
+
+
+@dataclass(frozen=True)
+class Paper:
+    """A paper's registration with the house (see the module docstring)."""
+
+    slug: str
+    title: str
+    citation: str
+    run_label: str  # what the per-seed stage does: "simulate", "train" or "sample"
+    figures: tuple[Figure, ...]
+    tables: tuple[str, ...] = ()
+    resources: Mapping[str, Resources | Mapping[str, Resources]] = field(default_factory=dict)
+    datasets: Mapping[str, str] = field(default_factory=dict)  # data/ path -> "module:builder"
+    external: tuple[str, ...] = ()  # public datasets the paper scale downloads (gdrepro.external)
+    brief: Mapping[str, Any] = field(default_factory=dict)  # paper settings, shortened: gpu_check.sh
+
+    def __post_init__(self) -> None:
+        for stage, spec in self.resources.items():
+            if stage not in STAGES:
+                raise ValueError(f"{self.slug}: resources for unknown stage {stage!r} (stages: {STAGES})")
+            if isinstance(spec, Mapping) and set(spec) != set(layout.SCALES):
+                raise ValueError(f"{self.slug}: {stage} resources must name every scale {layout.SCALES}")
+        names = [f.name for f in self.figures]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.slug}: figure names repeat: {names}")
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """The stages as the command line and the rules name them."""
+        return ("prepare", self.run_label, "evaluate", "figures", "claims")
+
+    def contract_stage(self, name: str) -> str:
+        """``simulate``/``train``/``sample`` -> ``run``; other names unchanged."""
+        return "run" if name == self.run_label else name
+
+    def job_resources(self, stage: str, scale: str) -> Resources:
+        spec = self.resources.get(self.contract_stage(stage), DEFAULT_RESOURCES.get(stage, Resources()))
+        return spec[scale] if isinstance(spec, Mapping) else spec
+
+    @property
+    def trains_on_gpu(self) -> bool:
+        """True when the per-seed stage asks for a GPU at some scale (the paper scale)."""
+        return any(self.job_resources(self.run_label, s).gpu for s in layout.SCALES)
+
+    @property
+    def figure_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.figures)
+
+    # --- the code behind the declaration, loaded on first use -----------------------------
+
+    def resolve(self, ref: str) -> Callable:
+        """``"module:function"`` inside this paper's package -> the function."""
+        module, _, name = ref.partition(":")
+        return getattr(import_module(f"gdrepro.papers.{self.slug}.{module}"), name)
+
+    @cached_property
+    def experiment(self):
+        return import_module(f"gdrepro.papers.{self.slug}.experiment")
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        return self.experiment.SETTINGS
+
+    def dataset_builders(self) -> dict[str, Callable[[Path], None]]:
+        return {path: self.resolve(ref) for path, ref in self.datasets.items()}
 
 
 @dataclass(frozen=True)
 class StageContext:
-    """Everything a stage needs: which paper, scale and seeds, its settings, where to write."""
+    """Everything a stage needs, and the house services it uses without repeating who it is."""
 
     paper: str
     scale: str
@@ -36,21 +155,25 @@ class StageContext:
     out: Path
     data_dir: Path
     seed: int | None = None
+    stage: str = ""  # the rule name's stage part (simulate, train, evaluate, ...), for tracking
+
+    # --- paths (gdrepro.layout) -----------------------------------------------------------
 
     @property
     def prepared_path(self) -> Path:
-        return self.out / "prepared.json"
+        return self.out / layout.PREPARED
 
     def run_path(self, seed: int) -> Path:
-        return self.out / "runs" / f"seed{seed}.npz"
+        return self.out / layout.run_file(seed)
 
-    def checkpoint_path(self, seed: int) -> Path:
-        """Where a long per-seed run keeps its checkpoint (see gdrepro.checkpoint; git ignores it)."""
-        return self.out / "checkpoints" / f"seed{seed}.pt"
+    @property
+    def checkpoint_path(self) -> Path:
+        """Where this seed's long run keeps its resume point (gdrepro.checkpoint; git ignores it)."""
+        return self.out / layout.checkpoint_file(self.seed)
 
     @property
     def metrics_path(self) -> Path:
-        return self.out / "metrics.json"
+        return self.out / layout.METRICS
 
     @property
     def figures_dir(self) -> Path:
@@ -59,6 +182,8 @@ class StageContext:
     @property
     def tables_dir(self) -> Path:
         return self.out / "tables"
+
+    # --- prepared.json --------------------------------------------------------------------
 
     @property
     def stamp(self) -> dict:
@@ -79,82 +204,54 @@ class StageContext:
         prepared = self.read_prepared()
         return {k: prepared.get(k) for k in self.stamp} == json.loads(json.dumps(self.stamp))
 
-    def read_run(self, seed: int) -> dict[str, np.ndarray]:
-        with np.load(self.run_path(seed)) as npz:
-            return dict(npz)
+    # --- per-seed results (gdrepro.runs) --------------------------------------------------
 
-    def write_run(self, arrays: Mapping[str, np.ndarray]) -> None:
-        path = self.run_path(self.seed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, **arrays)
+    def read_run(self, seed: int) -> Nested:
+        """Seed ``seed``'s results as nested dicts of arrays."""
+        from gdrepro import runs
 
+        return runs.load(self.run_path(seed)).results
 
-@dataclass(frozen=True)
-class Stage:
-    """One step of a paper's pipeline. ``per_seed`` stages run once per seed."""
+    def runs(self) -> list[Nested]:
+        """Every seed's results, in seed order."""
+        return [self.read_run(seed) for seed in self.seeds]
 
-    name: str
-    run: Callable[[StageContext], None]
-    per_seed: bool = False
+    def pooled(self) -> Nested:
+        """All seeds as one run, each quantity pooled by its declared rule (gdrepro.runs.pool)."""
+        from gdrepro import runs
 
-    def outputs(self, ctx: StageContext, figures: tuple[str, ...]) -> list[Path]:
-        """The files this stage must leave behind (used by the CLI to run missing upstream stages)."""
-        if self.per_seed:
-            return [ctx.run_path(s) for s in ctx.seeds]
-        return {
-            "prepare": [ctx.prepared_path],
-            "evaluate": [ctx.metrics_path],
-            "figures": [ctx.figures_dir / f"{name}.png" for name in figures],
-        }.get(self.name, [])
+        return runs.pool([runs.load(self.run_path(seed)) for seed in self.seeds])
 
+    # --- services: seeded randomness, tracking, progress ----------------------------------
 
-def stages(prepare: Callable, run: Callable, evaluate: Callable, figures: Callable) -> tuple[Stage, ...]:
-    """The standard chain, each stage named after its function: prepare -> ``run`` (once per
-    seed: simulate, train or sample) -> evaluate -> figures."""
-    return (Stage(prepare.__name__, prepare), Stage(run.__name__, run, per_seed=True),
-            Stage(evaluate.__name__, evaluate), Stage(figures.__name__, figures))
+    def rng(self, *key: int | str):
+        """A numpy Generator for ``(paper, *key, seed)`` (gdrepro.runtime.rng)."""
+        from gdrepro.runtime import rng
 
+        return rng(self.paper, *key, *self._seed_key())
 
-@dataclass(frozen=True)
-class Paper:
-    """A paper's registration with the house."""
+    def torch_generator(self, *key: int | str, device: str = "cpu"):
+        """A torch Generator for ``(paper, *key, seed)`` (gdrepro.runtime.torch_generator)."""
+        from gdrepro.runtime import torch_generator
 
-    slug: str
-    title: str
-    citation: str
-    settings: Mapping[str, Any]
-    stages: tuple[Stage, ...]
-    figures: tuple[str, ...]
-    datasets: Mapping[str, Callable[[Path], None]] = field(default_factory=dict)
-    external: tuple[str, ...] = ()  # public datasets the paper scale downloads (gdrepro.external)
-    brief: Mapping[str, Any] = field(default_factory=dict)  # paper settings, shortened: scripts/gpu_check.sh
+        return torch_generator(self.paper, *key, *self._seed_key(), device=device)
 
-    def __post_init__(self) -> None:
-        missing = set(SCALES) - set(self.settings)
-        if missing:
-            raise ValueError(f"{self.slug}: no settings for scale(s) {sorted(missing)}")
-        from gdrepro.external import CATALOG
+    def _seed_key(self) -> tuple[int, ...]:
+        return () if self.seed is None else (self.seed,)
 
-        if unknown := set(self.external) - set(CATALOG):
-            raise ValueError(f"{self.slug}: unknown external dataset(s) {sorted(unknown)}")
-        fields = {f.name for f in dataclasses.fields(self.settings["paper"])}
-        if unknown := set(self.brief) - fields:
-            raise ValueError(f"{self.slug}: brief sets unknown setting(s) {sorted(unknown)}")
-        names = [s.name for s in self.stages]
-        if names[0] != "prepare" or names[-2:] != ["evaluate", "figures"]:
-            raise ValueError(f"{self.slug}: stages must be prepare, <run>, evaluate, figures")
+    def tracked_run(self, method: str, params: Mapping[str, Any] | None = None) -> TrackedRun:
+        """The MLflow run of ``method`` for this paper, scale, seed and rule (gdrepro.tracking);
+        ``params`` default to the settings."""
+        from gdrepro import tracking
 
-    @property
-    def run_stage(self) -> Stage:
-        """The per-seed stage (simulate, train or sample)."""
-        return next(s for s in self.stages if s.per_seed)
+        params = dataclasses.asdict(self.settings) if params is None else params
+        return tracking.tracked_run(self.paper, method, self.scale, self.seed, params,
+                                    f"{self.paper}_{self.stage}")
 
-    def stage(self, name: str) -> Stage:
-        return next(s for s in self.stages if s.name == name)
+    def log(self, message: str) -> None:
+        from gdrepro.runtime import log
 
-    @property
-    def stage_names(self) -> tuple[str, ...]:
-        return tuple(s.name for s in self.stages) + ("claims",)
+        log(f"{self.paper}{'' if self.seed is None else f' seed {self.seed}'}: {message}")
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -164,10 +261,8 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def _to_builtin(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
+    if hasattr(obj, "tolist") and type(obj).__module__ == "numpy":  # numpy scalars and arrays
+        return obj.tolist() if obj.ndim else obj.item()
     if dataclasses.is_dataclass(obj):
         return dataclasses.asdict(obj)
     if isinstance(obj, Path):

@@ -1,72 +1,14 @@
-"""Tables (Markdown, CSV, LaTeX) and the roll-up ``results/<scale>/REPORT.md``."""
+"""The roll-up ``results/<scale>/REPORT.md`` and ``summary.{csv,tex,md}`` over every paper's claims."""
 
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 
 from gdrepro import claims as C
 from gdrepro import papers
-from gdrepro.tracking import git_commit
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return C.fmt(value)
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
-    """A GitHub-flavoured Markdown table of ``rows`` (dicts sharing keys)."""
-    columns = columns or list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(r[c]) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}",
-                  "`": "", "±": r"$\pm$", "≈": r"$\approx$", "✅": r"\checkmark", "❌": r"$\times$",
-                  "—": "--", "τ": r"$\tau$"}
-
-
-def latex_escape(text: str) -> str:
-    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
-
-
-def latex_table(rows: list[dict], caption: str) -> str:
-    """A booktabs ``table`` environment that drops into a paper (needs \\usepackage{booktabs,amssymb})."""
-    columns = list(rows[0])
-    body = [" & ".join(latex_escape(_cell(r[c])) for c in columns) + r" \\" for r in rows]
-    return "\n".join(
-        [
-            r"\begin{table}[t]",
-            r"\centering",
-            rf"\caption{{{latex_escape(caption)}}}",
-            r"\begin{tabular}{" + "l" * len(columns) + "}",
-            r"\toprule",
-            " & ".join(latex_escape(c) for c in columns) + r" \\",
-            r"\midrule",
-            *body,
-            r"\bottomrule",
-            r"\end{tabular}",
-            r"\end{table}",
-            "",
-        ]
-    )
-
-
-def write_table(stem: Path, rows: list[dict], caption: str) -> None:
-    """Write ``stem.csv``, ``stem.tex`` and ``stem.md``."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: _cell(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows)
-    stem.with_suffix(".csv").write_text(buffer.getvalue())
-    stem.with_suffix(".tex").write_text(latex_table(rows, caption))
-    stem.with_suffix(".md").write_text(markdown_table(rows) + "\n")
+from gdrepro.runtime import git_commit
+from gdrepro.tables import markdown_table, write_table
 
 
 def wall_time(paper_dir: Path) -> float:
@@ -112,7 +54,7 @@ def write_report(scale: str, results: Path, slugs: list[str]) -> Path:
                 "wall time": _duration(seconds),
             }
         )
-        figures = [f"![{name}]({slug}/figures/{name}.png)" for name in paper.figures]
+        figures = [f"![{name}]({slug}/figures/{name}.png)" for name in paper.figure_names]
         deviations = [f"- {d}" for d in spec.get("deviations", [])] or ["- none listed"]
         sections += [
             f"## {slug}: {paper.title}",

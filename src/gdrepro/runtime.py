@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -89,3 +90,23 @@ def timed(label: str) -> Iterator[dict]:
     finally:
         info["seconds"] = time.perf_counter() - start
         log(f"{label} done in {info['seconds']:.1f} s")
+
+
+def git_commit() -> str:
+    """The current commit, ``-dirty`` when code differs from it, or ``unknown``.
+
+    Changes under ``results/`` do not count: a run rewrites those files itself.
+    """
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("-dirty" if dirty else "")

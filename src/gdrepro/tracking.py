@@ -15,14 +15,13 @@ from __future__ import annotations
 import functools
 import os
 import random
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gdrepro.runtime import log
+from gdrepro.runtime import git_commit, log
 
 T = TypeVar("T")
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
@@ -115,26 +114,6 @@ def init_store(papers: Iterable[str]) -> None:
     for paper in papers:
         _experiment_id(client, paper)
     log(f"MLflow store ready at {tracking_uri()}")
-
-
-def git_commit() -> str:
-    """The current commit, ``-dirty`` when code differs from it, or ``unknown``.
-
-    Changes under ``results/`` do not count: a run rewrites those files itself.
-    """
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return sha + ("-dirty" if dirty else "")
 
 
 class Run:

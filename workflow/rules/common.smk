@@ -1,16 +1,20 @@
-# Paths, the scale, and the `gdrepro` command line shared by every paper's rules.
+# Paths, the scale, and the `gdrepro` command line shared by every rule. Paths come from
+# gdrepro.layout, the one results layout the CLI and the report use too.
 
 import json
 import os
 import shlex
 
+from gdrepro import layout
+
 SCALE = config["scale"]
 SEEDS = config["seeds"]
 PAPERS = config.get("papers", list(papers.SLUGS))
+DECLARED = {slug: papers.get(slug) for slug in PAPERS}  # light: no paper code loads here
 
 
 wildcard_constraints:
-    scale="smoke|default|paper",
+    scale="|".join(layout.SCALES),
     seed=r"\d+",
 
 
@@ -19,48 +23,52 @@ CONDA_ENV = (
 )
 
 
-def paper_dir(paper, scale="{scale}"):
-    return f"results/{scale}/{paper}"
-
-
 def paper_file(paper, path, scale="{scale}"):
-    """A file in the paper's results folder (layout: see gdrepro.paper)."""
-    return f"{paper_dir(paper, scale)}/{path}"
-
-
-def seed_runs(paper):
-    """The per-seed outputs of a paper at the scale in the wildcards."""
-    return lambda wc: [paper_file(paper, f"runs/seed{s}.npz", wc.scale) for s in SEEDS]
+    """A file in the paper's results folder."""
+    return f"{layout.paper_dir(scale, paper)}/{path}"
 
 
 # an alias: a line that starts with `report(` would parse as the `report:` directive
 for_report = report
 
 
+def caption_file(paper, figure):
+    """The declared caption of a figure as an rst file for `snakemake --report` (written at parse
+    time under .snakemake/, from the paper's declaration)."""
+    path = Path(".snakemake", "gdrepro_captions", paper, f"{figure.name}.rst").absolute()
+    supports = f" Supports claim(s): {', '.join(figure.claims)}." if figure.claims else ""
+    text = (f"{figure.caption}{supports}\n\nRedrawn from the ``{{{{ snakemake.wildcards.scale }}}}``-scale "
+            f"runs (code: ``src/gdrepro/papers/{paper}/figures.py``, ``{figure.draw}``).\n")
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return str(path)
+
+
 def figure_files(paper, scale="{scale}", annotate=True):
     """The paper's figures; as rule outputs they are annotated for `snakemake --report`."""
-    names = papers.get(paper).figures
-    files = [paper_file(paper, f"figures/{n}.png", scale) for n in names]
+    figures = DECLARED[paper].figures
+    files = [paper_file(paper, layout.figure_file(f.name), scale) for f in figures]
     if not annotate:
         return files
     return [
         for_report(
-            f,
-            caption="../report/figure.rst",
+            path,
+            caption=caption_file(paper, f),
             category=paper,
             subcategory="figures",
-            labels={"paper": paper, "figure": n},
+            labels={"paper": paper, "figure": f.name},
         )
-        for f, n in zip(files, names)
+        for path, f in zip(files, figures)
     ]
 
 
 def gdrepro(paper, stage, seed=False, gpu=False):
     """Shell command for one stage; Snakemake owns the DAG, so the CLI never runs upstream stages.
 
-    The job uses as many BLAS/torch threads as the rule's `threads` (1 unless it asks for more).
-    `gpu=True` (training rules with `resources: gpu`) makes the job take its own device on a
-    multi-GPU machine (gdrepro.gpu_slots); without GPUs it runs on the CPU as before.
+    The job uses as many BLAS/torch threads as the rule's `threads`. `gpu=True` (a job that
+    trains on a GPU) makes it take its own device on a multi-GPU machine (gdrepro.gpu_slots);
+    without GPUs it runs on the CPU as before.
     """
     overrides = config["overrides"].get(paper, {})
     sets = " ".join(
@@ -69,7 +77,7 @@ def gdrepro(paper, stage, seed=False, gpu=False):
     seeds = " ".join(str(s) for s in SEEDS)
     return (
         f"{'GDREPRO_GPU_SLOT=1 ' if gpu else ''}GDREPRO_THREADS={{threads}} gdrepro {paper} {stage} --scale {{wildcards.scale}} "
-        f"--out {paper_dir(paper, '{wildcards.scale}')} "
+        f"--out {layout.paper_dir('{wildcards.scale}', paper)} "
         f"--seeds {seeds} {'--seed {wildcards.seed}' if seed else ''} {sets} --no-deps "
         f"> {{log}} 2>&1"
     )
@@ -80,7 +88,7 @@ EXTERNAL = os.environ.get("GDREPRO_EXTERNAL_DATA", "external")
 
 def external_inputs(paper):
     """At paper scale: the public datasets the paper downloads (rule external_dataset, once)."""
-    names = papers.get(paper).external
+    names = DECLARED[paper].external
     return lambda wc: (
         [f"{EXTERNAL}/.fetched/{n}" for n in names] if wc.scale == "paper" else []
     )
@@ -95,10 +103,23 @@ def paper_sources(paper):
 def house_sources():
     """The shared code that judges claims and writes reports."""
     root = Path(workflow.basedir) / "src" / "gdrepro"
-    return [str(root / f) for f in ("claims.py", "report.py", "metrics.py")]
+    return [str(root / f) for f in ("claims.py", "report.py", "metrics.py", "tables.py")]
+
+
+def job_resources(paper, stage):
+    """The declared resources of a job at this run's scale (gdrepro.paper.Resources); a GPU job
+    goes to the config's `gpu_partition` on SLURM."""
+    spec = DECLARED[paper].job_resources(stage, SCALE)
+    res = {"mem_mb": spec.mem_mb}
+    if spec.runtime is not None:
+        res["runtime"] = spec.runtime
+    if spec.gpu:
+        res["gpu"] = spec.gpu
+        res["slurm_partition"] = config["gpu_partition"]
+    return spec.threads, res
 
 
 def report_outputs(scale):
-    return [f"results/{scale}/REPORT.md"] + [
-        f"{paper_dir(p, scale)}/claims.md" for p in PAPERS
+    return [f"{layout.scale_dir(scale)}/{layout.REPORT}"] + [
+        paper_file(p, layout.CLAIMS_MD, scale) for p in PAPERS
     ]

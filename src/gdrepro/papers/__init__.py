@@ -1,7 +1,9 @@
-"""The paper registry: slug -> ``gdrepro.papers.<slug>.experiment.PAPER``.
+"""The paper registry: slug -> the ``PAPER`` declared in ``gdrepro/papers/<slug>/__init__.py``.
 
-Adding a paper: create ``papers/<slug>/`` with method.py, experiment.py (``PAPER``) and
-claims.yaml, add the slug here and a ``workflow/rules/<slug>.smk``.
+Declarations are light (no numpy, no torch), so listing papers costs milliseconds; a paper's
+code loads when one of its stages runs. Adding a paper: a folder with ``__init__.py``
+(the declaration), ``method.py``, ``experiment.py``, ``figures.py`` and ``claims.yaml``, and its
+slug below.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from gdrepro.errors import GdreproError
 
-if TYPE_CHECKING:  # numpy loads with a paper, not with the registry (gdrepro.kernels pins it first)
+if TYPE_CHECKING:
     from gdrepro.paper import Paper
 
 SLUGS: tuple[str, ...] = (
@@ -25,9 +27,20 @@ def get(slug: str) -> Paper:
     """The registered paper ``slug``; a one-line error for an unknown one."""
     if slug not in SLUGS:
         raise GdreproError(f"unknown paper {slug!r} (known: {', '.join(SLUGS)})")
-    return import_module(f"gdrepro.papers.{slug}.experiment").PAPER
+    return import_module(f"gdrepro.papers.{slug}").PAPER
 
 
 def claims_file(slug: str) -> Path:
     """Path of the paper's claims.yaml."""
     return Path(str(files(f"gdrepro.papers.{slug}") / "claims.yaml"))
+
+
+def dataset_builders(slugs: tuple[str, ...] = SLUGS) -> dict:
+    """``path under data/ -> builder`` for every registered paper's generated datasets."""
+    found: dict = {}
+    for slug in slugs:
+        for relpath, builder in get(slug).dataset_builders().items():
+            if relpath in found:
+                raise ValueError(f"dataset {relpath} is registered twice")
+            found[relpath] = builder
+    return found

@@ -26,7 +26,7 @@ from gdrepro.paper import Paper, StageContext, stages
 from gdrepro.papers.aacbr import data as D
 from gdrepro.papers.aacbr import method as M
 from gdrepro.papers.aacbr.figures import DRAW
-from gdrepro.report import write_table
+from gdrepro.tables import write_table
 from gdrepro.runtime import device, log, rng, torch_generator
 
 DATASETS = ("iris", "wdbc", "glioma", "mushroom")

@@ -21,7 +21,7 @@ from gdrepro.metrics import across_seeds, read_metrics, write_metrics
 from gdrepro.paper import Paper, StageContext, stages
 from gdrepro.papers.clu import method as M
 from gdrepro.papers.clu.figures import DRAW
-from gdrepro.report import write_table
+from gdrepro.tables import write_table
 from gdrepro.runtime import device, log, rng, torch_generator
 
 DATASETS = ("mnist1d", "cifar10", "tinyimagenet")

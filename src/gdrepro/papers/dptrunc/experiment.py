@@ -31,7 +31,7 @@ from gdrepro.metrics import across_seeds, read_metrics, write_metrics
 from gdrepro.paper import Paper, StageContext, stages
 from gdrepro.papers.dptrunc import method as M
 from gdrepro.papers.dptrunc.figures import DRAW
-from gdrepro.report import write_table
+from gdrepro.tables import write_table
 from gdrepro.runtime import log, rng
 
 MEAN_METHODS = ("trunc", "trunc_private", "clip", "drop")

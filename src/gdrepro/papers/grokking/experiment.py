@@ -28,7 +28,7 @@ from gdrepro import tracking
 from gdrepro.metrics import across_seeds, read_metrics, write_metrics
 from gdrepro.paper import Paper, StageContext, stages
 from gdrepro.papers.grokking.figures import DRAW
-from gdrepro.report import write_table
+from gdrepro.tables import write_table
 from gdrepro.runtime import device, log, torch_generator
 
 

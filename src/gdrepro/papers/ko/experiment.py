@@ -33,7 +33,7 @@ from gdrepro.papers.ko import data as D
 from gdrepro.papers.ko import method as M
 from gdrepro.papers.ko import models
 from gdrepro.papers.ko.figures import DRAW
-from gdrepro.report import write_table
+from gdrepro.tables import write_table
 from gdrepro.runtime import device, log, rng, seed_sequence, torch_generator
 
 MNIST_TASKS, TEXT_TASKS, IMAGE_TASKS = ("mlp", "cnn"), ("text", "imdb"), ("cifar10", "cifar100")

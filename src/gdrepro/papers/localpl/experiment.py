@@ -20,7 +20,7 @@ from gdrepro.metrics import across_seeds, read_metrics, write_metrics
 from gdrepro.paper import Paper, StageContext, stages
 from gdrepro.papers.localpl import method as M
 from gdrepro.papers.localpl.figures import DRAW
-from gdrepro.report import write_table
+from gdrepro.tables import write_table
 from gdrepro.runtime import log, rng
 
 RULES = M.RULES

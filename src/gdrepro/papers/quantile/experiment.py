@@ -16,21 +16,20 @@ Replications are split over seeds; seed ``k`` draws its streams from
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from gdrepro import plotting, tracking
+from gdrepro import runs
 from gdrepro.errors import GdreproError
-from gdrepro.metrics import across_seeds, read_metrics, write_metrics
-from gdrepro.paper import Paper, StageContext, stages
+from gdrepro.metrics import across_seeds, write_metrics
+from gdrepro.paper import StageContext
 from gdrepro.papers.quantile import method as M
-from gdrepro.papers.quantile.figures import DRAW
-from gdrepro.report import write_table
-from gdrepro.runtime import log, rng
+from gdrepro.runtime import log
+from gdrepro.tables import write_table
 
 METHODS = {"smoothed": M.smoothed_sgd_quantiles, "plain": M.sgd_quantiles}
 DISTRIBUTIONS = {
@@ -144,13 +143,16 @@ def prepare(ctx: StageContext) -> None:
     ctx.write_prepared({"experiments": experiments})
 
 
-def simulate(ctx: StageContext) -> None:
-    """Run every method of every experiment on this seed's streams; one MLflow run per method."""
+def run_seed(ctx: StageContext) -> dict:
+    """Run every method of every experiment on this seed's streams; one MLflow run per method.
+
+    Replications pool over seeds (axis -2 of the paths, 0 of the estimates); timings average.
+    """
     s: QuantileSettings = ctx.settings
     experiments = ctx.read_prepared()["experiments"]
-    arrays: dict[str, np.ndarray] = {}
+    results: dict[str, dict] = {name: {} for name in experiments}
     for method in ("smoothed", "plain"):
-        with tracking.tracked_run("quantile", method, ctx.scale, ctx.seed, asdict(s), "quantile_simulate") as run:
+        with ctx.tracked_run(method) as run:
             for name, exp in experiments.items():
                 if method not in exp["methods"]:
                     continue
@@ -163,7 +165,7 @@ def simulate(ctx: StageContext) -> None:
                     beta=s.beta,
                     n=exp["n"],
                     reps=exp["reps"],
-                    rng=rng("quantile", name, ctx.seed),  # same streams for both methods
+                    rng=ctx.rng(name),  # same streams for both methods
                     checkpoints=exp["checkpoints"],
                     **kwargs,
                 )
@@ -172,34 +174,21 @@ def simulate(ctx: StageContext) -> None:
                     f"{len(levels)} levels in {result.seconds:.1f} s "
                     f"({result.updates_per_second / 1e6:.0f} M updates/s)"
                 )
-                key = f"{name}__{method}__"
-                arrays |= {
-                    key + "last": result.last,
-                    key + "average": result.average,
-                    key + "average_path": result.average_path.astype(np.float32),
-                    key + "last_path": result.last_path.astype(np.float32),  # rounding keeps order
-                    key + "checkpoints": result.checkpoints,
-                    key + "seconds": np.array(result.seconds),
-                    key + "updates": np.array(result.updates, dtype=float),
+                results[name][method] = {
+                    "last": runs.concat(result.last, axis=-2),
+                    "average": runs.concat(result.average, axis=-2),
+                    "average_path": runs.concat(result.average_path.astype(np.float32), axis=-2),
+                    "last_path": runs.concat(result.last_path.astype(np.float32), axis=-2),  # rounding keeps order
+                    "checkpoints": runs.first(result.checkpoints),
+                    "seconds": runs.mean(result.seconds),
+                    "updates": runs.mean(float(result.updates)),
                 }
                 sd = M.asymptotic_sd(exp["taus"], exp["density"])
                 err = result.average_path[..., : len(exp["taus"])] - np.array(exp["quantile"])
                 efficiency = np.sqrt((err**2).mean(axis=1)) * np.sqrt(result.checkpoints)[:, None] / sd
                 run.log_curve(f"{name}.efficiency", result.checkpoints, efficiency.mean(axis=1))
                 run.log_metrics({f"{name}.updates_per_second": result.updates_per_second})
-    ctx.write_run(arrays)
-
-
-def _pool(runs: list[dict]) -> dict:
-    """All seeds' replications as one run (reps are axis -2; timings are averaged)."""
-    pooled = {}
-    for key, first in runs[0].items():
-        values = [r[key] for r in runs]
-        if first.ndim >= 2:
-            pooled[key] = np.concatenate(values, axis=-2)
-        else:
-            pooled[key] = np.mean(values, axis=0) if first.ndim == 0 else first
-    return pooled
+    return results
 
 
 @cache
@@ -207,11 +196,12 @@ def _band_critical_value(taus: tuple[float, ...]) -> float:
     return M.band_critical_value(np.array(taus), 0.95)
 
 
-def standardised_scores(exp: dict, run: dict, prefix: str) -> dict[str, np.ndarray]:
-    """Per-level errors and interval hits of the averaged estimator of one experiment/method."""
+def standardised_scores(exp: dict, run: dict) -> dict[str, np.ndarray]:
+    """Per-level errors and interval hits of the averaged estimator of one experiment/method
+    (``run``: that method's results in that experiment)."""
     taus = np.array(exp["taus"])
     q, f, n = np.array(exp["quantile"]), np.array(exp["density"]), exp["n"]
-    average = run[prefix + "average"]
+    average = run["average"]
     estimate = average[:, : taus.size]
     sd_true = M.asymptotic_sd(taus, f)
     z = np.sqrt(n) * (estimate - q) / sd_true
@@ -231,22 +221,23 @@ def standardised_scores(exp: dict, run: dict, prefix: str) -> dict[str, np.ndarr
 def evaluate(ctx: StageContext) -> None:
     """Every number the claims need, pooled over seeds and per seed; per-level tables."""
     exps = ctx.read_prepared()["experiments"]
-    runs = [ctx.read_run(seed) for seed in ctx.seeds]
+    seed_runs = ctx.runs()
 
     def compute(run: dict) -> dict[str, float]:
-        main = {m: standardised_scores(exps["main"], run, f"main__{m}__") for m in ("smoothed", "plain")}
-        heavy = standardised_scores(exps["heavy"], run, "heavy__smoothed__")
-        extreme = standardised_scores(exps["extreme"], run, "extreme__smoothed__")
-        smoothed_fine = [run[f"fine__smoothed__{k}"] for k in ("last", "average", "last_path", "average_path")]
+        main = {m: standardised_scores(exps["main"], run["main"][m]) for m in ("smoothed", "plain")}
+        heavy = standardised_scores(exps["heavy"], run["heavy"]["smoothed"])
+        extreme = standardised_scores(exps["extreme"], run["extreme"]["smoothed"])
+        fine = run["fine"]
+        smoothed_fine = [fine["smoothed"][k] for k in ("last", "average", "last_path", "average_path")]
         ratio = main["smoothed"]["rmse_ratio"] / main["plain"]["rmse_ratio"]
         z = np.abs(main["smoothed"]["z"]).ravel()
         tail = np.array([(z > t).mean() for t in TAIL_T]) / (2 * np.exp(-(TAIL_T**2) / 2))
         return {
             "smoothed_crossing_rate": max(M.crossing_rate(x) for x in smoothed_fine),
-            "plain_crossing_rate_path": M.crossing_rate(run["fine__plain__last_path"]),
-            "plain_crossing_rate_fine": M.crossing_rate(run["fine__plain__last"]),
-            "plain_crossing_rate_fine_average": M.crossing_rate(run["fine__plain__average"]),
-            "plain_crossing_rate_main": M.crossing_rate(run["main__plain__last"]),
+            "plain_crossing_rate_path": M.crossing_rate(fine["plain"]["last_path"]),
+            "plain_crossing_rate_fine": M.crossing_rate(fine["plain"]["last"]),
+            "plain_crossing_rate_fine_average": M.crossing_rate(fine["plain"]["average"]),
+            "plain_crossing_rate_main": M.crossing_rate(run["main"]["plain"]["last"]),
             "efficiency_min": main["smoothed"]["rmse_ratio"].min(),
             "efficiency_max": main["smoothed"]["rmse_ratio"].max(),
             "efficiency_plain_min": main["plain"]["rmse_ratio"].min(),
@@ -268,28 +259,27 @@ def evaluate(ctx: StageContext) -> None:
             "tail_over_bound_max": tail[np.isfinite(tail)].max(),
         }
 
-    pooled = _pool(runs)
-    metrics = across_seeds(compute, runs, pooled)
+    pooled = ctx.pooled()
+    metrics = across_seeds(compute, seed_runs, pooled)
     details = _details(exps, pooled)
-    performance = {f"updates_per_second_{m}": _throughput(runs, m) for m in METHODS}
+    performance = {f"updates_per_second_{m}": _throughput(seed_runs, m) for m in METHODS}
     write_metrics(ctx, metrics, details, performance)
     write_table(ctx.tables_dir / "levels", details["levels"], caption="Per-level results, main experiment")
     log(f"wrote {ctx.metrics_path}")
 
 
-def _throughput(runs: list[dict], method: str) -> float:
+def _throughput(seed_runs: list[dict], method: str) -> float:
     """Sample-level updates per second of ``method`` over all experiments and seeds."""
-    keys = [k.removesuffix("updates") for k in runs[0] if k.endswith(f"__{method}__updates")]
-    updates = sum(float(r[k + "updates"]) for r in runs for k in keys)
-    return updates / sum(float(r[k + "seconds"]) for r in runs for k in keys)
+    timed = [exp[method] for run in seed_runs for exp in run.values() if method in exp]
+    return sum(float(t["updates"]) for t in timed) / sum(float(t["seconds"]) for t in timed)
 
 
 def _details(exps: dict, pooled: dict) -> dict:
     """Per-level and per-sample-size numbers the figures and tables show."""
     main = exps["main"]
-    sm = standardised_scores(main, pooled, "main__smoothed__")
-    pl = standardised_scores(main, pooled, "main__plain__")
-    heavy = standardised_scores(exps["heavy"], pooled, "heavy__smoothed__")
+    sm = standardised_scores(main, pooled["main"]["smoothed"])
+    pl = standardised_scores(main, pooled["main"]["plain"])
+    heavy = standardised_scores(exps["heavy"], pooled["heavy"]["smoothed"])
     rows = [
         {
             "tau": tau,
@@ -304,16 +294,16 @@ def _details(exps: dict, pooled: dict) -> dict:
     ]
     curves = {}
     for method in ("smoothed", "plain"):
-        path = pooled[f"main__{method}__average_path"][..., : len(main["taus"])]
-        k = pooled[f"main__{method}__checkpoints"]
+        path = pooled["main"][method]["average_path"][..., : len(main["taus"])]
+        k = pooled["main"][method]["checkpoints"]
         curves[method] = {
             "n": k.tolist(),
             "rmse": np.sqrt(((path - np.array(main["quantile"])) ** 2).mean(axis=1)).tolist(),
         }
     crossings = {
         method: {
-            "n": pooled[f"fine__{method}__checkpoints"].tolist(),
-            "rate": (np.diff(pooled[f"fine__{method}__last_path"], axis=-1) < 0).mean(axis=(1, 2)).tolist(),
+            "n": pooled["fine"][method]["checkpoints"].tolist(),
+            "rate": (np.diff(pooled["fine"][method]["last_path"], axis=-1) < 0).mean(axis=(1, 2)).tolist(),
         }
         for method in ("smoothed", "plain")
     }
@@ -322,36 +312,16 @@ def _details(exps: dict, pooled: dict) -> dict:
         "rmse_vs_n": curves,
         "crossings_vs_n": crossings,
         "reps_total": int(sm["z"].shape[0]),
-        "fine_reps_total": int(pooled["fine__plain__last"].shape[0]),
+        "fine_reps_total": int(pooled["fine"]["plain"]["last"].shape[0]),
     }
 
 
-def figures(ctx: StageContext) -> None:
-    """The figures of ``figures.DRAW``, from metrics.json and the per-seed runs; logged to MLflow."""
+def figure_inputs(ctx: StageContext) -> dict:
+    """What the figures are drawn from: the design, the pooled scores and seed 0's streams."""
     exps = ctx.read_prepared()["experiments"]
-    details = read_metrics(ctx.metrics_path)["details"]
-    runs = [ctx.read_run(seed) for seed in ctx.seeds]
-    pooled = _pool(runs)
-    scores = {
-        "main": standardised_scores(exps["main"], pooled, "main__smoothed__"),
-        "extreme": standardised_scores(exps["extreme"], pooled, "extreme__smoothed__"),
+    pooled = ctx.pooled()
+    return {
+        "exps": exps,
+        "scores": {name: standardised_scores(exps[name], pooled[name]["smoothed"]) for name in ("main", "extreme")},
+        "first": ctx.read_run(ctx.seeds[0]),
     }
-    paths = []
-    for name, draw in DRAW.items():
-        with plotting.figure() as (fig, ax):
-            draw(ax, exps=exps, details=details, scores=scores, first=runs[0])
-            paths += plotting.save(fig, ctx.figures_dir, name)
-    tracking.log_summary("quantile", ctx.scale, paths, [ctx.metrics_path])
-
-
-FIGURES = tuple(DRAW)
-
-PAPER = Paper(
-    slug="quantile",
-    title="Smoothed SGD for quantiles: Bahadur representation and Gaussian approximation",
-    citation="Chen, Keilbar & Wu (2025), arXiv:2505.13299",
-    settings=SETTINGS,
-    stages=stages(prepare, simulate, evaluate, figures),
-    figures=FIGURES,
-    datasets={"quantile/truth.csv": build_truth},
-)

@@ -17,12 +17,12 @@ def draw_curves(ax, exps, first, **_) -> None:
     """One stream, 99 levels, at the checkpoint where plain SGD crosses most: both curves vs truth."""
     fine = exps["fine"]
     taus, q = np.array(fine["taus"]), np.array(fine["quantile"])
-    plain = first["fine__plain__last_path"]  # (checkpoints, reps, levels)
+    plain = first["fine"]["plain"]["last_path"]  # (checkpoints, reps, levels)
     crossed = np.diff(plain, axis=-1) < 0
     k, rep = np.unravel_index(np.argmax(crossed.sum(axis=-1)), crossed.shape[:2])
-    n_k = int(first["fine__plain__checkpoints"][k])
+    n_k = int(first["fine"]["plain"]["checkpoints"][k])
     ax.plot(taus, q, color="black", lw=1, label="true quantile")
-    ax.plot(taus, first["fine__smoothed__last_path"][k, rep], label="smoothed SGD")
+    ax.plot(taus, first["fine"]["smoothed"]["last_path"][k, rep], label="smoothed SGD")
     ax.plot(taus, plain[k, rep], lw=1, label="plain SGD")
     bad = np.flatnonzero(crossed[k, rep])
     ax.scatter(taus[bad + 1], plain[k, rep, bad + 1], s=14, color="C1", zorder=3,
@@ -110,13 +110,3 @@ def draw_tails(ax, scores, **_) -> None:
     ax.set(xlabel="t", ylabel=r"P(|Z| > t)", ylim=(0.5 / z.size, 2.5), title="Tail of the standardised error")
     ax.legend()
 
-
-DRAW = {
-    "curves": draw_curves,
-    "crossings": draw_crossings,
-    "efficiency": draw_efficiency,
-    "convergence": draw_convergence,
-    "coverage": draw_coverage,
-    "gaussian": draw_gaussian,
-    "tails": draw_tails,
-}

@@ -24,7 +24,7 @@ from gdrepro.metrics import across_seeds, read_metrics, write_metrics
 from gdrepro.paper import Paper, StageContext, stages
 from gdrepro.papers.traffic import data as D
 from gdrepro.papers.traffic.figures import DRAW
-from gdrepro.report import write_table
+from gdrepro.tables import write_table
 from gdrepro.runtime import log, rng, torch_generator
 
 OTHERS = ("mgda", "mgda_norm", "dcgd_proj", "dcgd_avg", "dcgd_center")

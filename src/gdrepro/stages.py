@@ -1,0 +1,47 @@
+"""Running one stage of one paper: the house's side of the stage contract (gdrepro.paper).
+
+``prepare``, ``run`` (once per seed) and ``evaluate`` are the paper's functions in
+``experiment.py``; ``figures`` and ``claims`` are the house's. The per-seed results a paper's
+``run_seed`` returns are stored here (gdrepro.runs), so paper code never writes files for them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gdrepro import layout, papers
+from gdrepro.paper import Paper, StageContext
+
+
+def run_stage(paper: Paper, stage: str, ctx: StageContext) -> None:
+    """Run ``stage`` (a contract name or the paper's label for ``run``) in ``ctx``."""
+    stage = paper.contract_stage(stage)
+    if stage == "run":
+        from gdrepro import runs
+
+        runs.save(ctx.run_path(ctx.seed), paper.experiment.run_seed(ctx))
+    elif stage == "figures":
+        from gdrepro.figures import draw_all
+
+        draw_all(paper, ctx)
+    elif stage == "claims":
+        from gdrepro import claims
+
+        for claim in claims.write(paper.title, paper.slug, ctx.scale, papers.claims_file(paper.slug),
+                                  ctx.metrics_path, ctx.out):
+            print(f"{claim['verdict']} {claim['id']}: {claim['statement']}")
+    else:
+        getattr(paper.experiment, stage)(ctx)
+
+
+def outputs(paper: Paper, stage: str, ctx: StageContext) -> list[Path]:
+    """The files ``stage`` must leave behind (the CLI runs missing upstream stages)."""
+    stage = paper.contract_stage(stage)
+    if stage == "run":
+        return [ctx.run_path(s) for s in ctx.seeds]
+    return {
+        "prepare": [ctx.prepared_path],
+        "evaluate": [ctx.metrics_path] + [ctx.out / layout.table_file(t) for t in paper.tables],
+        "figures": [ctx.out / layout.figure_file(n) for n in paper.figure_names],
+        "claims": [ctx.out / layout.CLAIMS_JSON],
+    }[stage]
