@@ -17,7 +17,8 @@ try:
     validate_config(config)
     for slug in config.get("papers", papers.SLUGS):
         papers.get(slug)
-    for slug, settings in config["overrides"].items():  # fail now, not in a job (loads its code)
+    # fail now, not in a job (this loads the code of the papers with overrides)
+    for slug, settings in config["overrides"].items():
         apply_overrides(papers.get(slug).settings[config["scale"]], settings, slug)
 except GdreproError as error:
     sys.exit(f"gdrepro: error: {error}")

@@ -4,7 +4,7 @@
 #   bash scripts/gpu_check.sh            # from the repository root, after pip install -e ".[test]"
 #
 # 1. every paper's smoke run on CUDA gives the CPU's metrics up to float noise (tests/test_cuda.py);
-# 2. each GPU training stage runs briefly at paper settings (Paper.brief shortens the budget) and
+# 2. each stage declared to train on a GPU runs briefly at paper settings (Paper.brief shortens the budget) and
 #    prints its throughput line.
 set -euo pipefail
 export GDREPRO_TRACKING=off
@@ -15,14 +15,20 @@ print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_de
 PY
 python -m pytest -q tests/test_cuda.py
 out=$(mktemp -d)
-for paper in $(gdrepro list | cut -f1); do
-    sets=$(python -c "from gdrepro import papers; print(' '.join(f'--set {k}={v}' for k, v in papers.get('$paper').brief.items()))")
-    [ -z "$sets" ] && continue  # no GPU training stage
-    stage=$(python -c "from gdrepro import papers; print(papers.get('$paper').run_stage.name)")
-    external=$(python -c "from gdrepro import papers; print(' '.join(papers.get('$paper').external))")
+# one line per paper whose declaration says its per-seed stage trains on a GPU (Resources(gpu=1)):
+# slug|stage label|--set options of its shortened paper budget (brief)|public datasets it downloads
+python - > "$out/gpu_papers" <<'PY'
+from gdrepro import papers
+for slug in papers.SLUGS:
+    paper = papers.get(slug)
+    if paper.trains_on_gpu:
+        sets = " ".join(f"--set {k}={v}" for k, v in paper.brief.items())
+        print(f"{slug}|{paper.run_label}|{sets}|{' '.join(paper.external)}")
+PY
+while IFS='|' read -r paper stage sets external; do
     [ -n "$external" ] && gdrepro external fetch $external  # needs the network once
     echo "== $paper $stage at paper settings, shortened: $sets"
     start=$(date +%s)
     GDREPRO_DEVICE=cuda gdrepro "$paper" "$stage" --scale paper --out "$out/$paper" --seed 0 $sets 2>&1 | tail -3
     echo "   $(( $(date +%s) - start )) s wall"
-done
+done < "$out/gpu_papers"

@@ -14,10 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 
-import gdrepro  # noqa: F401  (pins the kernels before numpy and torch load)
 import numpy as np
 import torch
 
+import gdrepro  # noqa: F401  (pins the kernels before numpy and torch load)
 from gdrepro.nn import portable_sqrt
 
 

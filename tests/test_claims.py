@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from gdrepro import claims as C
-from gdrepro.errors import GdreproError
 from gdrepro import papers
+from gdrepro.errors import GdreproError
 from gdrepro.papers import claims_file
 
 

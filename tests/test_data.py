@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gdrepro import data
+from gdrepro import data, papers
 from gdrepro.errors import GdreproError
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_generated_data_matches_the_committed_data_dvc(tmp_path):
-    data.build(tmp_path / "data")
+    data.build(tmp_path / "data", papers.dataset_builders())
     pinned = data.pinned_hash(ROOT / "data.dvc")
     actual = data.directory_hash(tmp_path / "data")
     assert actual["md5"] == pinned["md5"], "data generation is not deterministic or data.dvc is stale"
@@ -36,7 +36,7 @@ def test_directory_hash_equals_dvc_add(tmp_path):
 
 def _pinned_copy(tmp_path) -> tuple[Path, Path]:
     data_dir = tmp_path / "data"
-    data.build(data_dir)
+    data.build(data_dir, papers.dataset_builders())
     dvc_file = tmp_path / "data.dvc"
     shutil.copy(ROOT / "data.dvc", dvc_file)
     return data_dir, dvc_file
@@ -44,19 +44,19 @@ def _pinned_copy(tmp_path) -> tuple[Path, Path]:
 
 def test_drift_fails_loudly(tmp_path):
     data_dir, dvc_file = _pinned_copy(tmp_path)
-    assert data.verify(data_dir, dvc_file)["md5"].endswith(".dir")
+    assert data.verify(data_dir, dvc_file, papers.dataset_builders())["md5"].endswith(".dir")
     truth = data_dir / "quantile" / "truth.csv"
     truth.write_text(truth.read_text().replace("0.05", "0.06", 1))
     with pytest.raises(GdreproError, match=r"data/ drifted from data.dvc: .*dvc pull"):
-        data.verify(data_dir, dvc_file)
+        data.verify(data_dir, dvc_file, papers.dataset_builders())
 
 
 def test_missing_dataset_is_named_or_rebuilt(tmp_path):
     data_dir, dvc_file = _pinned_copy(tmp_path)
     (data_dir / "quantile" / "truth.csv").unlink()
     with pytest.raises(GdreproError, match=r"missing dataset \S*data/quantile/truth.csv \(run `dvc pull`"):
-        data.verify(data_dir, dvc_file)
-    data.verify(data_dir, dvc_file, build_missing=True)
+        data.verify(data_dir, dvc_file, papers.dataset_builders())
+    data.verify(data_dir, dvc_file, papers.dataset_builders(), build_missing=True)
     assert (data_dir / "quantile" / "truth.csv").exists()
 
 
@@ -68,7 +68,7 @@ def test_dvc_push_and_pull_round_trip_through_the_local_remote(tmp_path):
     for rel in ("data.dvc", ".dvcignore", ".dvc/config", ".dvc/.gitignore"):
         shutil.copy(ROOT / rel, repo / rel)
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    data.build(repo / "data")
+    data.build(repo / "data", papers.dataset_builders())
     remote = tmp_path / "remote"
 
     def dvc(*args):
@@ -80,7 +80,7 @@ def test_dvc_push_and_pull_round_trip_through_the_local_remote(tmp_path):
     shutil.rmtree(repo / "data")
     shutil.rmtree(repo / ".dvc" / "cache")
     dvc("pull", "-q")
-    assert data.verify(repo / "data", repo / "data.dvc")["nfiles"] == len(data.registry())
+    assert data.verify(repo / "data", repo / "data.dvc", papers.dataset_builders())["nfiles"] == len(papers.dataset_builders())
 
 
 def test_the_data_check_is_never_committed():

@@ -8,7 +8,6 @@ import subprocess
 import tomllib
 
 import pytest
-
 import yaml
 
 from tests.conftest import ROOT

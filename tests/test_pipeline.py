@@ -67,7 +67,7 @@ def test_report_rolls_up_every_paper(smoke_run, smoke_papers):
     for slug in smoke_papers:
         assert f"## {slug}: " in report
         assert all((smoke_run / "results" / "smoke" / slug / "figures" / f"{f}.png").stat().st_size > 5000
-                   for f in papers.get(slug).figures)
+                   for f in papers.get(slug).figure_names)
     assert "| paper | title | reproduced |" in report
     assert (smoke_run / "results" / "smoke" / "summary.tex").read_text().startswith(r"\begin{table}")
 
@@ -104,7 +104,7 @@ def test_every_paper_tracks_each_seed_and_a_summary_with_its_figures(smoke_run, 
     summary = [r for r in runs if r.data.tags["gdrepro.seed"] == "all"]
     assert len(summary) == 1 and all(r.info.status == "FINISHED" for r in runs)
     figures = {a.path for a in client.list_artifacts(summary[0].info.run_id, "figures")}
-    assert {f"figures/{name}.png" for name in papers.get(paper).figures} <= figures
+    assert {f"figures/{name}.png" for name in papers.get(paper).figure_names} <= figures
 
 
 def test_the_browsable_report_holds_every_papers_figures_and_claims(smoke_run, smoke_papers):
@@ -115,8 +115,10 @@ def test_the_browsable_report_holds_every_papers_figures_and_claims(smoke_run, s
     assert not re.search(r'<(script|link|img)[^>]+(src|href)="https?://', html), "needs the network to open"
     for slug in smoke_papers:
         assert html.count(f"results/smoke/{slug}/tables/claims.csv") >= 1, slug
-        for name in papers.get(slug).figures:
-            assert f"results/smoke/{slug}/figures/{name}.png" in html, (slug, name)
+        for figure in papers.get(slug).figures:
+            assert f"results/smoke/{slug}/figures/{figure.name}.png" in html, (slug, figure.name)
+            words = re.findall(r"[A-Za-z]{4,}", figure.caption)[:3]  # the declared caption, not a generic one
+            assert all(w in html for w in words), (slug, figure.name, words)
 
 
 def test_second_run_schedules_nothing(smoke_run, smoke_papers):

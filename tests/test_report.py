@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 
-from gdrepro import report
+from gdrepro import report, tables
 
 
 def test_latex_escapes_special_characters_and_symbols():
-    assert report.latex_escape("a_b & 50% ≈ ±") == r"a\_b \& 50\% $\approx$ $\pm$"
-    table = report.latex_table([{"id": "C1", "verdict": "✅"}], "x_y")
+    assert tables.latex_escape("a_b & 50% ≈ ±") == r"a\_b \& 50\% $\approx$ $\pm$"
+    table = tables.latex_table([{"id": "C1", "verdict": "✅"}], "x_y")
     assert r"\caption{x\_y}" in table and r"C1 & \checkmark \\" in table
 
 
 def test_markdown_table_escapes_pipes():
-    md = report.markdown_table([{"claim": "P(|Z| > t)", "n": 1}])
+    md = tables.markdown_table([{"claim": "P(|Z| > t)", "n": 1}])
     assert md.splitlines()[2] == r"| P(\|Z\| > t) | 1 |"
 
 

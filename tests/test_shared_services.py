@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from gdrepro import data
+from gdrepro import data, papers
 from tests.conftest import ROOT
 
 WRITER = """
@@ -100,10 +100,10 @@ def test_a_shared_dvc_remote_restores_data_in_another_clone(tmp_path):
         assert result.returncode == 0, result.stderr[-2000:]
 
     mine = clone("mine")
-    data.build(mine / "data")
+    data.build(mine / "data", papers.dataset_builders())
     dvc(mine, "commit", "-q", "-f", "data.dvc")
     dvc(mine, "push", "-q")
     theirs = clone("theirs")
     assert not (theirs / "data").exists()
     dvc(theirs, "pull", "-q")
-    assert data.verify(theirs / "data", theirs / "data.dvc")["nfiles"] == len(data.registry())
+    assert data.verify(theirs / "data", theirs / "data.dvc", papers.dataset_builders())["nfiles"] == len(papers.dataset_builders())

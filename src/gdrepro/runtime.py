@@ -8,6 +8,11 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 
 def pin_threads(n: int | None = None) -> int:
@@ -27,7 +32,7 @@ def pin_threads(n: int | None = None) -> int:
     return n
 
 
-def seed_sequence(*key: int | str) -> "np.random.SeedSequence":  # noqa: F821
+def seed_sequence(*key: int | str) -> np.random.SeedSequence:
     """A SeedSequence derived from a key such as ``(paper, experiment, seed)``.
 
     Strings are hashed stably (not with Python's salted ``hash``), so the same key gives the
@@ -41,14 +46,14 @@ def seed_sequence(*key: int | str) -> "np.random.SeedSequence":  # noqa: F821
     return np.random.SeedSequence(entropy)
 
 
-def rng(*key: int | str) -> "np.random.Generator":  # noqa: F821
+def rng(*key: int | str) -> np.random.Generator:
     """A numpy Generator for ``key`` (see :func:`seed_sequence`)."""
     import numpy as np
 
     return np.random.default_rng(seed_sequence(*key))
 
 
-def torch_generator(*key: int | str, device: str = "cpu") -> "torch.Generator":  # noqa: F821
+def torch_generator(*key: int | str, device: str = "cpu") -> torch.Generator:
     """A torch Generator seeded from the same key scheme as :func:`rng`."""
     import torch
 

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from gdrepro import stages
 from gdrepro.errors import GdreproError
 from gdrepro.paper import StageContext
+from gdrepro.papers.amppo import PAPER
 from gdrepro.papers.amppo import experiment as E
 
 torch.set_num_threads(1)
@@ -19,7 +21,14 @@ TINY = dataclasses.replace(E.SETTINGS["smoke"], total_steps=384, num_steps=128, 
 
 
 def _ctx(out, seed: int = 0, settings=TINY) -> StageContext:
-    return StageContext("amppo", "smoke", settings, (0,), out, out / "data", seed)
+    return StageContext("amppo", "smoke", settings, (0,), out, out / "data", seed, "train")
+
+
+def _flat(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    flat = {}
+    for k, v in tree.items():
+        flat |= _flat(v, f"{prefix}{k}/") if isinstance(v, dict) else {prefix + k: v}
+    return flat
 
 
 class Interrupt(Exception):
@@ -27,9 +36,9 @@ class Interrupt(Exception):
 
 
 def test_interrupted_train_resumes_at_the_last_iteration_and_matches(tmp_path, monkeypatch):
-    E.train(_ctx(tmp_path / "straight"))
-    straight = _ctx(tmp_path / "straight").read_run(0)
-    assert not _ctx(tmp_path / "straight").checkpoint_path(0).exists()  # removed once the run is written
+    stages.run_stage(PAPER, "train", _ctx(tmp_path / "straight"))
+    straight = _flat(_ctx(tmp_path / "straight").read_run(0))
+    assert not _ctx(tmp_path / "straight").checkpoint_path.exists()  # removed once the run is done
 
     save, calls = E.checkpoint.save, []
 
@@ -42,14 +51,14 @@ def test_interrupted_train_resumes_at_the_last_iteration_and_matches(tmp_path, m
     ctx = _ctx(tmp_path / "resumed")
     monkeypatch.setattr(E.checkpoint, "save", killed_after_four)
     with pytest.raises(Interrupt):
-        E.train(ctx)
-    state = E.checkpoint.load(ctx.checkpoint_path(0))
-    assert list(state["done"]) == ["Hopper-v5__ppo"] and state["trainer"]["iteration"] == 1
+        stages.run_stage(PAPER, "train", ctx)
+    state = E.checkpoint.load(ctx.checkpoint_path)
+    assert list(state["done"]) == [("Hopper-v5", "ppo")] and state["trainer"]["iteration"] == 1
     iterations = []
     monkeypatch.setattr(E.checkpoint, "save", lambda p, s: (iterations.append(s.get("current")), save(p, s)))
-    E.train(ctx)
+    stages.run_stage(PAPER, "train", ctx)
     assert iterations.count(("Hopper-v5", "amppo")) == 2  # only the two unfinished iterations were run
-    resumed = ctx.read_run(0)
+    resumed = _flat(ctx.read_run(0))
     assert set(resumed) == set(straight)
     for k in straight:
         if not k.endswith("steps_per_second"):
@@ -57,22 +66,35 @@ def test_interrupted_train_resumes_at_the_last_iteration_and_matches(tmp_path, m
 
 
 def test_metrics_of_a_hand_made_run():
-    run = {}
+    hopper = {}
     for x, final, clip, norm in (("ppo", 100.0, 1.0, 2.0), ("amppo", 90.0, 0.5, 1.0)):
-        key = f"Hopper-v5__{x}__"
-        run |= {key + "final_return": np.array(final), key + "eval_returns": np.array([final, final + 2]),
-                key + "diag_clip_fraction": np.full(4, clip), key + "diag_grad_norm_median": np.full(4, norm)}
+        r = {"final_return": np.array(final), "eval_returns": np.array([final, final + 2]),
+             "diag": {"clip_fraction": np.full(4, clip), "grad_norm_median": np.full(4, norm)}}
         if x == "amppo":
-            run |= {key + f"diag_{d}": np.array([0.0, 0.0, 1.0, 3.0]) for d in
-                    ("alpha", "s_ema", "sat_mb", "sat_batch", "gain_mb", "gain_batch", "corr_mb", "corr_batch")}
-            run |= {key + "inv_sign_mismatch": np.array(0.0), key + "inv_bound_excess": np.array(0.0),
-                    key + "inv_frozen_change": np.array(0.0)}
-    m = E.compute_metrics(run)
+            r["diag"] |= {d: np.array([0.0, 0.0, 1.0, 3.0]) for d in
+                          ("alpha", "s_ema", "sat_mb", "sat_batch", "gain_mb", "gain_batch", "corr_mb", "corr_batch")}
+            r |= {"inv_sign_mismatch": np.array(0.0), "inv_bound_excess": np.array(0.0),
+                  "inv_frozen_change": np.array(0.0)}
+        hopper[x] = r
+    m = E.compute_metrics({"train": {"Hopper-v5": hopper}})
     assert m["return_ratio_hopper"] == pytest.approx(0.9)
     assert m["clip_fraction_diff_hopper"] == pytest.approx(-0.5)
     assert m["grad_norm_ratio_hopper"] == pytest.approx(0.5)
     assert m["sat_mb_hopper"] == pytest.approx(2.0)  # second half of training only
     assert m["eval_return_hopper_ppo"] == pytest.approx(101.0)
+
+
+def test_results_pool_as_the_claims_read_them():
+    """Curves and returns average over seeds, invariant violations take the worst seed, the raw
+    episodes and the policy stay per seed."""
+    result = {"grid": np.arange(3.0), "curve": np.ones(3), "final_return": np.array(1.0),
+              "steps_per_second": np.array(5.0), "eval_returns": np.ones(2), "episodes": np.ones((4, 3)),
+              "diag": {"alpha": np.ones(2)}, "policy": {"w1": np.ones((2, 2))}, "inv_bound_excess": np.array(0.5)}
+    q = E._pooling(result)
+    assert {k: v.rule for k, v in q.items() if not isinstance(v, dict)} == {
+        "grid": "mean", "curve": "mean", "final_return": "mean", "steps_per_second": "mean",
+        "eval_returns": "mean", "episodes": "own", "inv_bound_excess": "max"}
+    assert q["diag"]["alpha"].rule == "mean" and q["policy"]["w1"].rule == "own"
 
 
 def test_episode_curve_uses_the_last_episodes_finished_by_each_step():

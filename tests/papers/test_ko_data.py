@@ -64,17 +64,33 @@ def test_every_ko_arm_has_its_paired_base_arm():
 
 def test_metrics_of_a_hand_made_run():
     s = E.SETTINGS["smoke"]
-    run = {}
+    trained = {}
     for a in E.arms(s):
         corr = 0.2 if a.variant == "base" else 0.1
-        run |= {f"{a.name}__corr": np.full((3, 2), corr), f"{a.name}__acc": np.array(0.5 + 0.01 * (a.variant != "base")),
-                f"{a.name}__loss": np.array([np.nan, 1.0, 0.5])}
-    run["mlp-small-sgd-ko_sum__loss"] = np.array([np.nan, 3.0, np.nan])
-    run |= {k: np.array(0.0) for k in ("exact_max_abs_diff", "two_row_rel_error", "orthogonal_max_term",
-                                       "hard_momentum_rel_error", "hard_energy_rel_error", "hard_changed_fraction")}
-    run |= {"time__sgd_base": np.array(1.0), "time__sgd_ko": np.array(1.5), "time__sgd_ko_hard": np.array(3.0),
-            "time__adam_base": np.array(2.0), "time__adam_ko": np.array(2.0)}
+        trained[a.name] = {"corr": np.full((3, 2), corr), "acc": np.array(0.5 + 0.01 * (a.variant != "base")),
+                           "loss": np.array([np.nan, 1.0, 0.5])}
+    trained["mlp-small-sgd-ko_sum"]["loss"] = np.array([np.nan, 3.0, np.nan])
+    run = {"arms": trained,
+           "exactness": {k: np.array(0.0) for k in ("exact_max_abs_diff", "two_row_rel_error", "orthogonal_max_term",
+                                                    "hard_momentum_rel_error", "hard_energy_rel_error",
+                                                    "hard_changed_fraction")},
+           "timing": {"sgd_base": np.array(1.0), "sgd_ko": np.array(1.5), "sgd_ko_hard": np.array(3.0),
+                      "adam_base": np.array(2.0), "adam_ko": np.array(2.0)}}
     m = E.compute_metrics(run)
     assert m["corr_ratio_mlp_sgd"] == pytest.approx(0.5) and m["acc_diff_text_adam"] == pytest.approx(1.0)
     assert m["sum_unstable"] == 1.0 and np.isnan(m["acc_diff_cifar10_sgd"])
     assert m["step_time_ratio_sgd"] == 1.5 and m["step_time_ratio_adam"] == 1.0
+    assert m["step_time_ratio_sgd_hard"] == 3.0
+
+
+def test_exactness_pools_to_the_worst_seed_and_the_rest_to_the_mean(tmp_path):
+    from gdrepro import runs
+
+    for seed, (diff, changed) in enumerate(((0.0, 1.0), (2e-7, 0.5))):
+        runs.save(tmp_path / f"{seed}.npz", {
+            "exactness": {k: (runs.worst if k in E.MAX_OVER_SEEDS else runs.mean)(v)
+                          for k, v in (("exact_max_abs_diff", diff), ("hard_changed_fraction", changed))},
+            "arms": {"mlp-small-sgd-ko": {"marks": runs.mean(np.array([0, 15, 30]))}}})
+    pooled = runs.pool([runs.load(tmp_path / f"{seed}.npz") for seed in (0, 1)])
+    assert pooled["exactness"]["exact_max_abs_diff"] == 2e-7 and pooled["exactness"]["hard_changed_fraction"] == 0.75
+    assert pooled["arms"]["mlp-small-sgd-ko"]["marks"].tolist() == [0.0, 15.0, 30.0]  # float, as before

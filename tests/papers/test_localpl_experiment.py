@@ -7,7 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
+from gdrepro import papers, runs, stages
 from gdrepro.config import default_seeds
+from gdrepro.paper import StageContext
 from gdrepro.papers.localpl import experiment as E
 from gdrepro.papers.localpl import method as M
 
@@ -39,29 +41,36 @@ def tiny_run():
     out = {}
     for kind in TINY.losses:
         loss = M.make_loss(kind, X, theta, np.random.default_rng(1))
-        out |= {f"{kind}__{k}": v for k, v in E.run_loss(TINY, loss, W1, W2).items()}
+        out[kind] = E.run_loss(TINY, loss, W1, W2)
     return grid, out
 
 
 def test_run_loss_shapes_and_the_admissible_step_is_the_pilots_smallest(tiny_run):
     grid, run = tiny_run
     C, R = len(grid), len(E.RULES)
-    assert run["square__iters_target"].shape == (C, R)
-    assert run["square__gap_curve"].shape == (C, R, TINY.steps + 1)
-    eta = run["square__eta_curve"].astype(float)
+    assert run["square"]["iters_target"].shape == (C, R)
+    assert run["square"]["gap_curve"].shape == (C, R, TINY.steps + 1)
+    eta = run["square"]["eta_curve"].astype(float)
     adm, ada = E.RULES.index("admissible"), E.RULES.index("adaptive")
     np.testing.assert_allclose(eta[:, adm, 0], np.nanmin(eta[:, ada], axis=1), rtol=1e-6)
     k0 = E.RULES.index("fixed_k0")
     np.testing.assert_allclose(eta[:, k0, 0], eta[:, ada, 0], rtol=1e-6)  # 1/K_0 = first adaptive step
 
 
-def test_metrics_of_a_tiny_run(tiny_run):
+def _pool_twice(run: dict, tmp_path) -> dict:
+    """The run stored as the house stores a seed (every quantity stacks) and pooled with itself."""
+    path = tmp_path / "seed0.npz"
+    runs.save(path, {kind: {k: runs.stack(v) for k, v in res.items()} for kind, res in run.items()})
+    return runs.pool([runs.load(path)] * 2)
+
+
+def test_metrics_of_a_tiny_run(tiny_run, tmp_path):
     _, run = tiny_run
     m = E.compute(run, TINY.losses)
     assert m["adaptive_violations"] == 0 and m["adaptive_checked_steps"] > 100
     assert m["guaranteed_frac_below_predicted"] == 1.0
     assert m["slope_max_square"] < 0
-    pooled = E._pool([run, run])  # seeds on a leading axis: same shares, doubled counts
+    pooled = _pool_twice(run, tmp_path)  # seeds on a leading axis: same shares, doubled counts
     mp = E.compute(pooled, TINY.losses)
     assert mp["adaptive_checked_steps"] == 2 * m["adaptive_checked_steps"]
     assert mp["adaptive_not_slower_share"] == pytest.approx(m["adaptive_not_slower_share"])
@@ -72,16 +81,16 @@ def test_run_loss_summaries_recomputed_from_the_stored_curves(tiny_run):
     log(measured factor) / log(predicted factor); both recomputed here from the stored curves."""
     _, run = tiny_run
     ada = E.RULES.index("adaptive")
-    eta = run["square__eta_curve"][:, ada].astype(float)
-    gap = run["square__gap_curve"][:, ada].astype(float)
-    rho = run["square__rho_pred_curve"][:, ada].astype(float)
+    eta = run["square"]["eta_curve"][:, ada].astype(float)
+    gap = run["square"]["gap_curve"][:, ada].astype(float)
+    rho = run["square"]["rho_pred_curve"][:, ada].astype(float)
     for c in range(eta.shape[0]):
         steps = eta[c][np.isfinite(eta[c])]
-        assert run["square__eta_growth"][c, ada] == pytest.approx(steps[-1] / steps[0], rel=1e-5)
+        assert run["square"]["eta_growth"][c, ada] == pytest.approx(steps[-1] / steps[0], rel=1e-5)
         ratios = [np.log(gap[c, t + 1] / gap[c, t]) / np.log(rho[c, t]) for t in range(steps.size)
                   if np.isfinite(rho[c, t]) and rho[c, t] < 1 and 0 < gap[c, t + 1] and np.isfinite(gap[c, t + 1])]
-        assert run["square__rate_ratio_median"][c, ada] == pytest.approx(np.median(ratios), rel=1e-2)
-        assert run["square__steps_run"][c, ada] == steps.size
+        assert run["square"]["rate_ratio_median"][c, ada] == pytest.approx(np.median(ratios), rel=1e-2)
+        assert run["square"]["steps_run"][c, ada] == steps.size
 
 
 def test_compute_on_a_hand_built_run():
@@ -96,17 +105,18 @@ def test_compute_on_a_hand_built_run():
             t[:, col[rule]] = values
         return t
 
-    run = {f"square__{k}": table() for k in ("violations", "checked_steps", "no_guarantee_steps", "diverged")}
-    run["square__iters_target"] = table(
+    sq = {k: table() for k in ("violations", "checked_steps", "no_guarantee_steps", "diverged")}
+    run = {"square": sq}
+    sq["iters_target"] = table(
         adaptive=[10, 12, nan, nan], admissible=[10, 10, 20, nan], fixed_k0=[9, 12, 30, nan], armijo=[11, 5, nan, nan])
-    run["square__violations"][:, col["adaptive"]] = [0, 1, 0, 2]
-    run["square__checked_steps"][:, col["adaptive"]] = [50, 60, 70, 80]
-    run["square__rate_ratio_median"] = table(adaptive=[1.5, 2.0, 3.0, 4.0])
-    run["square__r2"] = table(adaptive=[0.99, 0.97, 0.999, 0.98])
-    run["square__slope"] = table(adaptive=[-0.3, -0.1, -0.2, -0.25])
-    run["square__rho_first"] = table(adaptive=[0.9, 0.9, 0.8, 0.7])
-    run["square__rho_last"] = table(adaptive=[0.8, 0.95, 0.7, 0.7])
-    run["square__eta_growth"] = table(adaptive=[1.2, 1.0, 0.9, 3.0])
+    sq["violations"][:, col["adaptive"]] = [0, 1, 0, 2]
+    sq["checked_steps"][:, col["adaptive"]] = [50, 60, 70, 80]
+    sq["rate_ratio_median"] = table(adaptive=[1.5, 2.0, 3.0, 4.0])
+    sq["r2"] = table(adaptive=[0.99, 0.97, 0.999, 0.98])
+    sq["slope"] = table(adaptive=[-0.3, -0.1, -0.2, -0.25])
+    sq["rho_first"] = table(adaptive=[0.9, 0.9, 0.8, 0.7])
+    sq["rho_last"] = table(adaptive=[0.8, 0.95, 0.7, 0.7])
+    sq["eta_growth"] = table(adaptive=[1.2, 1.0, 0.9, 3.0])
     m = E.compute(run, ("square",))
     assert m["adaptive_violations"] == 3 and m["adaptive_checked_steps"] == 260
     assert m["adaptive_not_slower_share"] == pytest.approx(1 / 3)  # tie yes, 12 > 10 no, nan vs 20 no
@@ -117,3 +127,26 @@ def test_compute_on_a_hand_built_run():
     assert m["converged_share_square"] == 0.5
     assert m["adaptive_rate_improves_share"] == 0.5 and m["adaptive_eta_grows_share"] == 0.5
     assert m["guaranteed_frac_below_predicted"] == pytest.approx(1 - 3 / 260)
+
+
+def test_run_seed_results_stack_over_seeds_and_pool_into_the_metrics(tmp_path, no_tracking):
+    """Two seeds through the house: each loss's quantities come back stacked on a seed axis, the
+    seeds draw different data, and pooled counts are the seeds' sums."""
+    paper = papers.get("localpl")
+
+    def ctx(stage: str, seed: int | None = None) -> StageContext:
+        return StageContext("localpl", "smoke", TINY, (0, 1), tmp_path, tmp_path / "data", seed, stage)
+
+    stages.run_stage(paper, "prepare", ctx("prepare"))
+    for seed in (0, 1):
+        stages.run_stage(paper, "train", ctx("train", seed))
+    seed_runs, pooled = ctx("evaluate").runs(), ctx("evaluate").pooled()
+    assert set(pooled) == set(TINY.losses)
+    for kind in TINY.losses:
+        for key, value in pooled[kind].items():
+            np.testing.assert_array_equal(value, np.stack([r[kind][key] for r in seed_runs]))
+    assert not np.array_equal(seed_runs[0]["square"]["gap_curve"], seed_runs[1]["square"]["gap_curve"])
+    per_seed = [E.compute(r, TINY.losses) for r in seed_runs]
+    m = E.compute(pooled, TINY.losses)
+    for name in ("adaptive_violations", "adaptive_checked_steps", "admissible_no_guarantee_steps"):
+        assert m[name] == sum(s[name] for s in per_seed)

@@ -282,7 +282,10 @@ def _oracle_gd(loss: M.Loss, W1, W2, rule: str, eta_fixed: float = 0.0, steps: i
     last = _cubic_root(s2, r, K)
     for _ in range(steps):
         mu_t, s2, r = consts(W1, W2, gap)
-        Kfun = (lambda e: K * s2 + r + K * e * s2 * r + K * e**2 * s2 * r**2 / 4)
+
+        def Kfun(e, s2=s2, r=r):  # this step's K_t(eta)
+            return K * s2 + r + K * e * s2 * r + K * e**2 * s2 * r**2 / 4
+
         if rule == "fixed":
             eta = eta_fixed
         elif rule == "adaptive":

@@ -10,7 +10,8 @@ from gdrepro import layout
 SCALE = config["scale"]
 SEEDS = config["seeds"]
 PAPERS = config.get("papers", list(papers.SLUGS))
-DECLARED = {slug: papers.get(slug) for slug in PAPERS}  # light: no paper code loads here
+# the declarations are light: no paper code loads here
+DECLARED = {slug: papers.get(slug) for slug in PAPERS}
 
 
 wildcard_constraints:
@@ -35,10 +36,16 @@ for_report = report
 def caption_file(paper, figure):
     """The declared caption of a figure as an rst file for `snakemake --report` (written at parse
     time under .snakemake/, from the paper's declaration)."""
-    path = Path(".snakemake", "gdrepro_captions", paper, f"{figure.name}.rst").absolute()
-    supports = f" Supports claim(s): {', '.join(figure.claims)}." if figure.claims else ""
-    text = (f"{figure.caption}{supports}\n\nRedrawn from the ``{{{{ snakemake.wildcards.scale }}}}``-scale "
-            f"runs (code: ``src/gdrepro/papers/{paper}/figures.py``, ``{figure.draw}``).\n")
+    path = Path(
+        ".snakemake", "gdrepro_captions", paper, f"{figure.name}.rst"
+    ).absolute()
+    supports = (
+        f" Supports claim(s): {', '.join(figure.claims)}." if figure.claims else ""
+    )
+    text = (
+        f"{figure.caption}{supports}\n\nRedrawn from the ``{{{{ snakemake.wildcards.scale }}}}``-scale "
+        f"runs (code: ``src/gdrepro/papers/{paper}/figures.py``, ``{figure.draw}``).\n"
+    )
     if not path.exists() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -103,7 +110,9 @@ def paper_sources(paper):
 def house_sources():
     """The shared code that judges claims and writes reports."""
     root = Path(workflow.basedir) / "src" / "gdrepro"
-    return [str(root / f) for f in ("claims.py", "report.py", "metrics.py", "tables.py")]
+    return [
+        str(root / f) for f in ("claims.py", "report.py", "metrics.py", "tables.py")
+    ]
 
 
 def job_resources(paper, stage):

@@ -5,7 +5,7 @@ plain PPO (CleanRL semantics), AM-PPO as in the paper / official code (minibatch
 AM-PPO with the calibrated full-batch norm at gating; then the saved policies are reloaded and run
 for deterministic evaluation episodes (the "sampling" part), and the throughput of our trainer
 is timed side by side with a CleanRL-style loop (``reference.py``) in the same process.
-Every iteration is checkpointed at ``ctx.checkpoint_path(seed)``; a killed job resumes there.
+Every iteration is checkpointed at ``ctx.checkpoint_path``; a killed job resumes there.
 """
 
 from __future__ import annotations
@@ -16,16 +16,18 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from gdrepro import checkpoint, plotting, tracking
+from pathlib import Path
+
+from gdrepro import checkpoint, runs
 from gdrepro.errors import GdreproError
-from gdrepro.metrics import across_seeds, read_metrics, write_metrics
-from gdrepro.paper import Paper, StageContext, stages
-from gdrepro.papers.amppo.figures import DRAW
+from gdrepro.metrics import across_seeds, write_metrics
+from gdrepro.paper import StageContext
 from gdrepro.runtime import log, rng, seed_sequence, torch_generator
 
 METHODS = ("ppo", "amppo", "amppo_batchnorm")
 LABELS = {"ppo": "PPO (CleanRL semantics)", "amppo": "AM-PPO (paper: minibatch norm)",
           "amppo_batchnorm": "AM-PPO (full-batch norm)"}
+CHECKPOINT_FORMAT = 2  # nested results per (env, method); older checkpoints start afresh
 DIAG_KEYS = ("clip_fraction", "grad_norm_median", "grad_norm_mean", "ratio_clipfrac", "loss", "v_loss",
              "alpha", "s_ema", "s_obs", "sat_mb", "sat_batch", "gain_mb", "gain_batch", "corr_mb", "corr_batch")
 POLICY_KEYS = ("w1", "b1", "w2", "b2", "w3", "b3", "logstd", "obs_mean", "obs_var")
@@ -112,8 +114,8 @@ def _invariants(trainer, s: AMPPOSettings) -> dict[str, float]:
     }
 
 
-def _run_method(ctx: StageContext, env_id: str, method: str, state: dict) -> dict[str, np.ndarray]:
-    """Train one (env, method) run, resuming from ``state["trainer"]`` when present."""
+def _run_method(ctx: StageContext, env_id: str, method: str, state: dict) -> dict:
+    """Train one (env, method) run, resuming from ``state["trainer"]`` when present; plain arrays."""
     from gdrepro.papers.amppo import method as M
 
     s: AMPPOSettings = ctx.settings
@@ -133,7 +135,7 @@ def _run_method(ctx: StageContext, env_id: str, method: str, state: dict) -> dic
         seconds += time.perf_counter() - start
         diags.append(diag)
         state.update(current=(env_id, method), trainer=trainer.state_dict(), diags=diags, seconds=seconds)
-        checkpoint.save(ctx.checkpoint_path(ctx.seed), state)
+        checkpoint.save(ctx.checkpoint_path, state)
         if trainer.iteration % max(1, trainer.num_iterations // 5) == 0:
             ep = trainer.episodes[-s.last_episodes:]
             log(f"seed {ctx.seed} {env_id} {method}: iter {trainer.iteration}/{trainer.num_iterations}, "
@@ -149,16 +151,27 @@ def _run_method(ctx: StageContext, env_id: str, method: str, state: dict) -> dic
         "final_return": np.array(episodes[-s.last_episodes:, 1].mean() if len(episodes) else np.nan),
         "steps_per_second": np.array(trainer.global_step / max(seconds, 1e-9)),
     }
-    out |= {f"diag_{k}": np.array([d.get(k, np.nan) for d in diags]) for k in DIAG_KEYS}
-    out |= {f"policy_{k}": v for k, v in trainer.policy().items()}
+    out["diag"] = {k: np.array([d.get(k, np.nan) for d in diags]) for k in DIAG_KEYS}
+    out["policy"] = dict(trainer.policy())
     if method != "ppo":
         out |= {k: np.array(v) for k, v in _invariants(trainer, s).items()}
     return out
 
 
-def load_policy(run: dict[str, np.ndarray], env_id: str, method: str) -> dict[str, np.ndarray]:
-    """The saved policy of (env, method) from a run file's arrays."""
-    return {k: run[f"{env_id}__{method}__policy_{k}"] for k in POLICY_KEYS}
+def load_policy(run: dict, env_id: str, method: str) -> dict[str, np.ndarray]:
+    """The saved policy of (env, method) from a seed's results."""
+    return {k: run["train"][env_id][method]["policy"][k] for k in POLICY_KEYS}
+
+
+def _pooling(result: dict) -> dict:
+    """One (env, method) run's arrays with their pooling over seeds: means, except the raw episodes
+    and the policy (per seed only) and the invariant violations (the worst seed)."""
+    out = {k: runs.mean(result[k]) for k in ("grid", "curve", "final_return", "steps_per_second", "eval_returns")}
+    out |= {"episodes": runs.own(result["episodes"]),
+            "diag": {k: runs.mean(v) for k, v in result["diag"].items()},
+            "policy": {k: runs.own(v) for k, v in result["policy"].items()}}
+    out |= {k: runs.worst(v) for k, v in result.items() if k.startswith("inv_")}
+    return out
 
 
 def throughput(s: AMPPOSettings, env_id: str, seed: int) -> dict[str, np.ndarray]:
@@ -178,91 +191,85 @@ def throughput(s: AMPPOSettings, env_id: str, seed: int) -> dict[str, np.ndarray
         ours.iterate()
         t_ours += time.perf_counter() - start
     steps = s.reference_iterations * s.num_steps
-    return {"tp_ours": np.array(steps / t_ours), "tp_cleanrl_style": np.array(steps / t_ref)}
+    return {"ours": np.array(steps / t_ours), "cleanrl_style": np.array(steps / t_ref)}
 
 
-def train(ctx: StageContext) -> None:
-    """Every (env, method) run of this seed, checkpointed per iteration; evaluation; throughput."""
+def run_seed(ctx: StageContext) -> dict:
+    """Every (env, method) run of this seed, checkpointed per iteration; evaluation; throughput.
+
+    ``{"train": {env: {method: ...}}, "throughput": {env: {"ours", "cleanrl_style"}}}``; see
+    :func:`_pooling` for how each quantity pools over seeds.
+    """
     from gdrepro.papers.amppo import method as M
 
     s: AMPPOSettings = ctx.settings
-    path = ctx.checkpoint_path(ctx.seed)
+    path = ctx.checkpoint_path
     state = checkpoint.load(path) or {}
-    if state.get("stamp") != ctx.stamp:
-        state = {"stamp": ctx.stamp, "done": {}}
-    arrays: dict[str, np.ndarray] = {}
+    if state.get("stamp") != ctx.stamp or state.get("format") != CHECKPOINT_FORMAT:
+        state = {"stamp": ctx.stamp, "format": CHECKPOINT_FORMAT, "done": {}}
+    trained: dict[str, dict[str, dict]] = {env_id: {} for env_id in s.envs}
     for env_id in s.envs:
         for method in s.methods:
-            key = f"{env_id}__{method}"
+            key = (env_id, method)
             if key not in state["done"]:
-                with tracking.tracked_run("amppo", method, ctx.scale, ctx.seed, asdict(s) | {"env": env_id},
-                                          "amppo_train") as run:
+                with ctx.tracked_run(method, asdict(s) | {"env": env_id}) as run:
                     result = _run_method(ctx, env_id, method, state)
                     run.log_curve(f"{env_id}.return", result["grid"].astype(int), np.nan_to_num(result["curve"]))
                     run.log_metrics({f"{env_id}.final_return": float(result["final_return"]),
-                                     f"{env_id}.clip_fraction": float(np.mean(result["diag_clip_fraction"]))})
+                                     f"{env_id}.clip_fraction": float(np.mean(result["diag"]["clip_fraction"]))})
                 state["done"][key] = result
                 state.pop("trainer", None)
                 state["current"] = None
                 checkpoint.save(path, state)
-            result = state["done"][key]
-            arrays |= {f"{key}__{k}": v for k, v in result.items()}
+            trained[env_id][method] = dict(state["done"][key])
     # sampling: reload each saved policy and run deterministic evaluation episodes
     for env_id in s.envs:
         for method in s.methods:
-            returns, _ = M.evaluate_policy(load_policy(arrays, env_id, method), env_id, s.eval_episodes,
-                                           seed=10_000 + 100 * ctx.seed)
-            arrays[f"{env_id}__{method}__eval_returns"] = returns
-            log(f"seed {ctx.seed} {env_id} {method}: final {float(arrays[f'{env_id}__{method}__final_return']):.1f}, "
+            result = trained[env_id][method]
+            returns, _ = M.evaluate_policy(result["policy"], env_id, s.eval_episodes, seed=10_000 + 100 * ctx.seed)
+            result["eval_returns"] = returns
+            log(f"seed {ctx.seed} {env_id} {method}: final {float(result['final_return']):.1f}, "
                 f"deterministic eval {returns.mean():.1f}")
-    for env_id in s.envs:
-        arrays |= {f"{env_id}__{k}": v for k, v in throughput(s, env_id, ctx.seed).items()}
-    ctx.write_run(arrays)
-    path.unlink(missing_ok=True)  # finished: a later run (new code or settings) starts afresh
+    results = {"train": {env_id: {method: _pooling(result) for method, result in methods.items()}
+                         for env_id, methods in trained.items()}}
+    timed = {env_id: throughput(s, env_id, ctx.seed) for env_id in s.envs}
+    if any(timed.values()):
+        results["throughput"] = {env_id: {k: runs.mean(v) for k, v in tp.items()} for env_id, tp in timed.items() if tp}
+    checkpoint.remove(path)  # finished: a later run (new code or settings) starts afresh
+    return results
 
 
 # --- evaluate -----------------------------------------------------------------------------------------
 
 
 def compute_metrics(run: dict) -> dict[str, float]:
-    """The numbers the claims read, from one seed's run (or the pooled run: mean over seeds)."""
+    """The numbers the claims read, from one seed's results (or the pooled run: mean over seeds)."""
     m: dict[str, float] = {}
-    envs = sorted({k.split("__")[0] for k in run if k.endswith("__final_return")})
-    for env_id in envs:
+    for env_id in sorted(run["train"]):
         e = env_key(env_id)
-        methods = [x for x in METHODS if f"{env_id}__{x}__final_return" in run]
+        trained = run["train"][env_id]
+        methods = [x for x in METHODS if x in trained]
         for x in methods:
-            r = lambda k: run[f"{env_id}__{x}__{k}"]  # noqa: E731
-            m[f"final_return_{e}_{x}"] = float(r("final_return"))
-            m[f"eval_return_{e}_{x}"] = float(np.mean(r("eval_returns")))
-            m[f"clip_fraction_{e}_{x}"] = float(np.mean(r("diag_clip_fraction")))
-            m[f"grad_norm_{e}_{x}"] = float(np.median(r("diag_grad_norm_median")))
-        base = lambda k: run[f"{env_id}__ppo__{k}"]  # noqa: E731
+            r = trained[x]
+            m[f"final_return_{e}_{x}"] = float(r["final_return"])
+            m[f"eval_return_{e}_{x}"] = float(np.mean(r["eval_returns"]))
+            m[f"clip_fraction_{e}_{x}"] = float(np.mean(r["diag"]["clip_fraction"]))
+            m[f"grad_norm_{e}_{x}"] = float(np.median(r["diag"]["grad_norm_median"]))
+        base = trained["ppo"]
         for x in methods[1:]:
-            r = lambda k: run[f"{env_id}__{x}__{k}"]  # noqa: E731
+            r = trained[x]
             suffix = "" if x == "amppo" else "_batchnorm"
-            m[f"return_ratio_{e}{suffix}"] = float(r("final_return") / base("final_return"))
-            m[f"clip_fraction_diff_{e}{suffix}"] = float(np.mean(r("diag_clip_fraction")) - np.mean(base("diag_clip_fraction")))
-            m[f"grad_norm_ratio_{e}{suffix}"] = float(np.median(r("diag_grad_norm_median")) / np.median(base("diag_grad_norm_median")))
-            half = slice(len(r("diag_alpha")) // 2, None)  # second half of training: the controller has settled
+            m[f"return_ratio_{e}{suffix}"] = float(r["final_return"] / base["final_return"])
+            m[f"clip_fraction_diff_{e}{suffix}"] = float(np.mean(r["diag"]["clip_fraction"])
+                                                         - np.mean(base["diag"]["clip_fraction"]))
+            m[f"grad_norm_ratio_{e}{suffix}"] = float(np.median(r["diag"]["grad_norm_median"])
+                                                      / np.median(base["diag"]["grad_norm_median"]))
+            half = slice(len(r["diag"]["alpha"]) // 2, None)  # second half of training: the controller has settled
             for d in ("alpha", "s_ema", "sat_mb", "sat_batch", "gain_mb", "gain_batch", "corr_mb", "corr_batch"):
-                m[f"{d}_{e}{suffix}"] = float(np.mean(r(f"diag_{d}")[half]))
+                m[f"{d}_{e}{suffix}"] = float(np.mean(r["diag"][d][half]))
             for inv in ("inv_sign_mismatch", "inv_bound_excess", "inv_frozen_change"):
-                m[inv] = max(m.get(inv, 0.0), float(r(inv)))
+                m[inv] = max(m.get(inv, 0.0), float(r[inv]))
     return m
-
-
-def _pool(runs: list[dict]) -> dict:
-    """Mean over seeds of equal-shape arrays; invariant violations: the max."""
-    pooled = {}
-    for k in runs[0]:
-        if k.endswith("__episodes") or "__policy_" in k:
-            continue
-        if k.rsplit("__", 1)[-1].startswith("inv_"):
-            pooled[k] = np.max([r[k] for r in runs])
-        else:
-            pooled[k] = np.mean([r[k] for r in runs], axis=0)
-    return pooled
 
 
 def _json_list(x) -> list[float | None]:
@@ -271,37 +278,41 @@ def _json_list(x) -> list[float | None]:
 
 def evaluate(ctx: StageContext) -> None:
     s: AMPPOSettings = ctx.settings
-    runs = [ctx.read_run(seed) for seed in ctx.seeds]
-    pooled = _pool(runs)
+    seed_runs = ctx.runs()
+    pooled = ctx.pooled()
     # pooled = mean over seeds, so a pooled ratio is a ratio of seed means (per_seed: per-seed ratios)
-    metrics = across_seeds(compute_metrics, runs, pooled)
+    metrics = across_seeds(compute_metrics, seed_runs, pooled)
     curves, diags = {}, {}
     for env_id in s.envs:
         for x in s.methods:
-            key = f"{env_id}__{x}"
-            curves[key] = {"steps": _json_list(runs[0][f"{key}__grid"]),
-                           "mean": _json_list(np.mean([r[f"{key}__curve"] for r in runs], axis=0)),
-                           "sd": _json_list(np.std([r[f"{key}__curve"] for r in runs], axis=0, ddof=1)
-                                            if len(runs) > 1 else np.zeros(s.curve_points)),
-                           "eval_per_seed": _json_list([np.mean(r[f"{key}__eval_returns"]) for r in runs]),
-                           "final_per_seed": _json_list([r[f"{key}__final_return"] for r in runs])}
-            diags[key] = {d: {"mean": _json_list(np.mean([r[f"{key}__diag_{d}"] for r in runs], axis=0)),
-                              "sd": _json_list(np.std([r[f"{key}__diag_{d}"] for r in runs], axis=0))}
-                          for d in ("clip_fraction", "grad_norm_median", "alpha", "s_ema", "sat_mb", "sat_batch",
-                                    "corr_mb", "corr_batch")}
+            per_seed = [r["train"][env_id][x] for r in seed_runs]
+            curves[f"{env_id}__{x}"] = {
+                "steps": _json_list(per_seed[0]["grid"]),
+                "mean": _json_list(np.mean([r["curve"] for r in per_seed], axis=0)),
+                "sd": _json_list(np.std([r["curve"] for r in per_seed], axis=0, ddof=1)
+                                 if len(per_seed) > 1 else np.zeros(s.curve_points)),
+                "eval_per_seed": _json_list([np.mean(r["eval_returns"]) for r in per_seed]),
+                "final_per_seed": _json_list([r["final_return"] for r in per_seed])}
+            diags[f"{env_id}__{x}"] = {d: {"mean": _json_list(np.mean([r["diag"][d] for r in per_seed], axis=0)),
+                                           "sd": _json_list(np.std([r["diag"][d] for r in per_seed], axis=0))}
+                                       for d in ("clip_fraction", "grad_norm_median", "alpha", "s_ema", "sat_mb",
+                                                 "sat_batch", "corr_mb", "corr_batch")}
     details = {"curves": curves, "diagnostics": diags, "cleanrl": CLEANRL,
                "am": {"p_star": 0.10, "tau": 1.25, "kappa": 2.0}, "max_grad_norm": 0.5}
     performance = {}
     for env_id in s.envs:
         e = env_key(env_id)
         for x in s.methods:
-            performance[f"train_steps_per_second_{e}_{x}"] = float(np.mean([r[f"{env_id}__{x}__steps_per_second"] for r in runs]))
-        if f"{env_id}__tp_ours" in runs[0]:
-            ours = float(np.mean([r[f"{env_id}__tp_ours"] for r in runs]))
-            ref = float(np.mean([r[f"{env_id}__tp_cleanrl_style"] for r in runs]))
+            performance[f"train_steps_per_second_{e}_{x}"] = float(
+                np.mean([r["train"][env_id][x]["steps_per_second"] for r in seed_runs]))
+        if env_id in seed_runs[0].get("throughput", {}):
+            tp = [r["throughput"][env_id] for r in seed_runs]
+            ours = float(np.mean([t["ours"] for t in tp]))
+            ref = float(np.mean([t["cleanrl_style"] for t in tp]))
             performance |= {f"steps_per_second_ours_{e}": ours, f"steps_per_second_cleanrl_style_{e}": ref,
                             f"speedup_vs_cleanrl_style_{e}": ours / ref,
-                            f"speedup_vs_cleanrl_style_{e}_per_seed": [float(r[f"{env_id}__tp_ours"] / r[f"{env_id}__tp_cleanrl_style"]) for r in runs]}
+                            f"speedup_vs_cleanrl_style_{e}_per_seed": [float(t["ours"] / t["cleanrl_style"])
+                                                                       for t in tp]}
     write_metrics(ctx, metrics, details, performance)
     log(f"wrote {ctx.metrics_path}")
 
@@ -332,21 +343,19 @@ def render_rollout(policy: dict[str, np.ndarray], env_id: str, path, frames: int
     return True
 
 
-def figures(ctx: StageContext) -> None:
-    """The figures of ``figures.DRAW`` from metrics.json, and a rollout GIF when a renderer exists."""
-    metrics = read_metrics(ctx.metrics_path)
+def figure_inputs(ctx: StageContext) -> dict:
+    """What the draw functions take beside metrics.json: the envs and methods of the scale, labels."""
     s: AMPPOSettings = ctx.settings
-    paths = []
-    for name, draw in DRAW.items():
-        n = len(s.envs)
-        with plotting.figure(1, n, figsize=(5.0 * n, 3.4), squeeze=False) as (fig, axes):
-            draw(axes[0], metrics=metrics, envs=s.envs, methods=s.methods, labels=LABELS, key=env_key)
-            paths += plotting.save(fig, ctx.figures_dir, name)
-    run0 = ctx.read_run(ctx.seeds[0])
+    return {"envs": s.envs, "methods": s.methods, "labels": LABELS, "key": env_key}
+
+
+def extra_figures(ctx: StageContext) -> list[Path]:
+    """A rollout GIF of seed 0's AM-PPO policy on the first env, when a renderer exists."""
+    s: AMPPOSettings = ctx.settings
     gif = ctx.figures_dir / "rollout_amppo.gif"
-    if render_rollout(load_policy(run0, s.envs[0], "amppo"), s.envs[0], gif):
-        paths.append(gif)
-    tracking.log_summary("amppo", ctx.scale, paths, [ctx.metrics_path])
+    if render_rollout(load_policy(ctx.read_run(ctx.seeds[0]), s.envs[0], "amppo"), s.envs[0], gif):
+        return [gif]
+    return []
 
 
 def prepare(ctx: StageContext) -> None:
@@ -366,14 +375,3 @@ def prepare(ctx: StageContext) -> None:
     ctx.write_prepared({"envs": shapes, "methods": list(s.methods),
                         "iterations": s.total_steps // s.num_steps, "steps_per_run": s.total_steps // s.num_steps * s.num_steps})
 
-
-FIGURES = tuple(DRAW)
-
-PAPER = Paper(
-    slug="amppo",
-    title="AM-PPO: (Advantage) Alpha-Modulation with Proximal Policy Optimization",
-    citation="Sane (2025), arXiv:2505.15514",
-    settings=SETTINGS,
-    stages=stages(prepare, train, evaluate, figures),
-    figures=FIGURES,
-)

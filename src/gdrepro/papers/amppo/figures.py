@@ -1,4 +1,4 @@
-"""AM-PPO figures from metrics.json; each ``draw_*`` fills one row of axes (one panel per env).
+"""AM-PPO figures from metrics.json; each ``draw_*`` fills the one row of its grid (one panel per env).
 
 The paper plots episodic return against environment steps for PPO and AM-PPO and discusses the
 controller (alpha, saturation) and gradient clipping; CleanRL's published 1M-step returns (-v4)
@@ -20,7 +20,7 @@ def _arr(x) -> np.ndarray:
 
 def draw_learning_curves(axes, metrics, envs, methods, labels, key, **_) -> None:
     """Mean return of the last 10 training episodes vs env steps, mean ± sd over seeds."""
-    for ax, env_id in zip(axes, envs, strict=True):
+    for ax, env_id in zip(axes[0], envs, strict=True):
         for x in methods:
             c = metrics["details"]["curves"][f"{env_id}__{x}"]
             steps, mean, sd = _arr(c["steps"]), _arr(c["mean"]), _arr(c["sd"])
@@ -42,7 +42,7 @@ def draw_controller(axes, metrics, envs, methods, labels, **_) -> None:
     of minibatch entries with |Z| > tau at gating (minibatch norm for the paper's AM-PPO, full-batch
     norm for the variant): the gap between the two orange-green pairs is the minibatch-norm trap."""
     am = metrics["details"]["am"]
-    for ax, env_id in zip(axes, envs, strict=True):
+    for ax, env_id in zip(axes[0], envs, strict=True):
         twin = ax.twinx()
         for x, style in (("amppo", "-"), ("amppo_batchnorm", "--")):
             if x not in methods:
@@ -65,7 +65,7 @@ def draw_controller(axes, metrics, envs, methods, labels, **_) -> None:
 
 def draw_clipping(axes, metrics, envs, methods, labels, key, **_) -> None:
     """Median pre-clip gradient norm per iteration; legend: share of updates where clipping fired."""
-    for ax, env_id in zip(axes, envs, strict=True):
+    for ax, env_id in zip(axes[0], envs, strict=True):
         for x in methods:
             d = metrics["details"]["diagnostics"][f"{env_id}__{x}"]
             it = np.arange(1, len(d["grad_norm_median"]["mean"]) + 1)
@@ -80,7 +80,7 @@ def draw_clipping(axes, metrics, envs, methods, labels, key, **_) -> None:
 
 def draw_evaluation(axes, metrics, envs, methods, labels, **_) -> None:
     """Deterministic evaluation return of the saved policies (bars, ± sd over seeds), seeds as dots."""
-    for ax, env_id in zip(axes, envs, strict=True):
+    for ax, env_id in zip(axes[0], envs, strict=True):
         for i, x in enumerate(methods):
             c = metrics["details"]["curves"][f"{env_id}__{x}"]
             ev, fin = _arr(c["eval_per_seed"]), _arr(c["final_per_seed"])
@@ -92,10 +92,3 @@ def draw_evaluation(axes, metrics, envs, methods, labels, **_) -> None:
         ax.set(ylabel="return", title=f"{env_id}: deterministic evaluation of saved policies")
         ax.legend(fontsize=7)
 
-
-DRAW = {
-    "learning_curves": draw_learning_curves,
-    "controller": draw_controller,
-    "clipping": draw_clipping,
-    "evaluation": draw_evaluation,
-}

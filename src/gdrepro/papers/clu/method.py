@@ -87,6 +87,15 @@ class StackedMLP:
         for p, s in zip(self.params, state, strict=True):
             p[m].copy_(s)
 
+    def state_dict(self) -> dict:
+        """Every model's parameters (a checkpoint)."""
+        return {"params": [p.detach().clone() for p in self.params]}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        for p, s in zip(self.params, state["params"], strict=True):
+            p.copy_(s)
+
 
 class StackedModule:
     """M copies of any ``nn.Module`` (e.g. a ResNet-18 at paper scale) with stacked parameters.
@@ -144,6 +153,17 @@ class StackedModule:
         for p, s in zip(self.params, state[:k], strict=True):
             p[m].copy_(s)
         self.buffers[m] = {n: s.clone() for n, s in zip(self.buffer_names, state[k:], strict=True)}
+
+    def state_dict(self) -> dict:
+        """Every model's parameters and buffers (BatchNorm statistics): a checkpoint."""
+        return {"params": [p.detach().clone() for p in self.params],
+                "buffers": [{n: b.clone() for n, b in bs.items()} for bs in self.buffers]}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        for p, s in zip(self.params, state["params"], strict=True):
+            p.copy_(s)
+        self.buffers = [{n: b.clone() for n, b in bs.items()} for bs in state["buffers"]]
 
 
 # --- the pieces of the UG-CLU update ---------------------------------------------------------------
@@ -302,13 +322,18 @@ class HParams:
 
 def run_phase(model, bufs: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, phase: Phase, lr: float,
               hp: HParams, n_classes: int, generator: torch.Generator,
-              transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
-    """Run one request's phase for all models in lockstep (see :class:`Phase`)."""
+              transform: Callable[[torch.Tensor], torch.Tensor] | None = None, start: int = 0,
+              on_step: Callable[[int], None] | None = None) -> None:
+    """Run one request's phase for all models in lockstep (see :class:`Phase`).
+
+    ``start``: the first step (a resumed phase continues where it stopped, with the model, ``bufs``
+    and ``generator`` as they were); ``on_step(k)`` is called after step k - 1, k = 1 .. total.
+    """
     total = int(phase.steps.max()) if len(phase.steps) else 0
     dev = phase.fast_coef.device
     any_fast = bool((phase.fast_coef != 0).any())
     model.train()
-    for s in range(total):
+    for s in range(start, total):
         running = (phase.steps > s).float()
         lr_s = cosine(lr, s, total)
         decay = cosine(1.0, s, total)
@@ -345,6 +370,8 @@ def run_phase(model, bufs: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
         slow_on = running * torch.clamp((phase.slow_coef > 0).float() + ewc_on
                                         + fast_on * (1 - phase.fast_slow.float()), max=1.0)
         sgd_step(model.params, grads, bufs, slow_on, lr_s, hp.momentum, hp.weight_decay)
+        if on_step is not None:
+            on_step(s + 1)
 
 
 # --- methods and requests --------------------------------------------------------------------------
@@ -449,6 +476,16 @@ class DataState:
     learned_tasks: list[int] = field(default_factory=list)
 
 
+@dataclass
+class Pending:
+    """A request begun (:meth:`ContinualUnlearner.begin`): what it touches (``info``: indices of D_U
+    and D_L) and the training phases still to run, as (phase, learning rate)."""
+
+    request: Request
+    info: dict
+    phases: list[tuple[Phase, float]]
+
+
 class ContinualUnlearner:
     """A request-driven continual learner-unlearner running every method of ``methods`` in one
     stacked model (same initialisation, same requests, same data access: D_L and D_U in full, the
@@ -478,10 +515,17 @@ class ContinualUnlearner:
 
     def apply(self, request: Request) -> dict:
         """Process one request; returns ``{"forget": indices of D_U, "new": indices of D_L}``."""
+        pending = self.begin(request)
+        for phase, lr in pending.phases:
+            self.run(phase, lr)
+        return self.finish(pending)
+
+    def begin(self, request: Request) -> Pending:
+        """The part of :meth:`apply` before training: bookkeeping, masks, rollback, the phases to run."""
         if request.kind == "learn":
-            return self._learn(request)
+            return self._begin_learn(request)
         if request.kind == "keep":
-            return {"forget": np.array([], int), "new": np.array([], int)}
+            return Pending(request, {"forget": np.array([], int), "new": np.array([], int)}, [])
         d = self.data
         if request.kind == "forget_task":
             forget = d.held & np.isin(self.y_np, self.task_classes(request.task))
@@ -498,10 +542,21 @@ class ContinualUnlearner:
             raise ValueError(f"unknown request kind {request.kind!r}")
         d.held &= ~forget
         d.memory &= ~forget
-        self._unlearn(np.flatnonzero(forget))
-        return {"forget": np.flatnonzero(forget), "new": np.array([], int)}
+        phases = self._unlearn_phases(np.flatnonzero(forget))
+        return Pending(request, {"forget": np.flatnonzero(forget), "new": np.array([], int)}, phases)
 
-    def _learn(self, request: Request) -> dict:
+    def run(self, phase: Phase, lr: float, start: int = 0, on_step: Callable[[int], None] | None = None) -> None:
+        """Train every model through ``phase`` (from step ``start``; see :func:`run_phase`)."""
+        run_phase(self.model, self.bufs, self.x, self.y, phase, lr, self.hp, self.n_classes, self.generator,
+                  self.transform, start=start, on_step=on_step)
+
+    def finish(self, pending: Pending) -> dict:
+        """The part of :meth:`apply` after training; returns the request's ``info``."""
+        if pending.request.kind == "learn":
+            self._finish_learn(pending)
+        return pending.info
+
+    def _begin_learn(self, request: Request) -> Pending:
         hp, d = self.hp, self.data
         new = np.flatnonzero(np.isin(self.y_np, self.task_classes(request.task)))
         self.snapshots[request.task] = {m: self.model.state(m) for m, meth in enumerate(self.methods) if meth.rollback}
@@ -517,24 +572,27 @@ class ContinualUnlearner:
             slow_pool=slow_pool, slow_len=slow_len, slow_coef=replay.float(), fast_slow=self.flags["fast_slow"],
             ewc_coef=self.flags["ewc"].float() * hp.ewc_lambda if d.learned_tasks else None,
             ewc_fisher=self.ewc_fisher, ewc_anchor=self.ewc_anchor)
-        run_phase(self.model, self.bufs, self.x, self.y, phase, hp.learn_lr, hp, self.n_classes, self.generator, self.transform)
+        return Pending(request, {"forget": np.array([], int), "new": new}, [(phase, hp.learn_lr)])
+
+    def _finish_learn(self, pending: Pending) -> None:
+        hp, d, M = self.hp, self.data, len(self.methods)
+        new, task = pending.info["new"], pending.request.task
         # EWC: accumulate the diagonal Fisher of the new task and move the anchor (online EWC)
         new_pool, new_len = make_pools([new] * M, self.dev)
         sq, _ = fisher_diag(self.model, self.x, self.y, new_pool, new_len, hp.batch, hp.fisher_batches, self.transform)
         self.ewc_fisher = [f + s for f, s in zip(self.ewc_fisher, sq, strict=True)]
         self.ewc_anchor = [p.detach().clone() for p in self.model.params]
-        for c in self.task_classes(request.task):
+        for c in self.task_classes(task):
             idx = new[self.y_np[new] == c]
             d.memory[self.rng.choice(idx, min(hp.memory_per_class, len(idx)), replace=False)] = True
         d.held[new] = True
-        d.classes |= set(self.task_classes(request.task))
-        d.learned_tasks.append(request.task)
-        return {"forget": np.array([], int), "new": new}
+        d.classes |= set(self.task_classes(task))
+        d.learned_tasks.append(task)
 
-    def _unlearn(self, forget: np.ndarray) -> None:
+    def _unlearn_phases(self, forget: np.ndarray) -> list[tuple[Phase, float]]:
         hp, d, M, dev = self.hp, self.data, len(self.methods), self.dev
         if len(forget) == 0:
-            return
+            return []
         memory = np.flatnonzero(d.memory)
         fpool, flen = make_pools([forget] * M, dev)
         rpool, rlen = make_pools([memory] * M, dev)
@@ -566,22 +624,51 @@ class ContinualUnlearner:
         lr = torch.where(rolled, hp.learn_lr, hp.unlearn_lr)
         if bool(rolled.any()) and bool((~rolled).any()):
             # two learning rates in one phase: run the rolled-back models as their own phase
-            self._split_phase(phase, rolled, lr)
-        else:
-            run_phase(self.model, self.bufs, self.x, self.y, phase, float(lr[0]), hp, self.n_classes, self.generator, self.transform)
+            return self._split_phase(phase, rolled, lr)
+        return [(phase, float(lr[0]))]
 
-    def _split_phase(self, phase: Phase, rolled: torch.Tensor, lr: torch.Tensor) -> None:
+    @staticmethod
+    def _split_phase(phase: Phase, rolled: torch.Tensor, lr: torch.Tensor) -> list[tuple[Phase, float]]:
+        phases = []
         for group in (~rolled, rolled):
             sub = Phase(**{k: v for k, v in phase.__dict__.items()})
             sub.steps = torch.where(group, phase.steps, torch.zeros_like(phase.steps))
-            run_phase(self.model, self.bufs, self.x, self.y, sub, float(lr[group][0]), self.hp, self.n_classes,
-                      self.generator, self.transform)
+            phases.append((sub, float(lr[group][0])))
+        return phases
+
+    # --- checkpoints --------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """Everything that changes as requests are processed: the models, the optimiser's momentum,
+        the data held, the CLPU snapshots, the EWC terms and both random generators."""
+        d = self.data
+        return {"model": self.model.state_dict(), "bufs": [b.clone() for b in self.bufs],
+                "data": {"held": d.held.copy(), "memory": d.memory.copy(), "classes": set(d.classes),
+                         "learned_tasks": list(d.learned_tasks)},
+                "snapshots": self.snapshots, "ewc_fisher": self.ewc_fisher, "ewc_anchor": self.ewc_anchor,
+                "rng": self.rng.bit_generator.state, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict`'s record (tensors already on this learner's device)."""
+        self.model.load_state_dict(state["model"])
+        with torch.no_grad():
+            for b, s in zip(self.bufs, state["bufs"], strict=True):
+                b.copy_(s)
+        self.data = DataState(**state["data"])
+        self.snapshots, self.ewc_fisher, self.ewc_anchor = state["snapshots"], state["ewc_fisher"], state["ewc_anchor"]
+        self.rng.bit_generator.state = state["rng"]
+        self.generator.set_state(state["generator"].cpu())
 
 
 def retrain(model, x: torch.Tensor, y: torch.Tensor, train_sets: Sequence[np.ndarray], hp: HParams,
-            n_classes: int, generator: torch.Generator, transform: Callable | None = None) -> None:
+            n_classes: int, generator: torch.Generator, transform: Callable | None = None,
+            bufs: list[torch.Tensor] | None = None, start: int = 0,
+            on_step: Callable[[int], None] | None = None) -> None:
     """The oracle theta*: model m trained from its initialisation on ``train_sets[m]`` alone (all data
-    held after request m, never the unlearned data), every model in one stacked run."""
+    held after request m, never the unlearned data), every model in one stacked run.
+
+    A resumed run passes the momentum ``bufs`` it had and the ``start`` step (see :func:`run_phase`).
+    """
     M = len(train_sets)
     dev = y.device
     pool, length = make_pools(list(train_sets), dev)
@@ -589,8 +676,8 @@ def retrain(model, x: torch.Tensor, y: torch.Tensor, train_sets: Sequence[np.nda
     phase = Phase(steps=torch.where(length > 0, hp.retrain_steps, 0), fast_pool=pool, fast_len=length, fast_coef=zeros,
                   fast_every=torch.ones(M, dtype=torch.long, device=dev), random_labels=zeros.bool(), adaptive=zeros.bool(),
                   slow_pool=pool, slow_len=length, slow_coef=torch.ones(M, device=dev), fast_slow=zeros.bool())
-    bufs = [torch.zeros_like(p) for p in model.params]
-    run_phase(model, bufs, x, y, phase, hp.learn_lr, hp, n_classes, generator, transform)
+    bufs = [torch.zeros_like(p) for p in model.params] if bufs is None else bufs
+    run_phase(model, bufs, x, y, phase, hp.learn_lr, hp, n_classes, generator, transform, start=start, on_step=on_step)
 
 
 # --- evaluation ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Grokking experiments: prepare -> train (one job per seed) -> evaluate -> figures.
+"""Grokking experiments: prepare -> train (one job per seed) -> evaluate (figures: the house's).
 
 Each seed job trains every run of its plan (:func:`plan`) in two stacks (models with and
 without embeddings), one batched step per stack (see ``trainer``); each model stops 100 steps
@@ -15,21 +15,24 @@ Runs (modulus P, Adam lr 0.01 with L2 weight decay 1e-3, batch 512):
 Hessian/rank diagnostics run on ``emb-add-random-c1`` and ``-c10`` at ``diag_steps``.
 A step that is never reached (a run stopped at its cap) counts as the cap in the medians
 (a censored value: a lower bound on the real step).
+
+A seed job checkpoints its stack every ``CHECKPOINT_EVERY[scale]`` steps (``ctx.checkpoint_path``);
+a killed job resumes there and writes the same bits as one that was never interrupted.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from gdrepro import tracking
-from gdrepro.metrics import across_seeds, read_metrics, write_metrics
-from gdrepro.paper import Paper, StageContext, stages
-from gdrepro.papers.grokking.figures import DRAW
-from gdrepro.tables import write_table
+from gdrepro import runs
+from gdrepro.metrics import across_seeds, write_metrics
+from gdrepro.paper import StageContext
 from gdrepro.runtime import device, log, torch_generator
+from gdrepro.tables import write_table
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,15 @@ SETTINGS = {
                               eval_every=25, diag_steps=(0, 50, 100, 200, 300, 400, 600, 800, 1200, 1600, 2400,
                                                          3200, 5000, 10_000), hessian_iters=20),
 }
+
+
+CHECKPOINT_EVERY = {"smoke": 100, "default": 500, "paper": 1000}
+"""Training steps between checkpoints of a seed job's stack, per scale. Not a setting: it does not
+change a single result bit, so it stays out of the settings that stamp the outputs."""
+
+# per-seed quantities whose length depends on where that seed's run stopped: kept per seed
+PER_SEED = ("steps", "train_acc", "test_acc", "train_loss", "test_loss", "diag_steps", "hess_E", "hess_W",
+            "rank_E", "rank_W", "rank_EW", "c_t")
 
 
 @dataclass(frozen=True)
@@ -140,8 +152,14 @@ def prepare(ctx: StageContext) -> None:
     ctx.write_prepared({"plan": {str(k): [asdict(r) for r in plan(s, k)] for k in ctx.seeds}, "sizes": sizes})
 
 
-def train(ctx: StageContext) -> None:
-    """Every run of this seed, in one stack per model kind; one MLflow run per kind."""
+def run_seed(ctx: StageContext) -> dict:
+    """Every run of this seed, in one stack per model kind; one MLflow run per kind.
+
+    Returns ``{"runs": {name: {...}}, "perf": {...}}``. Curves (their length depends on where the
+    run stopped) stay per seed; the steps reaching the targets, the stop, token frequencies, norms
+    and Fourier spectra stack over seeds; timings and step counts average.
+    """
+    from gdrepro import checkpoint
     from gdrepro.papers.grokking import method as M
     from gdrepro.papers.grokking import trainer as T
 
@@ -153,61 +171,85 @@ def train(ctx: StageContext) -> None:
     def indices(op: str, strategy: str):
         if (op, strategy) not in splits:
             splits[op, strategy] = M.split(
-                datasets[op][0], s.p, strategy, torch_generator("grokking", "test", op, seed), skew=s.skew,
-                train_generator=torch_generator("grokking", "train", op, strategy, seed))
+                datasets[op][0], s.p, strategy, ctx.torch_generator("test", op), skew=s.skew,
+                train_generator=ctx.torch_generator("train", op, strategy))
         return splits[op, strategy]
 
-    arrays: dict[str, np.ndarray] = {}
+    path = ctx.checkpoint_path
+    state = checkpoint.load(path) or {}
+    if state and state["stamp"] != ctx.stamp:  # left by a run of other settings: start afresh
+        log(f"seed {seed}: ignoring {path} (written for other settings)")
+        state = {}
+    done: dict[str, tuple[dict, dict]] = state.get("done", {})  # finished stacks: results, perf
+    cpu_before, wall_before = state.get("cpu_seconds", 0.0), state.get("wall_seconds", 0.0)
     cpu0, wall0 = time.process_time(), time.perf_counter()
+
+    def save(stack: str | None, trainer_state: dict | None = None) -> None:
+        checkpoint.save(path, {"stamp": ctx.stamp, "done": done, "stack": stack, "trainer": trainer_state,
+                               "cpu_seconds": cpu_before + time.process_time() - cpu0,
+                               "wall_seconds": wall_before + time.perf_counter() - wall0})
+
     for kind in (True, False):
+        tag = "emb" if kind else "noemb"
         specs = [r for r in plan(s, seed) if r.embedding == kind]
-        if not specs:
+        if not specs or tag in done:
             continue
-        runs = [T.Run(r.name, r.op, r.embedding, *indices(r.op, r.split), c=r.c, tau=r.tau, cap=r.cap,
-                      diagnostics=r.diagnostics) for r in specs]
+        stack = [T.Run(r.name, r.op, r.embedding, *indices(r.op, r.split), c=r.c, tau=r.tau, cap=r.cap,
+                       diagnostics=r.diagnostics) for r in specs]
         method = "embedding-mlp" if kind else "no-embedding-mlp"
-        with tracking.tracked_run("grokking", method, ctx.scale, seed, asdict(s), "grokking_train") as run:
+        with ctx.tracked_run(method) as run:
             res = T.train_runs(
-                runs, datasets, s.p, lambda *k: torch_generator("grokking", seed, *map(str, k)), lr=s.lr,
+                stack, datasets, s.p, lambda *k: torch_generator("grokking", seed, *map(str, k)), lr=s.lr,
                 weight_decay=s.weight_decay, batch=s.batch, d=s.d, hidden=s.hidden, eval_every=s.eval_every,
                 margin=s.margin, diag_steps=s.diag_steps, hessian_iters=s.hessian_iters,
-                hessian_batch=s.hessian_batch, decoupled=s.decoupled, log=lambda m: log(f"seed {seed} {method}: {m}"),
-                device=device())
+                hessian_batch=s.hessian_batch, decoupled=s.decoupled,
+                log=lambda m, method=method: log(f"seed {seed} {method}: {m}"), device=device(),
+                save=functools.partial(save, tag), save_every=CHECKPOINT_EVERY[ctx.scale],
+                resume=state.get("trainer") if state.get("stack") == tag else None)
             perf = res.pop("__perf__")
             for name, r in res.items():
-                arrays |= {f"{name}__{k}": np.asarray(v) for k, v in r.items()}
                 run.log_curve(f"{name}.test_acc", r["steps"].astype(int), r["test_acc"])
                 run.log_curve(f"{name}.train_acc", r["steps"].astype(int), r["train_acc"])
                 log(f"seed {seed} {name}: 99% train at {r['step_train']}, 95% test at {r['step_test']}, "
                     f"stop {int(r['stop'])}, test acc {r['test_acc'][-1]:.3f}")
-            tag = "emb" if kind else "noemb"
-            arrays |= {f"perf__{tag}_{k}": v for k, v in perf.items()}
             run.log_metrics({"model_steps_per_second": float(perf["model_steps"] / perf["train_seconds"])})
-    arrays["perf__cpu_seconds"] = np.array(time.process_time() - cpu0)
-    arrays["perf__wall_seconds"] = np.array(time.perf_counter() - wall0)
-    ctx.write_run(arrays)
+        done[tag] = (res, perf)
+        save(None)  # a stack finished: a resumed job starts at the next one
+    results: dict = {"runs": {}, "perf": {}}
+    for tag, (res, perf) in done.items():
+        for name, r in res.items():
+            results["runs"][name] = {k: (runs.own if k in PER_SEED else runs.stack)(np.asarray(v)) for k, v in r.items()}
+        results["perf"][tag] = {k: runs.mean(v) for k, v in perf.items()}
+    results["perf"]["cpu_seconds"] = runs.mean(cpu_before + time.process_time() - cpu0)
+    results["perf"]["wall_seconds"] = runs.mean(wall_before + time.perf_counter() - wall0)
+    checkpoint.remove(path)
+    return results
 
 
 # --- evaluate ---------------------------------------------------------------------------------
 
 
-def _runs_named(run: dict) -> set[str]:
-    return {k.split("__")[0] for k in run if not k.startswith("perf__")}
+# A seed's runs: ``{name: {quantity: array}}`` (run_seed's ``"runs"``); ``group``: a list of them.
 
 
-def _median_step(runs: list[dict], name: str, key: str) -> float:
+def _has(run: dict, name: str, key: str) -> bool:
+    """True if this seed ran ``name`` and recorded ``key`` for it."""
+    return key in run.get(name, {})
+
+
+def _median_step(group: list[dict], name: str, key: str) -> float:
     """Median over the seeds that ran ``name`` of the step reaching a target; never = the cap."""
-    values = [_censored(r, name, key) for r in runs if f"{name}__{key}" in r]
+    values = [_censored(r, name, key) for r in group if _has(r, name, key)]
     return float(np.median(values)) if values else float("nan")
 
 
 def _censored(run: dict, name: str, key: str) -> float:
-    v = float(run[f"{name}__{key}"])
-    return float(run[f"{name}__stop"]) if np.isnan(v) else v
+    v = float(run[name][key])
+    return float(run[name]["stop"]) if np.isnan(v) else v
 
 
 def _max_gap(run: dict, name: str) -> float:
-    return float(np.max(run[f"{name}__train_acc"] - run[f"{name}__test_acc"]))
+    return float(np.max(run[name]["train_acc"] - run[name]["test_acc"]))
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -217,14 +259,14 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compute_metrics(group: list[dict], s: GrokkingSettings) -> dict[str, float]:
-    """Every number the claims need, from a list of seed runs (one seed, or all of them pooled)."""
+    """Every number the claims need, from a list of seeds' runs (one seed, or all of them)."""
     nan = float("nan")
     p = s.p
     m: dict[str, float] = {}
     c_hi = max(c for c in s.cs if c != 1.0)
     for op in ("add", "mul"):
         c1, chi = f"emb-{op}-random-c1", f"emb-{op}-random-{_cname(c_hi)}"
-        have = any(f"{c1}__stop" in r for r in group)
+        have = any(_has(r, c1, "stop") for r in group)
         tr, te = (_median_step(group, c1, k) if have else nan for k in ("step_train", "step_test"))
         m[f"delay_{op}_c1"] = te / tr if have else nan
         m[f"step_test_{op}_c1"] = te
@@ -233,16 +275,16 @@ def compute_metrics(group: list[dict], s: GrokkingSettings) -> dict[str, float]:
         m[f"speedup_{op}"] = m[f"step_test_{op}_c{c_hi:g}"] / te if have else nan
         m[f"emb_{op}_max_gap"] = float(np.median([_max_gap(r, c1) for r in group])) if have else nan
         ne = f"noemb-{op}"
-        if any(f"{ne}__stop" in r for r in group):
+        if any(_has(r, ne, "stop") for r in group):
             m[f"noemb_{op}_max_gap"] = float(np.median([_max_gap(r, ne) for r in group]))
-            m[f"noemb_{op}_final_test"] = float(np.median([r[f"{ne}__test_acc"][-1] for r in group]))
-            m[f"noemb_{op}_final_train"] = float(np.median([r[f"{ne}__train_acc"][-1] for r in group]))
+            m[f"noemb_{op}_final_test"] = float(np.median([r[ne]["test_acc"][-1] for r in group]))
+            m[f"noemb_{op}_final_train"] = float(np.median([r[ne]["train_acc"][-1] for r in group]))
         else:
             m |= {f"noemb_{op}_{k}": nan for k in ("max_gap", "final_test", "final_train")}
     # splits
     base = "emb-add-random-c1"
-    best = {name: float(np.median([np.max(r[f"{name}__test_acc"]) for r in group if f"{name}__stop" in r]))
-            if any(f"{name}__stop" in r for r in group) else nan
+    best = {name: float(np.median([np.max(r[name]["test_acc"]) for r in group if _has(r, name, "stop")]))
+            if any(_has(r, name, "stop") for r in group) else nan
             for name in (base, "emb-add-uniform-c1", "emb-add-skewed-c1", "emb-add-skewed-c1-bal")}
     m["skew_test_gap"] = best[base] - best["emb-add-skewed-c1"]
     m["skew_best_test"] = best["emb-add-skewed-c1"]
@@ -251,16 +293,16 @@ def compute_metrics(group: list[dict], s: GrokkingSettings) -> dict[str, float]:
                                     / _median_step(group, base, "step_test"))
     for split in ("uniform", "skewed"):
         name = f"emb-add-{split}-c1"
-        ran = [r for r in group if f"{name}__stop" in r]
+        ran = [r for r in group if _has(r, name, "stop")]
         m[f"step_test_add_{split}"] = _median_step(group, name, "step_test")
-        m[f"reached_test95_add_{split}"] = (float(np.mean([not np.isnan(float(r[f"{name}__step_test"])) for r in ran]))
+        m[f"reached_test95_add_{split}"] = (float(np.mean([not np.isnan(float(r[name]["step_test"])) for r in ran]))
                                             if ran else nan)
     # rare tokens (skewed split): 10 rarest vs 10 most frequent value tokens
     sk = "emb-add-skewed-c1"
-    if any(f"{sk}__norms" in r for r in group):
+    if any(_has(r, sk, "norms") for r in group):
         rho, shrink, ratio = [], [], []
         for r in group:
-            freq, norms, init = r[f"{sk}__freq"][:p], r[f"{sk}__norms"][:p], r[f"{sk}__norms_init"][:p]
+            freq, norms, init = r[sk]["freq"][:p], r[sk]["norms"][:p], r[sk]["norms_init"][:p]
             order = np.argsort(freq, kind="stable")
             rare, frequent = order[:10], order[-10:]
             rho.append(_spearman(freq, norms))
@@ -277,10 +319,10 @@ def compute_metrics(group: list[dict], s: GrokkingSettings) -> dict[str, float]:
         name = f"emb-add-random-{_cname(c)}"
         per = []
         for r in group:
-            if f"{name}__diag_steps" not in r:
+            if not _has(r, name, "diag_steps"):
                 continue
-            steps = r[f"{name}__diag_steps"]
-            ratio = np.abs(r[f"{name}__hess_E"]) / np.abs(r[f"{name}__hess_W"])
+            steps = r[name]["diag_steps"]
+            ratio = np.abs(r[name]["hess_E"]) / np.abs(r[name]["hess_W"])
             per.append((steps, ratio))
         curv[c] = per
     m["curv_ratio_c1"] = float(np.median([np.median(q[st > 0]) for st, q in curv[1.0]])) if curv[1.0] else nan
@@ -299,81 +341,65 @@ def compute_metrics(group: list[dict], s: GrokkingSettings) -> dict[str, float]:
     # ranks and Fourier sparsity at the end (add, c = 1 and c_hi)
     for c in (1.0, c_hi):
         name = f"emb-add-random-{_cname(c)}"
-        rows = [r for r in group if f"{name}__rank_E" in r]
+        rows = [r for r in group if _has(r, name, "rank_E")]
         for k in ("rank_E", "rank_W", "rank_EW"):
-            m[f"{k}_final_c{c:g}"] = float(np.median([r[f"{name}__{k}"][-1] for r in rows])) if rows else nan
-        fours = [r[f"{name}__fourier"] for r in group if f"{name}__fourier" in r]
+            m[f"{k}_final_c{c:g}"] = float(np.median([r[name][k][-1] for r in rows])) if rows else nan
+        fours = [r[name]["fourier"] for r in group if _has(r, name, "fourier")]
         m[f"fourier_top5_c{c:g}"] = float(np.median([np.sort(f[1:])[-5:].sum() for f in fours])) if fours else nan
     return m
 
 
-def _rate(runs: list[dict], steps: str, seconds: str) -> float:
+def _rate(perf: list[dict], tag: str, steps: str) -> float:
     """Mean over seeds of steps per wall second of the training steps (forward, backward, Adam)."""
-    return float(np.mean([float(r[f"perf__{steps}"] / r[f"perf__{seconds}"]) for r in runs]))
+    return float(np.mean([float(q[tag][steps] / q[tag]["train_seconds"]) for q in perf]))
 
 
 def evaluate(ctx: StageContext) -> None:
+    """Medians over seeds (every seed's runs, none pooled: a run's curve ends where it stopped),
+    per-seed values beside them; the runs table; every seed's curves for the figures."""
     s: GrokkingSettings = ctx.settings
-    runs = [ctx.read_run(seed) for seed in ctx.seeds]
-    metrics = across_seeds(lambda g: compute_metrics(g, s), [[r] for r in runs], runs)
-    names = sorted(set().union(*(_runs_named(r) for r in runs)))
+    seed_runs = ctx.runs()
+    group, perf = [r["runs"] for r in seed_runs], [r["perf"] for r in seed_runs]
+    metrics = across_seeds(lambda g: compute_metrics(g, s), [[r] for r in group], group)
+    names = sorted(set().union(*group))
     table, curves = [], {}
     for name in names:
-        have = [(seed, r) for seed, r in zip(ctx.seeds, runs, strict=True) if f"{name}__stop" in r]
+        have = [(seed, r[name]) for seed, r in zip(ctx.seeds, group, strict=True) if name in r]
+        ran = [{name: r} for _, r in have]
         table.append({
             "run": name, "seeds": len(have),
-            "step_train99": _median_step([r for _, r in have], name, "step_train"),
-            "step_test95": _median_step([r for _, r in have], name, "step_test"),
-            "reached_test95": sum(not np.isnan(float(r[f"{name}__step_test"])) for _, r in have),
-            "final_train_acc": float(np.median([r[f"{name}__train_acc"][-1] for _, r in have])),
-            "final_test_acc": float(np.median([r[f"{name}__test_acc"][-1] for _, r in have])),
+            "step_train99": _median_step(ran, name, "step_train"),
+            "step_test95": _median_step(ran, name, "step_test"),
+            "reached_test95": sum(not np.isnan(float(r["step_test"])) for _, r in have),
+            "final_train_acc": float(np.median([r["train_acc"][-1] for _, r in have])),
+            "final_test_acc": float(np.median([r["test_acc"][-1] for _, r in have])),
         })
         curves[name] = {}
         for seed, r in have:
-            c = {k: r[f"{name}__{k}"].tolist() for k in ("steps", "train_acc", "test_acc")}
+            c = {k: r[k].tolist() for k in ("steps", "train_acc", "test_acc")}
             for k in ("diag_steps", "hess_E", "hess_W", "rank_E", "rank_W", "rank_EW", "fourier", "fourier_init",
                       "norms", "norms_init", "freq", "c_t"):
-                if f"{name}__{k}" in r:
-                    c[k] = r[f"{name}__{k}"].tolist()
+                if k in r:
+                    c[k] = r[k].tolist()
             curves[name][str(seed)] = c
-    model_steps = sum(float(r[k]) for r in runs for k in r if k.endswith("_model_steps"))
-    train_seconds = sum(float(r[k]) for r in runs for k in r if k.endswith("_train_seconds"))
-    perf = {
+    tags = ("emb", "noemb")
+    model_steps = sum(float(q[tag]["model_steps"]) for q in perf for tag in tags)
+    train_seconds = sum(float(q[tag]["train_seconds"]) for q in perf for tag in tags)
+    performance = {
         "model_steps_per_second": model_steps / train_seconds,
-        "embedding_model_steps_per_second": _rate(runs, "emb_model_steps", "emb_train_seconds"),
-        "embedding_stack_steps_per_second": _rate(runs, "emb_steps", "emb_train_seconds"),
-        "no_embedding_model_steps_per_second": _rate(runs, "noemb_model_steps", "noemb_train_seconds"),
-        "model_steps_per_cpu_second": model_steps / sum(float(r["perf__cpu_seconds"]) for r in runs),
-        "train_seconds_per_seed": float(np.mean([float(r["perf__wall_seconds"]) for r in runs])),
-        "cpu_seconds_per_seed": float(np.mean([float(r["perf__cpu_seconds"]) for r in runs])),
+        "embedding_model_steps_per_second": _rate(perf, "emb", "model_steps"),
+        "embedding_stack_steps_per_second": _rate(perf, "emb", "steps"),
+        "no_embedding_model_steps_per_second": _rate(perf, "noemb", "model_steps"),
+        "model_steps_per_cpu_second": model_steps / sum(float(q["cpu_seconds"]) for q in perf),
+        "train_seconds_per_seed": float(np.mean([float(q["wall_seconds"]) for q in perf])),
+        "cpu_seconds_per_seed": float(np.mean([float(q["cpu_seconds"]) for q in perf])),
         "model_steps_total": model_steps,
     }
-    write_metrics(ctx, metrics, {"runs": table, "curves": curves}, perf)
+    write_metrics(ctx, metrics, {"runs": table, "curves": curves}, performance)
     write_table(ctx.tables_dir / "runs", table, caption="Grokking runs: median steps to 99% train / 95% test accuracy")
     log(f"wrote {ctx.metrics_path}")
 
 
-def figures(ctx: StageContext) -> None:
-    """The figures of ``figures.DRAW`` from metrics.json; logged to MLflow with the metrics."""
-    from gdrepro import plotting
-
-    metrics = read_metrics(ctx.metrics_path)
-    paths = []
-    for name, (draw, shape) in DRAW.items():
-        with plotting.figure(1, shape, figsize=(4.6 * shape, 3.4)) as (fig, ax):
-            draw(ax, metrics=metrics)
-            paths += plotting.save(fig, ctx.figures_dir, name)
-    tracking.log_summary("grokking", ctx.scale, paths, [ctx.metrics_path])
-
-
-FIGURES = tuple(DRAW)
-
-PAPER = Paper(
-    slug="grokking",
-    title="Mechanistic Insights into Grokking from the Embedding Layer",
-    citation="AlQuabeh, Bojkovic, Nwadike & Inui (2025), arXiv:2505.15624",
-    settings=SETTINGS,
-    stages=stages(prepare, train, evaluate, figures),
-    figures=FIGURES,
-    brief={"steps": 300, "split_steps": 300, "noemb_steps": 300},
-)
+def figure_inputs(ctx: StageContext) -> dict:
+    """The figures draw from metrics.json alone (details.curves: every run of every seed)."""
+    return {}

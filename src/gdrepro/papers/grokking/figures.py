@@ -1,4 +1,5 @@
-"""The grokking figures, drawn from metrics.json (details.curves: per run, per seed).
+"""The grokking figures, drawn from metrics.json (details.curves: per run, per seed); the house lays
+out each declared figure's panels (papers/grokking/__init__.py) and calls ``draw_*(axes, metrics=...)``.
 
 They redraw the paper's figure types: train/test accuracy vs step (log x) with and without
 embeddings and for c = 1 vs 10; steps to 95% test accuracy vs the Adam-LR factor c; test
@@ -27,7 +28,7 @@ def _runs(metrics: dict, name: str) -> dict:
 
 
 def _acc(ax, metrics, name, label, color) -> None:
-    for i, (seed, c) in enumerate(sorted(_runs(metrics, name).items())):
+    for i, (_, c) in enumerate(sorted(_runs(metrics, name).items())):
         steps = np.maximum(np.array(c["steps"]), 1)
         ax.plot(steps, c["train_acc"], "--", color=color, lw=0.9, alpha=0.8, label=f"{label} train" if i == 0 else None)
         ax.plot(steps, c["test_acc"], "-", color=color, lw=1.2, alpha=0.9, label=f"{label} test" if i == 0 else None)
@@ -154,12 +155,3 @@ def draw_fourier_ranks(axes, metrics, **_) -> None:
                title=f"Ranks of E, W, EW, c = {c:g}")
         ax.legend(fontsize=7)
 
-
-DRAW = {  # name -> (draw, number of panels)
-    "accuracy": (draw_accuracy, 3),
-    "c_sweep": (draw_c_sweep, 1),
-    "splits": (draw_splits, 1),
-    "norm_vs_frequency": (draw_norms, 2),
-    "hessian": (draw_hessian, 2),
-    "fourier_ranks": (draw_fourier_ranks, 3),
-}

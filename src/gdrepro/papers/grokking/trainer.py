@@ -4,6 +4,10 @@ Pure library code (tensors in, arrays out). Every model of a stack has its own d
 initialisation, batches, embedding factor c and stopping point; a model stops ``margin`` steps
 after it first reaches ``train_target`` train accuracy and ``test_target`` test accuracy, or at
 its step cap, and is then dropped from the stack so later steps cost only the live models.
+
+A stack can be checkpointed: every ``save_every`` steps :func:`train_runs` hands ``save`` its whole
+state (parameters, Adam moments and rates, every generator's state, the live models, the curves
+recorded so far, the step), and ``resume=`` that state continues the stack bit for bit.
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ def train_runs(
     decoupled: bool = False,
     log=None,
     device: str = "cpu",
+    save=None,
+    save_every: int = 0,
+    resume: dict | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Train ``runs`` (all the same model kind) as one stack; returns per-run arrays.
 
@@ -70,6 +77,11 @@ def train_runs(
     ``fourier`` (init and final), ``c_t`` for adaptive runs.
     Random draws (initialisation, batches, power-iteration starts) are made on the CPU and moved
     to ``device``, so a GPU run sees the same initialisation and batches as a CPU run.
+
+    With ``save`` and ``save_every`` > 0, ``save(state)`` is called at the start of every
+    ``save_every``-th step (before that step's evaluation); ``resume=state`` (as saved, on any
+    device) rebuilds the stack as at step 0 and then continues from that state, giving the same
+    bits as a run that was never interrupted.
     """
     kinds = {r.embedding for r in runs}
     assert len(kinds) == 1, "one stack holds one model kind"
@@ -128,7 +140,35 @@ def train_runs(
             o["fourier"] = M.fourier_spectrum(e, p).cpu().numpy()
 
     step, model_steps, t_train = 0, 0, 0.0
+    if resume is not None:
+        step, model_steps, t_train = resume["step"], resume["model_steps"], resume["t_train"]
+        live, out, opt.t = list(resume["live"]), resume["out"], resume["t"]
+        for name in ("params", "m", "v", "lr"):
+            setattr(opt, name, {k: v.to(device) for k, v in resume[name].items()})
+        xtr, ytr, xte, yte = (t.to(device) for t in resume["data"])
+        taus = resume["taus"].cpu()
+        batch_gens = [batch_gens[i] for i in live]
+        for g, state in zip(batch_gens, resume["batch_gens"], strict=True):
+            g.set_state(state.cpu())
+        hess_gen.set_state(resume["hess_gen"].cpu())
+        if sampler is not None:
+            for k in ("a", "b", "counts", "present"):
+                setattr(sampler, k, resume["sampler"][k].cpu())
+            sampler.generator.set_state(resume["sampler"]["generator"].cpu())
+        if log:
+            log(f"resumed at step {step}: {len(live)} models left ({', '.join(runs[i].name for i in live)})")
+    start = step
     while live:
+        if save is not None and save_every and step % save_every == 0 and step != start:
+            save({
+                "step": step, "model_steps": model_steps, "t_train": t_train, "live": list(live), "out": out,
+                "t": opt.t, "params": opt.params, "m": opt.m, "v": opt.v, "lr": opt.lr,
+                "data": (xtr, ytr, xte, yte), "taus": taus,
+                "batch_gens": [g.get_state() for g in batch_gens], "hess_gen": hess_gen.get_state(),
+                "sampler": None if sampler is None else {
+                    "a": sampler.a, "b": sampler.b, "counts": sampler.counts, "present": sampler.present,
+                    "generator": sampler.generator.get_state()},
+            })
         if step % eval_every == 0:
             with torch.no_grad():
                 acc, loss = [], []

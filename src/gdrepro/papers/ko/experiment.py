@@ -12,29 +12,34 @@ paired. Arms (see :func:`arms`):
 - a coll_coef sweep of soft/thresh KO on SGD at small initialisation (MLP);
 
 plus, per seed, exactness checks of the method and an interleaved step-time benchmark.
+
+Training a seed takes hours at paper scale (ResNet-18 on CIFAR), so it checkpoints
+(:mod:`gdrepro.checkpoint`): every ``CHECKPOINT_EVERY[scale]`` steps of an arm and after each arm,
+with the finished arms' results, the arm in progress (model, optimizer, scheduler, batch generator,
+torch's global RNG, curves so far, elapsed seconds), and resumes from there bit for bit.
 """
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from gdrepro import plotting, tracking
+from gdrepro import checkpoint, datasets, runs
 from gdrepro.errors import GdreproError
-from gdrepro.metrics import across_seeds, read_metrics, write_metrics
-from gdrepro.paper import Paper, StageContext, stages
-from gdrepro import datasets
+from gdrepro.metrics import across_seeds, write_metrics
 from gdrepro.nn import ResNet18
+from gdrepro.paper import StageContext
 from gdrepro.papers.ko import data as D
 from gdrepro.papers.ko import method as M
 from gdrepro.papers.ko import models
-from gdrepro.papers.ko.figures import DRAW
+from gdrepro.runtime import device, log, rng, seed_sequence
 from gdrepro.tables import write_table
-from gdrepro.runtime import device, log, rng, seed_sequence, torch_generator
 
 MNIST_TASKS, TEXT_TASKS, IMAGE_TASKS = ("mlp", "cnn"), ("text", "imdb"), ("cifar10", "cifar100")
 ALL_TASKS = MNIST_TASKS + TEXT_TASKS + IMAGE_TASKS
@@ -90,6 +95,10 @@ SETTINGS = {
                         steps=3000, text_train=8000, text_test=4000, text_steps=1500, image_steps=39_100,
                         lr_sgd=0.1, cosine=True),  # CIFAR: 100 epochs of 391 batches, initial LR 0.1
 }
+
+CHECKPOINT_EVERY = {"smoke": 10, "default": 500, "paper": 1955}
+"""Training steps of an arm between checkpoints (paper scale: 5 CIFAR epochs), and after every arm.
+Not a setting: how often a run saves its state changes no number (metrics.json keeps the settings)."""
 
 
 @dataclass(frozen=True)
@@ -206,22 +215,58 @@ def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: in
     return hits / len(y)
 
 
-def train_arm(arm: Arm, d: dict, s: KOSettings, seed: int, dev: str) -> dict[str, np.ndarray]:
-    """Train one arm; returns final test accuracy, loss and correlation curves, seconds per step."""
+def _rng_state() -> dict:
+    """torch's global RNG states (CPU and every GPU)."""
+    return {"cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"].cpu())
+    if state["cuda"] is not None:
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def train_arm(arm: Arm, d: dict, ctx: StageContext, dev: str, save: Callable[[dict], None] | None = None,
+              resume: dict | None = None) -> dict[str, np.ndarray]:
+    """Train one arm; returns final test accuracy, loss and correlation curves, seconds per step.
+
+    Every ``CHECKPOINT_EVERY[ctx.scale]`` steps, ``save`` gets the arm's state (model, optimizer,
+    scheduler, batch generator, torch's RNG, curves so far); ``resume``, such a state, continues
+    the arm from there with the same bits as an uninterrupted run.
+    """
+    s: KOSettings = ctx.settings
     steps = task_steps(arm.task, s)
-    torch.manual_seed(int(seed_sequence("ko", "init", arm.task, arm.init, seed).generate_state(1)[0]))
+    torch.manual_seed(int(seed_sequence("ko", "init", arm.task, arm.init, ctx.seed).generate_state(1)[0]))
     model = build_model(arm.task, d).to(dev)
     if arm.init == "small":
         with torch.no_grad():
             for p in model.parameters():
                 p.mul_(s.init_scale)
-    opt = make_optimizer(arm, model, s, seed)
+    opt = make_optimizer(arm, model, s, ctx.seed)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if s.cosine else None
-    batches = torch_generator("ko", "batches", arm.task, seed, device=dev)  # same for every arm
+    batches = ctx.torch_generator("batches", arm.task, device=dev)  # same for every arm
     marks = np.unique(np.linspace(0, steps, s.evals).round().astype(int))
-    corr, losses, running, count = [], [], 0.0, 0
+    corr, losses, running, count, seconds, first = [], [], 0.0, 0, 0.0, 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(resume["scheduler"])
+        batches.set_state(resume["batches"].cpu())
+        _set_rng_state(resume["rng"])
+        corr, losses, running, count = list(resume["corr"]), list(resume["losses"]), resume["running"], resume["count"]
+        seconds, first = resume["seconds"], resume["step"]
+    every = CHECKPOINT_EVERY[ctx.scale]
     start = time.perf_counter()
-    for k in range(steps + 1):
+    for k in range(first, steps + 1):
+        if save is not None and first < k < steps and k % every == 0:
+            paused = time.perf_counter()
+            save({"step": k, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                  "scheduler": None if sched is None else sched.state_dict(), "batches": batches.get_state(),
+                  "rng": _rng_state(), "corr": corr, "losses": losses, "running": running, "count": count,
+                  "seconds": seconds + paused - start})
+            start += time.perf_counter() - paused  # saving is not training time
         if k in marks:
             corr.append(M.layer_correlations(model))
             losses.append(running / max(count, 1) if k else float("nan"))
@@ -239,7 +284,7 @@ def train_arm(arm: Arm, d: dict, s: KOSettings, seed: int, dev: str) -> dict[str
         if sched is not None:
             sched.step()
         running, count = running + loss.item(), count + 1
-    seconds = time.perf_counter() - start
+    seconds += time.perf_counter() - start
     return {
         "acc": np.array(accuracy(model, d["x_test"], d["y_test"])),
         "train_acc": np.array(accuracy(model, d["x"][:2000], d["y"][:2000])),
@@ -253,8 +298,10 @@ def train_arm(arm: Arm, d: dict, s: KOSettings, seed: int, dev: str) -> dict[str
 # --- exactness and timing (per seed) ------------------------------------------------------------
 
 
-def exactness(s: KOSettings, d: dict, seed: int, dev: str) -> dict[str, np.ndarray]:
+def exactness(ctx: StageContext, d: dict, dev: str) -> dict[str, np.ndarray]:
     """Checks of the method itself on this seed's numbers (claim C4 and the hard-collision laws)."""
+    s: KOSettings = ctx.settings
+    seed = ctx.seed
     out = {}
     diffs = []
     for base in ("sgd", "adam"):
@@ -264,7 +311,7 @@ def exactness(s: KOSettings, d: dict, seed: int, dev: str) -> dict[str, np.ndarr
             model = build_model("mlp", d).to(dev)
             arm = Arm("mlp", "standard", base, "ko" if use_ko else "base", "soft", "mean", 0.0)
             opt = make_optimizer(arm, model, s, seed)
-            g = torch_generator("ko", "exact-batches", seed, device=dev)
+            g = ctx.torch_generator("exact-batches", device=dev)
             for _ in range(s.exact_steps):
                 idx = torch.randint(0, d["n"], (s.batch,), generator=g, device=dev)
                 opt.zero_grad()
@@ -274,7 +321,7 @@ def exactness(s: KOSettings, d: dict, seed: int, dev: str) -> dict[str, np.ndarr
         diffs.append(float((params[0] - params[1]).abs().max()))
     out["exact_max_abs_diff"] = np.array(max(diffs))
 
-    g = torch_generator("ko", "closed-form", seed)
+    g = ctx.torch_generator("closed-form")
     errors = []
     for normalize in ("mean", "sum"):
         for _ in range(50):
@@ -300,9 +347,11 @@ def exactness(s: KOSettings, d: dict, seed: int, dev: str) -> dict[str, np.ndarr
     return out
 
 
-def step_timing(s: KOSettings, d: dict, seed: int, dev: str) -> dict[str, np.ndarray]:
+def step_timing(ctx: StageContext, d: dict, dev: str) -> dict[str, np.ndarray]:
     """Seconds per training iteration (forward, backward, step) of base and KO, MLP, interleaved
     rounds so that machine load hits every variant alike; the median round counts."""
+    s: KOSettings = ctx.settings
+    seed = ctx.seed
     variants = [Arm("mlp", "standard", b, v, m, "thresh", gm) for b, v, m, gm in (
         ("sgd", "base", "soft", 0.0), ("sgd", "ko", "soft", s.gamma), ("sgd", "ko_hard", "hard", s.gamma_hard),
         ("adam", "base", "soft", 0.0), ("adam", "ko", "soft", s.gamma))]
@@ -311,10 +360,10 @@ def step_timing(s: KOSettings, d: dict, seed: int, dev: str) -> dict[str, np.nda
         torch.manual_seed(seed)
         model = build_model("mlp", d).to(dev)
         setups.append((arm, model, make_optimizer(arm, model, s, seed)))
-    g = torch_generator("ko", "timing", seed, device=dev)
+    g = ctx.torch_generator("timing", device=dev)
     times = np.zeros((s.timing_rounds, len(setups)))
     for r in range(s.timing_rounds):
-        for j, (arm, model, opt) in enumerate(setups):
+        for j, (_, model, opt) in enumerate(setups):
             idx = torch.randint(0, d["n"], (s.timing_steps, s.batch), generator=g, device=dev)
             if dev == "cuda":
                 torch.cuda.synchronize()
@@ -327,7 +376,7 @@ def step_timing(s: KOSettings, d: dict, seed: int, dev: str) -> dict[str, np.nda
                 torch.cuda.synchronize()
             times[r, j] = (time.perf_counter() - start) / s.timing_steps
     med = np.median(times, axis=0)
-    return {f"time__{a.base}_{a.variant}": np.array(t) for (a, _, _), t in zip(setups, med, strict=True)}
+    return {f"{a.base}_{a.variant}": np.array(t) for (a, _, _), t in zip(setups, med, strict=True)}
 
 
 # --- stages -----------------------------------------------------------------------------------
@@ -348,38 +397,60 @@ def prepare(ctx: StageContext) -> None:
                         "steps": {t: task_steps(t, s) for t in s.tasks}})
 
 
-def train(ctx: StageContext) -> None:
-    """Every arm for this seed (one MLflow run per optimizer variant), exactness and timing."""
+MAX_OVER_SEEDS = ("exact_max_abs_diff", "two_row_rel_error", "orthogonal_max_term", "hard_momentum_rel_error",
+                  "hard_energy_rel_error")
+"""Exactness errors pool to the worst seed; every other quantity to the mean over seeds."""
+
+
+def _save_progress(path, done: dict, name: str | None, state: dict | None = None) -> None:
+    """Checkpoint: the finished arms' results and, if ``name``, that arm's state in progress."""
+    checkpoint.save(path, {"done": done, "arm": None if name is None else {"name": name, **state}})
+
+
+def run_seed(ctx: StageContext) -> dict:
+    """Every arm for this seed (one MLflow run per optimizer variant), exactness and timing;
+    resumes from this seed's checkpoint if a previous run was interrupted."""
     s: KOSettings = ctx.settings
     dev = device()
     plan = arms(s)
     cache: dict[str, dict] = {}
-    arrays: dict[str, np.ndarray] = {}
+
+    def task_data(task: str) -> dict:
+        if task not in cache:
+            key = "mnist1d" if task in MNIST_TASKS else task
+            cache[task] = cache.get(key) or load_task_data(task, s, dev)
+            cache[key] = cache[task]
+        return cache[task]
+
+    saved = checkpoint.load(ctx.checkpoint_path) or {"done": {}, "arm": None}
+    done: dict[str, dict[str, np.ndarray]] = saved["done"]
+    current = saved["arm"]
+    if done or current:
+        ctx.log(f"resuming from {ctx.checkpoint_path}: {len(done)} arms done"
+                + (f", {current['name']} at step {current['step']}" if current else ""))
+    trained: dict[str, dict] = {}
     for family in dict.fromkeys(a.family for a in plan):
-        with tracking.tracked_run("ko", family, ctx.scale, ctx.seed, asdict(s), "ko_train") as run:
+        with ctx.tracked_run(family) as run:
             for arm in (a for a in plan if a.family == family):
-                if arm.task not in cache:
-                    key = "mnist1d" if arm.task in MNIST_TASKS else arm.task
-                    cache[arm.task] = cache.get(key) or load_task_data(arm.task, s, dev)
-                    cache[key] = cache[arm.task]
-                result = train_arm(arm, cache[arm.task], s, ctx.seed, dev)
+                if arm.name not in done:
+                    resume = current if current is not None and current["name"] == arm.name else None
+                    save = functools.partial(_save_progress, ctx.checkpoint_path, done, arm.name)
+                    done[arm.name] = train_arm(arm, task_data(arm.task), ctx, dev, save, resume)
+                    _save_progress(ctx.checkpoint_path, done, None)
+                result = done[arm.name]
                 log(f"seed {ctx.seed} {arm.name}: test acc {float(result['acc']):.3f}, "
                     f"corr {result['corr'][-1].mean():.3f}, {1e3 * float(result['sec_per_step']):.2f} ms/step")
-                arrays |= {f"{arm.name}__{k}": v for k, v in result.items()}
+                trained[arm.name] = {k: runs.mean(v) for k, v in result.items()}
                 run.log_curve(f"{arm.name}.weight_correlation", result["marks"], result["corr"].mean(axis=1))
                 run.log_metrics({f"{arm.name}.test_accuracy": float(result["acc"])})
-    arrays |= exactness(s, cache["mlp"], ctx.seed, dev)
-    arrays |= step_timing(s, cache["mlp"], ctx.seed, dev)
-    ctx.write_run(arrays)
-
-
-def _pool(runs: list[dict]) -> dict:
-    """Mean over seeds of every array (curves, accuracies, timings); exactness errors: the max."""
-    pooled = {k: np.mean([r[k] for r in runs], axis=0) for k in runs[0]}
-    for k in ("exact_max_abs_diff", "two_row_rel_error", "orthogonal_max_term", "hard_momentum_rel_error",
-              "hard_energy_rel_error"):
-        pooled[k] = np.max([r[k] for r in runs])
-    return pooled
+    exact = exactness(ctx, task_data("mlp"), dev)
+    timing = step_timing(ctx, task_data("mlp"), dev)
+    checkpoint.remove(ctx.checkpoint_path)
+    return {
+        "arms": trained,
+        "exactness": {k: runs.worst(v) if k in MAX_OVER_SEEDS else runs.mean(v) for k, v in exact.items()},
+        "timing": {k: runs.mean(v) for k, v in timing.items()},  # seconds per iteration, per optimizer
+    }
 
 
 CORR_PAIRS = {  # metric suffix -> (KO arm, base arm), small initialisation
@@ -403,26 +474,28 @@ ACC_PAIRS = {  # metric suffix -> (KO arm, base arm), standard initialisation
 def compute_metrics(run: dict) -> dict[str, float]:
     """Every number the claims need, from one seed's run or the pooled run (nan: arm not run)."""
     nan = float("nan")
+    trained = run["arms"]
 
     def corr(arm: str) -> float:
-        return float(run[f"{arm}__corr"][-1].mean()) if f"{arm}__corr" in run else nan
+        return float(trained[arm]["corr"][-1].mean()) if arm in trained else nan
 
     def acc(arm: str) -> float:
-        return 100 * float(run[f"{arm}__acc"]) if f"{arm}__acc" in run else nan
+        return 100 * float(trained[arm]["acc"]) if arm in trained else nan
 
     m = {f"corr_ratio_{k}": corr(a) / corr(b) for k, (a, b) in CORR_PAIRS.items()}
     m |= {f"corr_base_{k}": corr(b) for k, (_, b) in CORR_PAIRS.items()}
     m |= {f"acc_diff_{k}": acc(a) - acc(b) for k, (a, b) in ACC_PAIRS.items()}
     m |= {f"acc_base_{k}": acc(b) for k, (_, b) in ACC_PAIRS.items()}
-    loss = run["mlp-small-sgd-ko_sum__loss"][-1]
+    loss = trained["mlp-small-sgd-ko_sum"]["loss"][-1]
     m["sum_unstable"] = float(not np.isfinite(loss) or loss > np.log(10))  # no better than chance
     m["sum_acc"] = acc("mlp-small-sgd-ko_sum")
     for name in ("exact_max_abs_diff", "two_row_rel_error", "orthogonal_max_term", "hard_momentum_rel_error",
                  "hard_energy_rel_error", "hard_changed_fraction"):
-        m[name] = float(run[name])
-    m["step_time_ratio_sgd"] = float(run["time__sgd_ko"] / run["time__sgd_base"])
-    m["step_time_ratio_adam"] = float(run["time__adam_ko"] / run["time__adam_base"])
-    m["step_time_ratio_sgd_hard"] = float(run["time__sgd_ko_hard"] / run["time__sgd_base"])
+        m[name] = float(run["exactness"][name])
+    t = run["timing"]
+    m["step_time_ratio_sgd"] = float(t["sgd_ko"] / t["sgd_base"])
+    m["step_time_ratio_adam"] = float(t["adam_ko"] / t["adam_base"])
+    m["step_time_ratio_sgd_hard"] = float(t["sgd_ko_hard"] / t["sgd_base"])
     return m
 
 
@@ -433,58 +506,41 @@ def _finite_list(x: np.ndarray) -> list[float | None]:
 
 def evaluate(ctx: StageContext) -> None:
     prepared = ctx.read_prepared()
-    runs = [ctx.read_run(seed) for seed in ctx.seeds]
+    seed_runs = ctx.runs()
     # per-seed sum_unstable indicators pool to the share of seeds that blew up
-    pooled = _pool(runs)
-    metrics = across_seeds(compute_metrics, runs, pooled)
+    pooled = ctx.pooled()
+    metrics = across_seeds(compute_metrics, seed_runs, pooled)
     per_seed_unstable = metrics["sum_unstable"]["per_seed"]
     metrics["sum_unstable"]["value"] = float(np.mean(per_seed_unstable))
     table = []
     for arm in prepared["arms"]:
         name = arm["name"]
-        accs = [100 * float(r[f"{name}__acc"]) for r in runs]
-        corrs = [float(r[f"{name}__corr"][-1].mean()) for r in runs]
+        accs = [100 * float(r["arms"][name]["acc"]) for r in seed_runs]
+        corrs = [float(r["arms"][name]["corr"][-1].mean()) for r in seed_runs]
         table.append({"arm": name, "test_acc": float(np.mean(accs)),
                       "test_acc_sd": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
                       "weight_corr": _finite_list([np.mean(corrs)])[0]})
+    curves = {}
+    for arm in prepared["arms"]:
+        name, mean = arm["name"], pooled["arms"][arm["name"]]
+        curves[name] = {"steps": mean["marks"].tolist(),
+                        "corr": _finite_list(mean["corr"].mean(axis=1)),
+                        "corr_sd": _finite_list(np.std([r["arms"][name]["corr"].mean(axis=1) for r in seed_runs], axis=0)),
+                        "loss": _finite_list(mean["loss"])}
     details = {
         "arms": table,
-        "curves": {a["name"]: {"steps": pooled[f"{a['name']}__marks"].tolist(),
-                               "corr": _finite_list(pooled[f"{a['name']}__corr"].mean(axis=1)),
-                               "corr_sd": _finite_list(np.std([r[f"{a['name']}__corr"].mean(axis=1) for r in runs], axis=0)),
-                               "loss": _finite_list(pooled[f"{a['name']}__loss"])} for a in prepared["arms"]},
+        "curves": curves,
         "sweep": [{"gamma": a["gamma"], "name": a["name"]} for a in prepared["arms"]
                   if a["variant"].startswith("ko_g") or a["name"] in ("mlp-small-sgd-ko", "mlp-small-sgd-base")],
     }
-    timing = {k.removeprefix("time__"): 1e3 * float(v) for k, v in pooled.items() if k.startswith("time__")}
-    performance = {f"ms_per_iteration_{k}": v for k, v in timing.items()}
-    performance |= {"steps_per_second_" + a["name"]: 1 / float(pooled[f"{a['name']}__sec_per_step"])
+    performance = {f"ms_per_iteration_{k}": 1e3 * float(v) for k, v in pooled["timing"].items()}
+    performance |= {"steps_per_second_" + a["name"]: 1 / float(pooled["arms"][a["name"]]["sec_per_step"])
                     for a in prepared["arms"]}
     write_metrics(ctx, metrics, details, performance)
     write_table(ctx.tables_dir / "arms", table, caption="KO vs base: test accuracy (%) and weight correlation per arm")
     log(f"wrote {ctx.metrics_path}")
 
 
-def figures(ctx: StageContext) -> None:
-    """The figures of ``figures.DRAW`` from metrics.json; logged to MLflow with the metrics."""
-    metrics = read_metrics(ctx.metrics_path)
-    paths = []
-    for name, (draw, shape) in DRAW.items():
-        with plotting.figure(1, shape, figsize=(5.0 * shape, 3.4)) as (fig, ax):
-            draw(ax, metrics=metrics)
-            paths += plotting.save(fig, ctx.figures_dir, name)
-    tracking.log_summary("ko", ctx.scale, paths, [ctx.metrics_path])
-
-
-FIGURES = tuple(DRAW)
-
-PAPER = Paper(
-    slug="ko",
-    title="KO: Kinetics-inspired Neural Optimizer with PDE Simulation Approaches",
-    citation="Feng, Huang, Fu, Wang & Yan (2025), arXiv:2505.14777",
-    settings=SETTINGS,
-    stages=stages(prepare, train, evaluate, figures),
-    figures=FIGURES,
-    external=("cifar10", "cifar100", "imdb"),
-    brief={"steps": 100, "text_steps": 100, "image_steps": 200},
-)
+def figure_inputs(ctx: StageContext) -> dict:
+    """The figures are drawn from metrics.json alone (the house passes ``metrics``)."""
+    return {}

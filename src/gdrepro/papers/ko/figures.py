@@ -90,11 +90,3 @@ def draw_overhead(axes, metrics, **_) -> None:
     ax.set(ylabel="time per iteration, KO / base", ylim=(0, 1.35 * max(ratios + [1.0])),
            title="Step-time overhead, MNIST-1D MLP (this machine, CPU)")
     ax.legend(loc="upper center")
-
-
-DRAW = {  # name -> (draw, number of panels)
-    "condensation": (draw_condensation, 3),
-    "accuracy": (draw_accuracy, 1),
-    "sweep": (draw_sweep, 2),
-    "overhead": (draw_overhead, 1),
-}

@@ -11,17 +11,16 @@ Seed ``k`` draws its data from ``rng("localpl", "data", k)`` and its initial wei
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
-from gdrepro import plotting, tracking
-from gdrepro.metrics import across_seeds, read_metrics, write_metrics
-from gdrepro.paper import Paper, StageContext, stages
+from gdrepro import runs
+from gdrepro.metrics import across_seeds, write_metrics
+from gdrepro.paper import StageContext
 from gdrepro.papers.localpl import method as M
-from gdrepro.papers.localpl.figures import DRAW
-from gdrepro.tables import write_table
 from gdrepro.runtime import log, rng
+from gdrepro.tables import write_table
 
 RULES = M.RULES
 PHASE1 = ("fixed_k0", "adaptive", "adaptive_note", "armijo")  # the admissible rule needs a pilot
@@ -174,19 +173,22 @@ def _nanmedian_rows(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def train(ctx: StageContext) -> None:
-    """Every loss x configuration x rule for this seed, batched; one MLflow run per loss."""
+def run_seed(ctx: StageContext) -> dict:
+    """Every loss x configuration x rule for this seed, batched; one MLflow run per loss.
+
+    Results are ``{loss: {quantity: array}}``; every quantity pools as seeds stacked on a new
+    leading axis.
+    """
     s: LocalPLSettings = ctx.settings
     grid = ctx.read_prepared()["configs"]
-    g = rng("localpl", "data", ctx.seed)
+    g = ctx.rng("data")
     X = g.standard_normal((s.N, s.D))
     theta_true = g.standard_normal((s.D, s.m))
     W1, W2 = _initial_weights(s, ctx.seed, grid)
-    arrays: dict[str, np.ndarray] = {}
+    results: dict[str, dict] = {}
     for kind in s.losses:
-        loss = M.make_loss(kind, X, theta_true, rng("localpl", "labels", kind, ctx.seed), s.huber_delta,
-                           s.label_noise)
-        with tracking.tracked_run("localpl", kind, ctx.scale, ctx.seed, asdict(s), "localpl_train") as run:
+        loss = M.make_loss(kind, X, theta_true, ctx.rng("labels", kind), s.huber_delta, s.label_noise)
+        with ctx.tracked_run(kind) as run:
             res = run_loss(s, loss, W1, W2)
             adaptive = RULES.index("adaptive")
             it = res["iters_target"][:, adaptive]
@@ -202,21 +204,16 @@ def train(ctx: StageContext) -> None:
         log(f"seed {ctx.seed} {kind}: {len(grid)} configs x {len(RULES)} rules, "
             f"{res['steps_total']:.0f} GD steps in {res['seconds']:.1f} s "
             f"({res['steps_total'] / res['seconds']:.0f} steps/s)")
-        arrays |= {f"{kind}__{k}": v for k, v in res.items()}
-    ctx.write_run(arrays)
+        results[kind] = {k: runs.stack(v) for k, v in res.items()}
+    return results
 
 
 # --- evaluate ---------------------------------------------------------------------------------
 
 
-def _pool(runs: list[dict]) -> dict:
-    """Seeds stacked on a new leading axis."""
-    return {k: np.stack([r[k] for r in runs]) for k in runs[0]}
-
-
 def _col(run: dict, kind: str, key: str, rule: str) -> np.ndarray:
-    """``run[kind__key][..., config, rule]`` flattened over seeds and configs."""
-    return run[f"{kind}__{key}"][..., RULES.index(rule)].ravel()
+    """``run[kind][key][..., config, rule]`` flattened over seeds and configs."""
+    return run[kind][key][..., RULES.index(rule)].ravel()
 
 
 def _share(mask: np.ndarray) -> float:
@@ -277,25 +274,25 @@ def evaluate(ctx: StageContext) -> None:
     """Every number the claims need, pooled over seeds and per seed; iteration tables."""
     s: LocalPLSettings = ctx.settings
     grid = ctx.read_prepared()["configs"]
-    runs = [ctx.read_run(seed) for seed in ctx.seeds]
-    pooled = _pool(runs)
-    metrics = across_seeds(lambda r: compute(r, s.losses), runs, pooled)
+    seed_runs = ctx.runs()
+    pooled = ctx.pooled()
+    metrics = across_seeds(lambda r: compute(r, s.losses), seed_runs, pooled)
     rows = _iteration_rows(s, grid, pooled)
     details = {
         "iterations": rows,
         "prototype": PROTOTYPE,
-        "seeds": len(runs),
+        "seeds": len(seed_runs),
         "configs": len(grid),
         "rules": list(RULES),
         "by_scale": _by_scale(s, grid, pooled),
     }
-    seconds = sum(float(r[f"{k}__seconds"]) for r in runs for k in s.losses)
-    steps = sum(float(r[f"{k}__steps_total"]) for r in runs for k in s.losses)
+    seconds = sum(float(r[k]["seconds"]) for r in seed_runs for k in s.losses)
+    steps = sum(float(r[k]["steps_total"]) for r in seed_runs for k in s.losses)
     performance = {"gd_steps_per_second": steps / seconds, "train_seconds_total": seconds,
                    "gd_steps_total": steps}
     write_metrics(ctx, metrics, details, performance)
     write_table(ctx.tables_dir / "iterations", rows,
-                caption=f"Iterations until L - L* <= {s.target:g} (L_0 - L*), mean over {len(runs)} seeds "
+                caption=f"Iterations until L - L* <= {s.target:g} (L_0 - L*), mean over {len(seed_runs)} seeds "
                         "(n/r: not reached in some seed)")
     write_table(ctx.tables_dir / "by_scale", details["by_scale"],
                 caption="Share of (config, seed) pairs per init scale: adaptive vs admissible / fixed 1/K_0")
@@ -314,7 +311,7 @@ PROTOTYPE = [
 def _iteration_rows(s: LocalPLSettings, grid: list[dict], pooled: dict) -> list[dict]:
     rows = []
     for k in s.losses:
-        it = pooled[f"{k}__iters_target"]  # (seeds, configs, rules)
+        it = pooled[k]["iters_target"]  # (seeds, configs, rules)
         for i, c in enumerate(grid):
             row = {"loss": k, "h": c["h"], "scale": c["scale"], "init": c["init"]}
             for j, r in enumerate(RULES):
@@ -332,7 +329,7 @@ def _by_scale(s: LocalPLSettings, grid: list[dict], pooled: dict) -> list[dict]:
     rows = []
     for sc in s.scales:
         idx = [i for i, c in enumerate(grid) if c["scale"] == sc]
-        sub = {k: v[:, idx] for k, v in pooled.items() if v.ndim == 3}
+        sub = {kind: {k: v[:, idx] for k, v in pooled[kind].items() if v.ndim == 3} for kind in s.losses}
         m = compute(sub, s.losses)
         rows.append({"scale": sc, "adaptive_not_slower_share": m["adaptive_not_slower_share"],
                      "fixed_k0_faster_share": m["fixed_k0_faster_share"],
@@ -341,28 +338,6 @@ def _by_scale(s: LocalPLSettings, grid: list[dict], pooled: dict) -> list[dict]:
     return rows
 
 
-def figures(ctx: StageContext) -> None:
-    """The figures of ``figures.DRAW``, from metrics.json and the per-seed runs; logged to MLflow."""
-    s: LocalPLSettings = ctx.settings
-    grid = ctx.read_prepared()["configs"]
-    details = read_metrics(ctx.metrics_path)["details"]
-    pooled = _pool([ctx.read_run(seed) for seed in ctx.seeds])
-    paths = []
-    for name, (draw, shape) in DRAW.items():
-        with plotting.figure(*shape, figsize=(5.0 * shape[1], 3.4 * shape[0]), squeeze=False) as (fig, axes):
-            draw(axes, settings=s, grid=grid, details=details, pooled=pooled, rules=RULES)
-            fig.subplots_adjust(wspace=0.3, hspace=0.45)
-            paths += plotting.save(fig, ctx.figures_dir, name)
-    tracking.log_summary("localpl", ctx.scale, paths, [ctx.metrics_path])
-
-
-FIGURES = tuple(DRAW)
-
-PAPER = Paper(
-    slug="localpl",
-    title="A Local Polyak-Lojasiewicz and Descent Lemma of Gradient Descent for Overparametrized Linear Models",
-    citation="Xu, Min, Tarmoun, Mallada & Vidal (2025), arXiv:2505.11664",
-    settings=SETTINGS,
-    stages=stages(prepare, train, evaluate, figures),
-    figures=FIGURES,
-)
+def figure_inputs(ctx: StageContext) -> dict:
+    """What the figures are drawn from: the configuration grid, the pooled runs and the rules."""
+    return {"grid": ctx.read_prepared()["configs"], "pooled": ctx.pooled(), "rules": RULES}

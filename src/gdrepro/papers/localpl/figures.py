@@ -1,4 +1,5 @@
-"""The localpl figures. Each ``draw_*`` fills a grid of axes from the pooled per-seed runs.
+"""The localpl figures. Each ``draw_*`` fills a grid of axes (declared in ``__init__.py``) from the
+pooled per-seed runs and spaces its panels.
 
 The paper's figures were not available to us; these show the quantities its statements are
 about: loss gap vs iteration per step-size rule (log scale), measured vs predicted per-step
@@ -18,6 +19,7 @@ STYLE = {
     "adaptive_note": dict(ls="-.", color="C3"),
     "armijo": dict(ls="-", color="C4", lw=1),
 }
+SPACING = dict(wspace=0.3, hspace=0.45)  # between the panels of every figure
 LABEL = {
     "fixed_k0": r"fixed $1/K_0$",
     "admissible": r"admissible $1/\max_t K_t$",
@@ -43,7 +45,7 @@ def _median_log(curves: np.ndarray) -> np.ndarray:
     return np.median(logs, axis=0)
 
 
-def draw_loss_curves(axes, settings, grid, pooled, rules, **_) -> None:
+def draw_loss_curves(axes, settings, grid, pooled, rules, fig, **_) -> None:
     """Rows: init scale 1 and the smallest scale; columns: losses. Median over seeds."""
     small = min(settings.scales)
     for row, scale in enumerate((1.0, small)):
@@ -55,7 +57,7 @@ def draw_loss_curves(axes, settings, grid, pooled, rules, **_) -> None:
             kind = settings.losses[col]
             i = _pick(grid, settings, scale)
             c = grid[i]
-            gap = pooled[f"{kind}__gap_curve"][:, i]  # (seeds, rules, T)
+            gap = pooled[kind]["gap_curve"][:, i]  # (seeds, rules, T)
             for j, r in enumerate(rules):
                 y = _median_log(gap[:, j] / gap[:, j, :1])
                 t = np.arange(y.size) * settings.curve_stride
@@ -65,9 +67,10 @@ def draw_loss_curves(axes, settings, grid, pooled, rules, **_) -> None:
             ax.set(xlabel="iteration t", ylabel=r"$(L_t - L^*)/(L_0 - L^*)$",
                    title=f"{kind}, h={c['h']}, s={c['scale']:g}, {c['init']}")
     axes[0, 0].legend(fontsize=7)
+    fig.subplots_adjust(**SPACING)
 
 
-def draw_contraction(axes, settings, grid, pooled, rules, **_) -> None:
+def draw_contraction(axes, settings, grid, pooled, rules, fig, **_) -> None:
     """Top: per-step decrease 1 - rho, measured against predicted, adaptive rule, every step of
     every run (the bound holds on or above the diagonal). Bottom: both along one run over time."""
     j = list(rules).index("adaptive")
@@ -78,8 +81,8 @@ def draw_contraction(axes, settings, grid, pooled, rules, **_) -> None:
             bottom.set_visible(False)
             continue
         kind = settings.losses[col]
-        gap = pooled[f"{kind}__gap_curve"][:, :, j].astype(float)  # (seeds, configs, T)
-        rho = pooled[f"{kind}__rho_pred_curve"][:, :, j].astype(float)
+        gap = pooled[kind]["gap_curve"][:, :, j].astype(float)  # (seeds, configs, T)
+        rho = pooled[kind]["rho_pred_curve"][:, :, j].astype(float)
         if settings.curve_stride != 1:
             top.set_title(f"{kind}: curves thinned, per-step factors not stored")
             continue
@@ -116,9 +119,10 @@ def draw_contraction(axes, settings, grid, pooled, rules, **_) -> None:
         bottom.set(xlabel="iteration t", ylabel=r"per-step decrease $1-\rho_t$",
                    title=f"{kind}, h={c['h']}, s={c['scale']:g}, {c['init']}, first seed")
         bottom.legend(fontsize=7)
+    fig.subplots_adjust(**SPACING)
 
 
-def draw_iterations(axes, settings, grid, details, rules, **_) -> None:
+def draw_iterations(axes, settings, grid, details, rules, fig, **_) -> None:
     """Iterations to the target per rule and init scale (mean over seeds), square loss, for the
     widths 5D and 20D (balanced) and 5D (imbalanced); x: the note's prototype (other data draw)."""
     rows = [r for r in details["iterations"] if r["loss"] == "square"]
@@ -157,9 +161,10 @@ def draw_iterations(axes, settings, grid, details, rules, **_) -> None:
         ax.set_ylim(5, 8 * top)
         ax.set(ylabel=f"iterations to {settings.target:g}", title=f"square loss, h={h}, {init} init")
     axes[0, 0].legend(fontsize=6, loc="upper center", ncol=2)
+    fig.subplots_adjust(**SPACING)
 
 
-def draw_step_size(axes, settings, grid, pooled, rules, **_) -> None:
+def draw_step_size(axes, settings, grid, pooled, rules, fig, **_) -> None:
     """Adaptive step eta_t / eta_0 against iteration, one line per init scale (median over seeds)."""
     j = list(rules).index("adaptive")
     for col in range(axes.shape[1]):
@@ -170,7 +175,7 @@ def draw_step_size(axes, settings, grid, pooled, rules, **_) -> None:
         kind = settings.losses[col]
         for n, sc in enumerate(settings.scales):
             i = _pick(grid, settings, sc)
-            eta = pooled[f"{kind}__eta_curve"][:, i, j].astype(float)
+            eta = pooled[kind]["eta_curve"][:, i, j].astype(float)
             y = np.median(eta / eta[:, :1], axis=0)
             t = np.arange(y.size) * settings.curve_stride
             ax.plot(t[np.isfinite(y)], y[np.isfinite(y)], color=f"C{n}", label=f"s={sc:g}")
@@ -179,11 +184,4 @@ def draw_step_size(axes, settings, grid, pooled, rules, **_) -> None:
         ax.set(xlabel="iteration t", ylabel=r"$\eta_t / \eta_0$ (adaptive)",
                title=f"{kind}, h={grid[_pick(grid, settings)]['h']}, balanced")
         ax.legend(fontsize=7)
-
-
-DRAW = {
-    "loss_curves": (draw_loss_curves, (2, 3)),
-    "contraction": (draw_contraction, (2, 3)),
-    "iterations": (draw_iterations, (1, 3)),
-    "step_size": (draw_step_size, (1, 3)),
-}
+    fig.subplots_adjust(**SPACING)

@@ -1,4 +1,4 @@
-"""PSGLA (Renaud et al. 2025): prepare -> sample -> evaluate -> figures.
+"""PSGLA (Renaud et al. 2025): prepare -> sample -> evaluate (the house draws the figures).
 
 Three experiments, every seed job runs all of them with its own random streams:
 
@@ -13,21 +13,25 @@ Three experiments, every seed job runs all of them with its own random streams:
 - ``stability``  the stability theorem on a 1-D double-well potential: invariant laws of two ULA
                  chains (computed by quadrature) vs the size of the drift perturbation; each seed
                  draws its own random smooth perturbation direction.
+
+A seed's results (``run_seed``) nest by experiment, method (and problem); the seed job also
+measures its chains' distances to the exact posteriors. Over seeds, distances, chain-averaged MMSE
+and variance maps and timings are averaged, the stability points concatenated (one fit), and the
+raw chains (paths, ensembles, per-chain maps) stay per seed.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from gdrepro import plotting, tracking
+from gdrepro import runs
 from gdrepro.errors import GdreproError
-from gdrepro.metrics import across_seeds, read_metrics, write_metrics
-from gdrepro.paper import Paper, StageContext, stages
+from gdrepro.metrics import across_seeds, write_metrics
+from gdrepro.paper import StageContext
 from gdrepro.papers.psgla import method as M
-from gdrepro.papers.psgla.figures import DRAW
 from gdrepro.runtime import log, rng
 
 # The official 2-D set-up (sampling_2D.py / utils_2D.py).
@@ -220,8 +224,38 @@ def prepare(ctx: StageContext) -> None:
     log(f"psgla: steps x Lipschitz {checks}; observation PSNR {observation_psnr}")
 
 
+def _gmm_distances(ctx: StageContext, marks: list[int], paths: dict[str, np.ndarray],
+                   snapshots: np.ndarray) -> dict[str, np.ndarray]:
+    """One method's distances to the exact posteriors: ``w2`` (chain path, per checkpoint), ``ensemble``
+    (law of X_k, per checkpoint), ``sliced`` and ``kde`` (final path) per prior and observation."""
+    ps = priors()
+    w2 = np.zeros((len(marks), len(ps), len(OBSERVATIONS)))
+    ens = np.zeros_like(w2)
+    sliced = np.zeros((len(ps), len(OBSERVATIONS)))
+    kde = np.zeros_like(sliced)
+    for gi, prior in enumerate(ps):
+        for yi, y in enumerate(OBSERVATIONS):
+            post = posterior(prior, y)
+            g = ctx.rng("posterior-samples", gi, yi)
+            for j, n in enumerate(marks):
+                path = paths[str(n)][:, gi, yi]  # (P, R, 2)
+                w2[j, gi, yi] = np.mean([M.w2_squared(path[:, r], post.sample(g, len(path)))
+                                         for r in range(path.shape[1])])
+                cloud = snapshots[j, gi, yi]
+                ens[j, gi, yi] = M.w2_squared(cloud, post.sample(g, len(cloud)))
+            final = paths[str(marks[-1])][:, gi, yi, 0]
+            sliced[gi, yi] = M.sliced_w2(final, post.sample(g, len(final)), seed=ctx.seed)
+            kde[gi, yi] = M.kde_distance(final, post.density)
+    return {"w2": w2, "ensemble": ens, "sliced": sliced, "kde": kde}
+
+
 def _sample_gmm(ctx: StageContext, s: PsglaSettings, design: dict) -> dict:
-    """Both 2-D samplers on all 3 priors x 3 observations x gmm_chains chains at once."""
+    """Both 2-D samplers on all 3 priors x 3 observations x gmm_chains chains at once.
+
+    Per method: the kept path subsamples (``path``, by checkpoint) and the ensembles (``snapshots``)
+    stay with the seed; the distances to the exact posteriors (the expensive part of the evaluation,
+    done here once per seed) average over seeds, and so do the timings.
+    """
     ps = priors()
     G, Y, C = len(ps), len(OBSERVATIONS), s.gmm_chains
     y = np.broadcast_to(np.asarray(OBSERVATIONS, float)[None, :, None, :], (G, Y, 1, 2))
@@ -232,9 +266,9 @@ def _sample_gmm(ctx: StageContext, s: PsglaSettings, design: dict) -> dict:
         return x - y  # A = I, sigma^2 = 1
 
     marks = design["gmm_checkpoints"]
-    arrays = {}
+    results: dict = {"checkpoints": runs.first(np.array(marks))}
     for method in GMM_METHODS:
-        g = rng("psgla", "gmm", method, ctx.seed)
+        g = ctx.rng("gmm", method)
         record = dict(checkpoints=marks, keep=lambda x: x[:, :, : s.gmm_paths])
         if method == "pnp_ula":
             res = M.pnp_ula(x0, grad_f, D, s.pnp_delta, s.pnp_eps, s.pnp_alpha, s.gmm_iters, g,
@@ -244,24 +278,33 @@ def _sample_gmm(ctx: StageContext, s: PsglaSettings, design: dict) -> dict:
             M.check_step("delta/alpha", s.psgla_delta / s.psgla_alpha, 1.0)
             res = M.run_chain(step, x0, s.gmm_iters, g, **record)
         # the paper's protocol: a random gmm_points-subsample of the path X_0..X_n, n = each checkpoint
-        sub = rng("psgla", "gmm-subsample", method, ctx.seed)
+        sub = ctx.rng("gmm-subsample", method)
+        paths = {}
         for n in marks:
             idx = np.sort(sub.permutation(n + 1)[: s.gmm_points])
-            arrays[f"gmm__{method}__path{n}"] = res.path[idx].astype(np.float32)  # (P, G, Y, R, 2)
-        arrays[f"gmm__{method}__ensemble"] = res.snapshots  # (checkpoints, G, Y, C, 2)
-        arrays[f"gmm__{method}__seconds"] = np.array(res.seconds)
-        arrays[f"gmm__{method}__updates"] = np.array(float(res.iterations * G * Y * C))
+            paths[str(n)] = res.path[idx].astype(np.float32)  # (P, G, Y, R, 2)
+        distances = _gmm_distances(ctx, marks, paths, res.snapshots)
+        results[method] = {
+            "path": {n: runs.own(path) for n, path in paths.items()},
+            "snapshots": runs.own(res.snapshots),  # (checkpoints, G, Y, C, 2)
+            **{name: runs.mean(d) for name, d in distances.items()},
+            "seconds": runs.mean(res.seconds),
+            "updates": runs.mean(float(res.iterations * G * Y * C)),
+        }
         log(f"seed {ctx.seed} gmm/{method}: {G * Y * C} chains x {s.gmm_iters} it in {res.seconds:.1f} s")
-    arrays["gmm__checkpoints"] = np.array(marks)
-    return arrays
+    return results
 
 
 def _sample_imaging(ctx: StageContext, s: PsglaSettings, design: dict) -> dict:
-    """PSGLA and SGLA with the TV prior on both problems; MMSE / variance snapshots."""
+    """PSGLA and SGLA with the TV prior on both problems; MMSE / variance snapshots.
+
+    Per problem and method: the chains' raw MMSE, variance and last sample (``chains``) stay with the
+    seed; their average over the chains (``mmse``, ``var``) averages over seeds, as do the timings.
+    """
     truth = load_image(ctx.data_dir, s.image, s.image_size)
     marks = design["img_checkpoints"]
     theta = 1.0 / s.s  # g = TV / s, so prox_{s^2 g} = TV denoiser at weight s (official D_s)
-    arrays = {}
+    results: dict = {"checkpoints": runs.first(np.array(marks))}
     for problem in PROBLEMS:
         op, y = imaging_problem(s, truth, problem)
         x0 = np.broadcast_to(op.adjoint(y[None]), (s.img_chains, *truth.shape)).copy()
@@ -270,29 +313,37 @@ def _sample_imaging(ctx: StageContext, s: PsglaSettings, design: dict) -> dict:
         def prox(x, gamma):
             return M.tv_prox(x, gamma * theta, s.tv_iters)
 
+        results[problem] = {}
         for method in IMG_METHODS:
-            g = rng("psgla", "imaging", problem, method, ctx.seed)
+            g = ctx.rng("imaging", problem, method)
             record = dict(checkpoints=marks, moments=True, snapshot=lambda x: x[0])
             if method == "psgla":
                 res = M.psgla(x0, grad_f, prox, s.gamma_psgla, s.img_iters, g, lipschitz_f=s.lipschitz_data, **record)
             else:
                 res = M.sgla(x0, grad_f, prox, s.gamma_sgla, s.s**2, s.img_iters, g,
                              lipschitz_f=s.lipschitz_data, **record)
-            key = f"img__{problem}__{method}__"
-            arrays[key + "mmse"] = res.mean  # (checkpoints, chains, H, W) float32
-            arrays[key + "var"] = res.var[-1]
-            arrays[key + "sample"] = res.snapshots[-1]
-            arrays[key + "seconds"] = np.array(res.seconds)
-            arrays[key + "updates"] = np.array(float(res.iterations * s.img_chains))
+            results[problem][method] = {
+                "chains": {
+                    "mmse": runs.own(res.mean),  # (checkpoints, chains, H, W) float32
+                    "var": runs.own(res.var[-1]),
+                    "sample": runs.own(res.snapshots[-1]),
+                },
+                "mmse": runs.mean(res.mean.astype(float).mean(axis=1)),  # average of the chains
+                "var": runs.mean(res.var[-1].astype(float).mean(axis=0)),
+                "seconds": runs.mean(res.seconds),
+                "updates": runs.mean(float(res.iterations * s.img_chains)),
+            }
             final = res.mean[-1].mean(axis=0)
             log(f"seed {ctx.seed} {problem}/{method}: {s.img_iters} it in {res.seconds:.1f} s, "
                 f"MMSE PSNR {M.psnr(final, truth):.2f} dB")
-    arrays["img__checkpoints"] = np.array(marks)
-    return arrays
+    return results
 
 
 def _sample_stability(ctx: StageContext, s: PsglaSettings, design: dict) -> dict:
-    """Invariant laws of ULA with drift b and b + delta h; W1, W2 and ||delta h||_{L2(pi)}."""
+    """Invariant laws of ULA with drift b and b + delta h; W1, W2 and ||delta h||_{L2(pi)}.
+
+    The distances and norms of all seeds' perturbations join in one fit (concatenated over seeds).
+    """
     grid = np.linspace(-s.stab_box, s.stab_box, s.stab_grid)
     b, h = stability_drift(s), stability_direction(ctx.seed)
     M.check_step("gamma", s.stab_gamma, s.stab_a**2 - 1, bound=1 / (s.stab_a**2 - 1))  # gamma <= m / L^2
@@ -304,92 +355,52 @@ def _sample_stability(ctx: StageContext, s: PsglaSettings, design: dict) -> dict
         w1.append(M.wasserstein_1d(grid, pi, pi_d, 1))
         w2.append(M.wasserstein_1d(grid, pi, pi_d, 2))
         norm.append(np.sqrt((pi * (delta * h(grid)) ** 2).sum()))
-    return {"stab__sizes": sizes, "stab__w1": np.array(w1), "stab__w2": np.array(w2),
-            "stab__norm": np.array(norm), "stab__pi": pi.astype(np.float32)}
+    return {"sizes": runs.first(sizes), "w1": runs.concat(np.array(w1)), "w2": runs.concat(np.array(w2)),
+            "norm": runs.concat(np.array(norm)), "pi": runs.own(pi.astype(np.float32))}
 
 
-def sample(ctx: StageContext) -> None:
+EXPERIMENTS = {"gmm": _sample_gmm, "imaging": _sample_imaging, "stability": _sample_stability}
+METRIC_PREFIX = {"gmm": "gmm", "imaging": "img", "stability": "stab"}  # the MLflow metric names of old
+
+
+def _seconds(tree: dict, path: tuple[str, ...]) -> dict[str, float]:
+    """The timings in ``tree`` as MLflow metrics ``<path joined by __>.seconds``."""
+    found = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            found |= _seconds(value, (*path, key))
+        elif key == "seconds":
+            found["__".join(path) + ".seconds"] = float(value.value)
+    return found
+
+
+def run_seed(ctx: StageContext) -> dict:
     """All three experiments for one seed; one MLflow run per experiment."""
     s: PsglaSettings = ctx.settings
     design = ctx.read_prepared()
-    arrays = {}
-    for name, run_fn in (("gmm", _sample_gmm), ("imaging", _sample_imaging), ("stability", _sample_stability)):
-        with tracking.tracked_run("psgla", name, ctx.scale, ctx.seed, asdict(s), "psgla_sample") as run:
-            out = run_fn(ctx, s, design)
-            arrays |= out
-            secs = {k.removesuffix("seconds").rstrip("_") + ".seconds": float(v) for k, v in out.items()
-                    if k.endswith("seconds")}
-            run.log_metrics(secs)
-    ctx.write_run(arrays)
+    results = {}
+    for name, sample in EXPERIMENTS.items():
+        with ctx.tracked_run(name) as run:
+            results[name] = sample(ctx, s, design)
+            run.log_metrics(_seconds(results[name], (METRIC_PREFIX[name],)))
+    return results
 
 
 # --- evaluation ----------------------------------------------------------------------------------
 
 
-def _gmm_stats(run: dict, design: dict, seed: int, s: PsglaSettings) -> dict:
-    """Per-seed sample distances (the expensive part, done once per seed)."""
-    ps, marks = priors(), design["gmm_checkpoints"]
-    names = list(PRIORS)
-    stats: dict[str, np.ndarray] = {}
-    for method in GMM_METHODS:
-        w2 = np.zeros((len(marks), len(names), len(OBSERVATIONS)))
-        ens = np.zeros_like(w2)
-        sliced = np.zeros((len(names), len(OBSERVATIONS)))
-        kde = np.zeros_like(sliced)
-        for gi, prior in enumerate(ps):
-            for yi, y in enumerate(OBSERVATIONS):
-                post = posterior(prior, y)
-                g = rng("psgla", "posterior-samples", gi, yi, seed)
-                for j, n in enumerate(marks):
-                    path = run[f"gmm__{method}__path{n}"][:, gi, yi]  # (P, R, 2)
-                    w2[j, gi, yi] = np.mean([M.w2_squared(path[:, r], post.sample(g, len(path)))
-                                             for r in range(path.shape[1])])
-                    cloud = run[f"gmm__{method}__ensemble"][j, gi, yi]
-                    ens[j, gi, yi] = M.w2_squared(cloud, post.sample(g, len(cloud)))
-                final = run[f"gmm__{method}__path{marks[-1]}"][:, gi, yi, 0]
-                sliced[gi, yi] = M.sliced_w2(final, post.sample(g, len(final)), seed=seed)
-                kde[gi, yi] = M.kde_distance(final, post.density)
-        stats |= {f"{method}__w2": w2, f"{method}__ensemble": ens, f"{method}__sliced": sliced,
-                  f"{method}__kde": kde}
-    return stats
-
-
-def _seed_stats(ctx: StageContext, design: dict, seed: int) -> dict:
-    s: PsglaSettings = ctx.settings
-    run = ctx.read_run(seed)
-    stats = {f"gmm__{k}": v for k, v in _gmm_stats(run, design, seed, s).items()}
-    for problem in PROBLEMS:
-        for method in IMG_METHODS:
-            key = f"img__{problem}__{method}__"
-            stats[key + "mmse"] = run[key + "mmse"].astype(float).mean(axis=1)  # average of the chains
-            stats[key + "var"] = run[key + "var"].astype(float).mean(axis=0)
-    stats |= {k: run[k] for k in ("stab__w1", "stab__w2", "stab__norm")}
-    stats["perf"] = {k: float(run[k]) for k in run if k.endswith(("seconds", "updates"))}
-    return stats
-
-
-def _pool(stats: list[dict]) -> dict:
-    """Seeds pooled: distances averaged over seeds, MMSE estimates averaged (more chains)."""
-    pooled = {}
-    for key in stats[0]:
-        if key == "perf":
-            continue
-        if key.startswith("stab__"):
-            pooled[key] = np.concatenate([st[key] for st in stats])  # all seeds' perturbations in one fit
-        else:
-            pooled[key] = np.mean([st[key] for st in stats], axis=0)
-    return pooled
-
-
-def imaging_curves(st: dict, truth: np.ndarray) -> dict:
-    """PSNR / SSIM of the MMSE estimate at every checkpoint, per problem and method."""
+def imaging_curves(imaging: dict, truth: np.ndarray) -> dict:
+    """PSNR / SSIM of the MMSE estimate at every checkpoint, per problem and method
+    (``imaging``: a run's imaging results, per problem and method)."""
     return {
-        f"{problem}__{method}": {
-            "psnr": [M.psnr(m, truth) for m in st[f"img__{problem}__{method}__mmse"]],
-            "ssim": [M.ssim(m, truth) for m in st[f"img__{problem}__{method}__mmse"]],
+        problem: {
+            method: {
+                "psnr": [M.psnr(m, truth) for m in imaging[problem][method]["mmse"]],
+                "ssim": [M.ssim(m, truth) for m in imaging[problem][method]["mmse"]],
+            }
+            for method in IMG_METHODS
         }
         for problem in PROBLEMS
-        for method in IMG_METHODS
     }
 
 
@@ -398,23 +409,24 @@ def evaluate(ctx: StageContext) -> None:
     s: PsglaSettings = ctx.settings
     design = ctx.read_prepared()
     truth = load_image(ctx.data_dir, s.image, s.image_size)
-    stats = [_seed_stats(ctx, design, seed) for seed in ctx.seeds]
+    seed_runs = ctx.runs()
     marks = np.array(design["img_checkpoints"])
     names = list(PRIORS)
 
-    def compute(st: dict) -> dict[str, float]:
+    def compute(run: dict) -> dict[str, float]:
+        gmm, stab = run["gmm"], run["stability"]
         out: dict[str, float] = {}
         for gi, name in enumerate(names):
             for method in GMM_METHODS:
-                out[f"w2_{name}_{method}"] = st[f"gmm__{method}__w2"][-1, gi].mean()
-                out[f"w2_ensemble_{name}_{method}"] = st[f"gmm__{method}__ensemble"][-1, gi].mean()
-                out[f"sliced_{name}_{method}"] = st[f"gmm__{method}__sliced"][gi].mean()
-                out[f"kde_{name}_{method}"] = st[f"gmm__{method}__kde"][gi].mean()
+                out[f"w2_{name}_{method}"] = gmm[method]["w2"][-1, gi].mean()
+                out[f"w2_ensemble_{name}_{method}"] = gmm[method]["ensemble"][-1, gi].mean()
+                out[f"sliced_{name}_{method}"] = gmm[method]["sliced"][gi].mean()
+                out[f"kde_{name}_{method}"] = gmm[method]["kde"][gi].mean()
             out[f"w2_ratio_{name}"] = out[f"w2_{name}_psgla"] / out[f"w2_{name}_pnp_ula"]
-        curves = imaging_curves(st, truth)
+        curves = imaging_curves(run["imaging"], truth)
         speedups, gaps = [], []
         for problem in PROBLEMS:
-            p, q = curves[f"{problem}__psgla"], curves[f"{problem}__sgla"]
+            p, q = curves[problem]["psgla"], curves[problem]["sgla"]
             target = q["psnr"][-1] - 0.5
             speedup = M.first_reach(marks, q["psnr"], target) / M.first_reach(marks, p["psnr"], target)
             out[f"speedup_{problem}"] = speedup
@@ -426,62 +438,50 @@ def evaluate(ctx: StageContext) -> None:
             gaps.append(abs(out[f"psnr_gap_{problem}"]))
         out["speedup_min"] = min(speedups) if all(np.isfinite(speedups)) else float("nan")
         out["psnr_gap_abs_max"] = max(gaps)
-        good = st["stab__norm"] > 0
-        out["stability_slope_w2"] = M.loglog_slope(st["stab__norm"][good], st["stab__w2"][good])
-        out["stability_slope_w1"] = M.loglog_slope(st["stab__norm"][good], st["stab__w1"][good])
-        out["stability_w2_over_sqrt_norm_max"] = float(np.max(st["stab__w2"] / np.sqrt(st["stab__norm"])))
+        good = stab["norm"] > 0
+        out["stability_slope_w2"] = M.loglog_slope(stab["norm"][good], stab["w2"][good])
+        out["stability_slope_w1"] = M.loglog_slope(stab["norm"][good], stab["w1"][good])
+        out["stability_w2_over_sqrt_norm_max"] = float(np.max(stab["w2"] / np.sqrt(stab["norm"])))
         return out
 
-    pooled = _pool(stats)
-    metrics = across_seeds(compute, stats, pooled)
+    pooled = ctx.pooled()
+    metrics = across_seeds(compute, seed_runs, pooled)
+    # metrics.json keeps its flat "<method>__<distance>" / "<problem>__<method>" detail keys
     details = {
         "gmm_checkpoints": design["gmm_checkpoints"],
         "img_checkpoints": design["img_checkpoints"],
         "observation_psnr": design["observation_psnr"],
         "priors": names,
-        "gmm": {k.removeprefix("gmm__"): v for k, v in pooled.items() if k.startswith("gmm__")},
-        "gmm_w2_per_seed": {m: [st[f"gmm__{m}__w2"][-1].tolist() for st in stats] for m in GMM_METHODS},
-        "imaging": imaging_curves(pooled, truth),
-        "stability": {k.removeprefix("stab__"): [st[k].tolist() for st in stats]
-                      for k in ("stab__norm", "stab__w1", "stab__w2")},
+        "gmm": {f"{m}__{k}": pooled["gmm"][m][k] for m in GMM_METHODS for k in ("w2", "ensemble", "sliced", "kde")},
+        "gmm_w2_per_seed": {m: [run["gmm"][m]["w2"][-1].tolist() for run in seed_runs] for m in GMM_METHODS},
+        "imaging": {f"{p}__{m}": c for p, by_method in imaging_curves(pooled["imaging"], truth).items()
+                    for m, c in by_method.items()},
+        "stability": {k: [run["stability"][k].tolist() for run in seed_runs] for k in ("norm", "w1", "w2")},
         "stability_sizes": design["stability_sizes"],
         "imaging_steps": {"psgla": s.gamma_psgla, "sgla": s.gamma_sgla,
                           "psgla_over_sgla": s.gamma_psgla / s.gamma_sgla},
     }
-    perf = {}
-    for prefix, label in (("gmm__pnp_ula__", "gmm_pnp_ula"), ("gmm__psgla__", "gmm_psgla")) + tuple(
-        (f"img__{p}__{m}__", f"{p}_{m}") for p in PROBLEMS for m in IMG_METHODS
-    ):
-        secs = sum(st["perf"][prefix + "seconds"] for st in stats)
-        perf[f"{label}_chain_iterations_per_second"] = sum(st["perf"][prefix + "updates"] for st in stats) / secs
+    timed = {f"gmm_{m}": [run["gmm"][m] for run in seed_runs] for m in GMM_METHODS}
+    timed |= {f"{p}_{m}": [run["imaging"][p][m] for run in seed_runs] for p in PROBLEMS for m in IMG_METHODS}
+    perf = {
+        f"{label}_chain_iterations_per_second": sum(float(t["updates"]) for t in ts) / sum(float(t["seconds"]) for t in ts)
+        for label, ts in timed.items()
+    }
     write_metrics(ctx, metrics, details, perf)
     log(f"wrote {ctx.metrics_path}")
 
 
-def figures(ctx: StageContext) -> None:
-    """The figures of ``figures.DRAW``, from metrics.json and the per-seed runs; logged to MLflow."""
+def figure_inputs(ctx: StageContext) -> dict:
+    """What the figures are drawn from besides the details: seed 0's run, the image and its
+    observations, and the 2-D set-up (priors, their posteriors, the observations)."""
     s: PsglaSettings = ctx.settings
-    details = read_metrics(ctx.metrics_path)["details"]
-    first = ctx.read_run(ctx.seeds[0])
     truth = load_image(ctx.data_dir, s.image, s.image_size)
-    observations = {p: imaging_problem(s, truth, p)[1] for p in PROBLEMS}
-    paths = []
-    for name, (draw, shape, size) in DRAW.items():
-        with plotting.figure(*shape, figsize=size, squeeze=False) as (fig, axes):
-            draw(fig, axes, details=details, first=first, truth=truth, observations=observations,
-                 priors=priors(), posterior=posterior, observed=OBSERVATIONS, names=list(PRIORS))
-            paths += plotting.save(fig, ctx.figures_dir, name)
-    tracking.log_summary("psgla", ctx.scale, paths, [ctx.metrics_path])
-
-
-FIGURES = tuple(DRAW)
-
-PAPER = Paper(
-    slug="psgla",
-    title="From stability of Langevin diffusion to convergence of proximal MCMC for non-log-concave sampling",
-    citation="Renaud, De Bortoli, Leclaire & Papadakis (2025), arXiv:2505.14177",
-    settings=SETTINGS,
-    stages=stages(prepare, sample, evaluate, figures),
-    figures=FIGURES,
-    datasets={"psgla/camera.npy": build_camera},
-)
+    return {
+        "first": ctx.read_run(ctx.seeds[0]),
+        "truth": truth,
+        "observations": {p: imaging_problem(s, truth, p)[1] for p in PROBLEMS},
+        "priors": priors(),
+        "posterior": posterior,
+        "observed": OBSERVATIONS,
+        "names": list(PRIORS),
+    }

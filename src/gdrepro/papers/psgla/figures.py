@@ -18,7 +18,7 @@ PAPER_W2 = {
 }
 
 
-def draw_w2(fig, axes, details, names, **_) -> None:
+def draw_w2(axes, fig, details, names, **_) -> None:
     """W2^2 (1000-point subsample of one chain's path vs the exact posterior) against N, per prior."""
     marks = details["gmm_checkpoints"]
     for gi, name in enumerate(names):
@@ -36,7 +36,7 @@ def draw_w2(fig, axes, details, names, **_) -> None:
     axes[0, -1].legend(fontsize=6)
 
 
-def draw_samples(fig, axes, first, priors, posterior, observed, names, details, **_) -> None:
+def draw_samples(axes, fig, first, priors, posterior, observed, names, details, **_) -> None:
     """Fig. 1: final chain-path samples of both samplers over the exact posterior, 3 priors x 3 y."""
     n = details["gmm_checkpoints"][-1]
     rng = np.random.default_rng(0)
@@ -47,7 +47,7 @@ def draw_samples(fig, axes, first, priors, posterior, observed, names, details, 
             ref = post.sample(rng, 1000)
             ax.scatter(ref[:, 0], ref[:, 1], s=2, color="0.75", label="exact posterior", rasterized=True)
             for method, color in (("pnp_ula", "C1"), ("psgla", "C0")):
-                pts = first[f"gmm__{method}__path{n}"][:, gi, yi, 0]
+                pts = first["gmm"][method]["path"][str(n)][:, gi, yi, 0]
                 ax.scatter(pts[:, 0], pts[:, 1], s=1.5, alpha=0.5, color=color, label=LABELS[method], rasterized=True)
             ax.plot(*y, "kx", ms=6)
             ax.set(xlim=(-8, 8), ylim=(-8, 8), aspect="equal")
@@ -55,7 +55,7 @@ def draw_samples(fig, axes, first, priors, posterior, observed, names, details, 
     axes[0, 0].legend(fontsize=6, markerscale=3, loc="lower right")
 
 
-def draw_psnr(fig, axes, details, **_) -> None:
+def draw_psnr(axes, fig, details, **_) -> None:
     """PSNR and SSIM of the running-mean MMSE estimate against iterations, both problems."""
     marks = details["img_checkpoints"]
     for pi, problem in enumerate(("inpainting", "deblurring")):
@@ -73,16 +73,15 @@ def draw_psnr(fig, axes, details, **_) -> None:
             ax.legend(fontsize=6)
 
 
-def draw_restorations(fig, axes, details, first, truth, observations, **_) -> None:
+def draw_restorations(axes, fig, details, first, truth, observations, **_) -> None:
     """Truth, observation, MMSE and posterior std of both samplers (seed 0), both problems."""
     for pi, problem in enumerate(("inpainting", "deblurring")):
         panels = [("ground truth", truth, "gray"), ("observation", observations[problem], "gray")]
+        chains = {method: first["imaging"][problem][method]["chains"] for method in ("psgla", "sgla")}
         for method in ("psgla", "sgla"):
-            key = f"img__{problem}__{method}__"
-            panels.append((f"MMSE, {IMG_LABELS[method].split(' ')[0]}", first[key + "mmse"][-1].mean(axis=0), "gray"))
+            panels.append((f"MMSE, {IMG_LABELS[method].split(' ')[0]}", chains[method]["mmse"][-1].mean(axis=0), "gray"))
         for method in ("psgla", "sgla"):
-            key = f"img__{problem}__{method}__"
-            std = np.sqrt(first[key + "var"].mean(axis=0))
+            std = np.sqrt(chains[method]["var"].mean(axis=0))
             panels.append((f"posterior std, {IMG_LABELS[method].split(' ')[0]}", std, "magma"))
         for ci, (title, img, cmap) in enumerate(panels):
             ax = axes[pi, ci]
@@ -92,7 +91,7 @@ def draw_restorations(fig, axes, details, first, truth, observations, **_) -> No
             ax.axis("off")
 
 
-def draw_stability(fig, axes, details, **_) -> None:
+def draw_stability(axes, fig, details, **_) -> None:
     """W_p between ULA invariant laws against the drift perturbation size, one curve per seed."""
     st = details["stability"]
     ax = axes[0, 0]
@@ -106,12 +105,3 @@ def draw_stability(fig, axes, details, **_) -> None:
     ax.set(xlabel=r"$\|b_1 - b_2\|_{L^2(\pi)}$", ylabel="distance of invariant laws",
            title="Stability of ULA's invariant law (1-D double well)")
     ax.legend()
-
-
-DRAW = {
-    "gmm_w2": (draw_w2, (1, 3), (12.0, 3.4)),
-    "gmm_samples": (draw_samples, (3, 3), (9.0, 9.0)),
-    "imaging_psnr": (draw_psnr, (2, 2), (9.0, 6.0)),
-    "imaging_restorations": (draw_restorations, (2, 6), (12.0, 4.6)),
-    "stability": (draw_stability, (1, 1), (5.0, 3.4)),
-}

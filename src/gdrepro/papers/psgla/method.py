@@ -214,7 +214,7 @@ class GMM:
     weights: Array
 
     @classmethod
-    def of(cls, means, covs, weights) -> "GMM":
+    def of(cls, means, covs, weights) -> GMM:
         w = np.asarray(weights, dtype=float)
         return cls(np.asarray(means, dtype=float), np.asarray(covs, dtype=float), w / w.sum())
 
@@ -393,8 +393,8 @@ def kde(samples: Array, box: float = 8.0, n: int = 100) -> Array:
     bw = len(pts) ** (-1 / 6)  # Scott's factor in 2-D
     cov = np.cov(pts.T) * bw**2
     off = np.arange(-(n - 1), n) * step
-    O = np.stack(np.meshgrid(off, off, indexing="ij"), -1)
-    kernel = np.exp(-0.5 * np.einsum("...i,ij,...j->...", O, np.linalg.inv(cov), O))
+    offsets = np.stack(np.meshgrid(off, off, indexing="ij"), -1)
+    kernel = np.exp(-0.5 * np.einsum("...i,ij,...j->...", offsets, np.linalg.inv(cov), offsets))
     dens = np.maximum(fftconvolve(counts, kernel, mode="same"), 0)
     return dens / dens.sum()
 

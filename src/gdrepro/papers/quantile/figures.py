@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from gdrepro.plotting import reference_band, reference_line
 from gdrepro.papers.quantile import method as M
+from gdrepro.plotting import reference_band, reference_line
 
 
 def draw_curves(ax, exps, first, **_) -> None:
