@@ -7,8 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from gdrepro import papers, stages
 from gdrepro.config import default_seeds
-from gdrepro.papers.dptrunc.experiment import SETTINGS, _pool, compute_metrics, excess, rmse, slope
+from gdrepro.paper import StageContext
+from gdrepro.papers.dptrunc.experiment import MEAN_METHODS, SETTINGS, compute_metrics, excess, rmse, slope
 
 
 def test_slope_recovers_a_power_law():
@@ -36,15 +38,14 @@ def _synthetic_run(s) -> dict:
     clip = np.sqrt(0.1**2 + priv**2)[..., None] * scale
     cov_ns, cov_eps = np.array(s.cov_ns, float), np.array([*s.cov_epsilons, np.inf])
     cov_t = (2 / np.sqrt(cov_ns)[:, None] * np.ones(cov_eps.size))[..., None] * scale
-    run = {
-        "mean__trunc__err": trunc, "mean__trunc_private__err": 1.2 * trunc, "mean__clip__err": clip,
-        "mean__drop__err": 3 * clip, "mean__empirical__err": stat[..., 0, None] * scale,
-        "cov__trunc__err": cov_t, "cov__clip__err": np.full_like(cov_t, 0.3),
-        "cov__empirical__err": np.ones((cov_ns.size, s.reps)),
-    }
     target = np.array([0.5, 1.0])
-    return run | {"privacy__target": target, "privacy__zcdp": target * (1 - 1e-9),
-                  "privacy__rdp": 0.8 * target, "privacy__dpacc": 0.8 * target}
+    return {
+        "mean": {"err": {"trunc": trunc, "trunc_private": 1.2 * trunc, "clip": clip, "drop": 3 * clip,
+                         "empirical": stat[..., 0, None] * scale}},
+        "cov": {"err": {"trunc": cov_t, "clip": np.full_like(cov_t, 0.3),
+                        "empirical": np.ones((cov_ns.size, s.reps))}},
+        "privacy": {"target": target, "zcdp": target * (1 - 1e-9), "rdp": 0.8 * target, "dpacc": 0.8 * target},
+    }
 
 
 def test_metrics_read_the_rates_of_a_known_error_model():
@@ -61,13 +62,35 @@ def test_metrics_read_the_rates_of_a_known_error_model():
     assert m["eps_over_target_max"] <= 1 and m["dpacc_over_zcdp_min"] == pytest.approx(0.8, rel=1e-6)
 
 
-def test_pool_joins_replications_and_privacy_rows():
-    a = {"mean__trunc__err": np.zeros((2, 3, 4, 2)), "privacy__target": np.ones(5), "timing__trunc": np.array(1.0)}
-    b = {"mean__trunc__err": np.ones((2, 3, 4, 3)), "privacy__target": np.ones(7), "timing__trunc": np.array(3.0)}
-    pooled = _pool([a, b])
-    assert pooled["mean__trunc__err"].shape == (2, 3, 4, 5) and pooled["privacy__target"].size == 12
-    assert pooled["timing__trunc"] == 2.0
-    assert rmse(pooled["mean__trunc__err"])[0, 0, 0] == pytest.approx(np.sqrt(3 / 5))
+def test_seeds_pool_by_joining_replications_and_privacy_rows(tmp_path, no_tracking):
+    """Two smoke seeds through the house: replications (the errors' last axis) and privacy rows
+    join, the kept fraction and the timings average."""
+    s = SETTINGS["smoke"]
+    paper = papers.get("dptrunc")
+
+    def ctx(stage: str, seed: int | None = None) -> StageContext:
+        return StageContext("dptrunc", "smoke", s, (0, 1), tmp_path, tmp_path / "data", seed, stage)
+
+    stages.run_stage(paper, "prepare", ctx("prepare"))
+    for seed in (0, 1):
+        stages.run_stage(paper, "simulate", ctx("simulate", seed))
+    a, b = ctx("evaluate").runs()
+    pooled = ctx("evaluate").pooled()
+    eps = len(s.epsilons) + 1
+    assert set(pooled["mean"]["err"]) == {*MEAN_METHODS, "empirical"}
+    trunc = pooled["mean"]["err"]["trunc"]
+    assert trunc.shape == (len(s.dims), len(s.ns), eps, 2 * s.reps)
+    np.testing.assert_array_equal(trunc, np.concatenate([a["mean"]["err"]["trunc"], b["mean"]["err"]["trunc"]], -1))
+    assert not np.array_equal(a["mean"]["err"]["trunc"], b["mean"]["err"]["trunc"])  # different data per seed
+    assert pooled["cov"]["err"]["empirical"].shape == (len(s.cov_ns), 2 * s.reps)
+    rows = a["privacy"]["target"].size
+    assert rows > 0 and pooled["privacy"]["zcdp"].size == 2 * rows
+    np.testing.assert_array_equal(pooled["mean"]["kept"], (a["mean"]["kept"] + b["mean"]["kept"]) / 2)
+    assert pooled["mean"]["kept"].shape == (len(s.dims), len(s.ns))
+    for name, timed in pooled["timing"].items():
+        assert timed["seconds"] == pytest.approx((a["timing"][name]["seconds"] + b["timing"][name]["seconds"]) / 2)
+        assert timed["samples"] > 0
+    assert rmse(trunc)[0, 0, 0] == pytest.approx(np.sqrt(np.mean(trunc[0, 0, 0] ** 2)))
 
 
 def test_default_scale_has_twenty_replications_and_the_note_grid():

@@ -1,4 +1,4 @@
-"""The psgla experiment's set-up: step checks, observations, data loading, pooling."""
+"""The psgla experiment's set-up: step checks, observations, data loading, per-seed results and pooling."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from gdrepro import runs
 from gdrepro.errors import GdreproError
+from gdrepro.metrics import read_metrics
+from gdrepro.paper import StageContext
+from gdrepro.papers.psgla import PAPER
 from gdrepro.papers.psgla import experiment as E
 from gdrepro.papers.psgla import method as M
 
@@ -65,12 +69,79 @@ def test_gmm_exact_posterior_of_the_symmetric_prior_is_two_balanced_modes():
     assert 15 < M.w2_squared(stuck, post.sample(rng, 1000)) < 25.5
 
 
-def test_pool_averages_distances_and_concatenates_perturbations():
-    a = {"gmm__x": np.ones(3), "stab__w2": np.array([1.0]), "perf": {}}
-    b = {"gmm__x": 3 * np.ones(3), "stab__w2": np.array([2.0]), "perf": {}}
-    pooled = E._pool([a, b])
-    np.testing.assert_allclose(pooled["gmm__x"], 2.0)
-    assert pooled["stab__w2"].tolist() == [1.0, 2.0] and "perf" not in pooled
+TINY = replace(E.SETTINGS["smoke"], gmm_iters=100, gmm_chains=4, gmm_paths=2, gmm_points=60, img_iters=20,
+               img_checkpoints=3, image_size=16, stab_grid=101, stab_sizes=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """prepare and two seeds of run_seed at tiny settings, saved as the house saves them."""
+    out = tmp_path_factory.mktemp("psgla")
+    (out / "data" / "psgla").mkdir(parents=True)
+    E.build_camera(out / "data" / "psgla" / "camera.npy")
+
+    def ctx(stage, seed=None):
+        return StageContext("psgla", "smoke", TINY, (0, 1), out, out / "data", seed, stage)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GDREPRO_TRACKING", "off")
+        E.prepare(ctx("prepare"))
+        for seed in (0, 1):
+            runs.save(ctx("sample", seed).run_path(seed), E.run_seed(ctx("sample", seed)))
+    return ctx
+
+
+def test_seed_distances_are_those_of_the_kept_float32_paths(tiny_runs):
+    marks = tiny_runs("evaluate").read_prepared()["gmm_checkpoints"]
+    for seed in (0, 1):
+        run = tiny_runs("sample", seed).read_run(seed)["gmm"]
+        for method in E.GMM_METHODS:
+            assert all(p.dtype == np.float32 and p.shape[-2] == TINY.gmm_paths for p in run[method]["path"].values())
+            again = E._gmm_distances(tiny_runs("sample", seed), marks, run[method]["path"], run[method]["snapshots"])
+            for name, value in again.items():
+                np.testing.assert_array_equal(run[method][name], value)
+
+
+def test_pooling_averages_distances_and_maps_and_concatenates_perturbations(tiny_runs):
+    seed_runs, pooled = tiny_runs("evaluate").runs(), tiny_runs("evaluate").pooled()
+    for method in E.GMM_METHODS:
+        for name in ("w2", "ensemble", "sliced", "kde"):
+            np.testing.assert_array_equal(pooled["gmm"][method][name],
+                                          np.mean([r["gmm"][method][name] for r in seed_runs], axis=0))
+        assert "path" not in pooled["gmm"][method] and "snapshots" not in pooled["gmm"][method]
+    for problem in E.PROBLEMS:
+        for method in E.IMG_METHODS:
+            per_seed = [r["imaging"][problem][method] for r in seed_runs]
+            np.testing.assert_array_equal(per_seed[0]["mmse"], per_seed[0]["chains"]["mmse"].astype(float).mean(axis=1))
+            np.testing.assert_array_equal(pooled["imaging"][problem][method]["mmse"],
+                                          np.mean([r["mmse"] for r in per_seed], axis=0))
+            assert "chains" not in pooled["imaging"][problem][method]
+    w2 = [r["stability"]["w2"] for r in seed_runs]
+    assert not np.array_equal(*w2)  # each seed its own perturbation direction
+    assert pooled["stability"]["w2"].tolist() == [*w2[0], *w2[1]] and "pi" not in pooled["stability"]
+
+
+def test_evaluate_writes_every_claimed_metric_and_the_figures_draw(tiny_runs):
+    ctx = tiny_runs("evaluate")
+    E.evaluate(ctx)
+    metrics = read_metrics(ctx.metrics_path)
+    assert {"w2_ratio_symmetric", "w2_ratio_cross", "speedup_min", "psnr_gap_abs_max",
+            "stability_slope_w2", "stability_slope_w1"} <= set(metrics["metrics"])
+    assert len(metrics["details"]["stability"]["w2"]) == 2
+    from gdrepro.figures import draw_all
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GDREPRO_TRACKING", "off")
+        paths = draw_all(PAPER, tiny_runs("figures"))
+    assert {p.stem for p in paths} == set(PAPER.figure_names)
+
+
+def test_figures_keep_the_old_layouts():
+    old = {"gmm_w2": ((1, 3), (12.0, 3.4)), "gmm_samples": ((3, 3), (9.0, 9.0)), "imaging_psnr": ((2, 2), (9.0, 6.0)),
+           "imaging_restorations": ((2, 6), (12.0, 4.6)), "stability": ((1, 1), (5.0, 3.4))}
+    for fig in PAPER.figures:
+        assert (fig.layout(TINY), fig.figsize(TINY)) == old[fig.name] and not fig.squeeze
+        assert fig.draw and callable(PAPER.resolve(fig.draw))
 
 
 def test_checkpoints_span_the_run():

@@ -22,17 +22,17 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
-from gdrepro import plotting, tracking
-from gdrepro.metrics import across_seeds, read_metrics, write_metrics
-from gdrepro.paper import Paper, StageContext, stages
+from gdrepro import runs
+from gdrepro.metrics import across_seeds, write_metrics
+from gdrepro.paper import StageContext
 from gdrepro.papers.dptrunc import method as M
-from gdrepro.papers.dptrunc.figures import DRAW
-from gdrepro.tables import write_table
 from gdrepro.runtime import log, rng
+from gdrepro.tables import write_table
 
 MEAN_METHODS = ("trunc", "trunc_private", "clip", "drop")
 COV_METHODS = ("trunc", "clip")
@@ -109,7 +109,7 @@ def prepare(ctx: StageContext) -> None:
     s: DPTruncSettings = ctx.settings
     bias = {}
     for d in s.dims:
-        g = rng("dptrunc", "bias", d)
+        g = ctx.rng("bias", d)
         z = g.standard_normal((400_000, d))
         z[:, 0] += s.offset
         r = M.truncation_radius(d, s.pad)
@@ -153,7 +153,9 @@ def _timed(name: str, run, timing: dict, samples: int):
     return est
 
 
-def _mean_experiment(s: DPTruncSettings, seed: int, privacy: list, timing: dict) -> dict[str, np.ndarray]:
+def _mean_experiment(s: DPTruncSettings, seed: int, privacy: list, timing: dict) -> dict[str, dict]:
+    """Errors ``{"err": {method: (dims, ns, eps, reps)}, "kept": (dims, ns)}``; eps = inf last;
+    the empirical mean has no eps axis."""
     eps = _all_eps(s.epsilons)
     shape = (len(s.dims), len(s.ns), eps.size, s.reps)
     errors = {m: np.full(shape, np.nan) for m in MEAN_METHODS}
@@ -170,17 +172,17 @@ def _mean_experiment(s: DPTruncSettings, seed: int, privacy: list, timing: dict)
             for sl in rep_slices(s.reps, n, d, s.pool_factor, eps.size):
                 x = mu[sl, None, :] + g.standard_normal((sl.stop - sl.start, n, d))
                 c = centre[sl]
-                runs = {
-                    "trunc": lambda: M.dp_truncated_mean(x, eps, s.delta, noise, c, steps=s.steps,
-                                                         pool_factor=s.pool_factor, **kw),
-                    "clip": lambda: M.clip_mean(x, eps, s.delta, noise, c, **kw),
-                    "drop": lambda: M.drop_mean(x, eps, s.delta, noise, c, **kw),
+                estimators = {
+                    "trunc": partial(M.dp_truncated_mean, x, eps, s.delta, noise, c, steps=s.steps,
+                                     pool_factor=s.pool_factor, **kw),
+                    "clip": partial(M.clip_mean, x, eps, s.delta, noise, c, **kw),
+                    "drop": partial(M.drop_mean, x, eps, s.delta, noise, c, **kw),
                 }
                 if d == s.private_centre_dim:
-                    runs["trunc_private"] = lambda: M.dp_truncated_mean(
-                        x, eps, s.delta, noise, None, steps=s.steps, pool_factor=s.pool_factor,
+                    estimators["trunc_private"] = partial(
+                        M.dp_truncated_mean, x, eps, s.delta, noise, None, steps=s.steps, pool_factor=s.pool_factor,
                         coarse_fraction=s.coarse_fraction, coarse_bound=s.coarse_bound, **kw)
-                for name, run in runs.items():
+                for name, run in estimators.items():
                     est = _timed(name, run, timing, x.shape[0] * n * eps.size)
                     errors[name][i, j, :, sl] = M.mean_error(est.estimate, mu[sl])
                     _privacy_rows(est, eps, s.delta, privacy)
@@ -188,10 +190,11 @@ def _mean_experiment(s: DPTruncSettings, seed: int, privacy: list, timing: dict)
                         kept[i, j, sl] = est.kept_fraction[-1]
                 errors["empirical"][i, j, sl] = M.mean_error(x.mean(axis=1), mu[sl])
         log(f"seed {seed} mean d={d}: {len(s.ns)} sample sizes x {eps.size} eps x {s.reps} reps done")
-    return {f"mean__{m}__err": e for m, e in errors.items()} | {"mean__kept": kept.mean(axis=-1)}
+    return {"err": errors, "kept": kept.mean(axis=-1)}
 
 
-def _cov_experiment(s: DPTruncSettings, seed: int, privacy: list, timing: dict) -> dict[str, np.ndarray]:
+def _cov_experiment(s: DPTruncSettings, seed: int, privacy: list, timing: dict) -> dict[str, dict]:
+    """Errors ``{"err": {method: (ns, eps, reps)}}``; eps = inf last; the empirical one has no eps axis."""
     eps = _all_eps(s.cov_epsilons)
     d = s.cov_dim
     shape = (len(s.cov_ns), eps.size, s.reps)
@@ -211,53 +214,47 @@ def _cov_experiment(s: DPTruncSettings, seed: int, privacy: list, timing: dict) 
         for sl in rep_slices(s.reps, n, d * d, s.pool_factor, 1):
             x = g.standard_normal((sl.stop - sl.start, n, d)) @ np.swapaxes(chol[sl], 1, 2)
             s0 = sigma0[sl]
-            runs = {
-                "trunc": lambda: M.dp_truncated_covariance(x, eps, s.delta, noise, s0, pad=s.cov_pad, steps=s.steps,
-                                                           pool_factor=s.pool_factor, eig_bound=s.eig_bound),
-                "clip": lambda: M.clip_covariance(x, eps, s.delta, noise, s0, pad=s.cov_pad, eig_bound=s.eig_bound),
+            estimators = {
+                "trunc": partial(M.dp_truncated_covariance, x, eps, s.delta, noise, s0, pad=s.cov_pad, steps=s.steps,
+                                 pool_factor=s.pool_factor, eig_bound=s.eig_bound),
+                "clip": partial(M.clip_covariance, x, eps, s.delta, noise, s0, pad=s.cov_pad, eig_bound=s.eig_bound),
             }
-            for name, run in runs.items():
+            for name, run in estimators.items():
                 est = _timed("cov_" + name, run, timing, x.shape[0] * n * eps.size)
                 errors[name][j, :, sl] = M.covariance_error(est.estimate, sigma[None, sl])
                 _privacy_rows(est, eps, s.delta, privacy)
             errors["empirical"][j, sl] = M.covariance_error(np.einsum("rni,rnj->rij", x, x) / n, sigma[sl])
     log(f"seed {seed} covariance d={d}: {len(s.cov_ns)} sample sizes x {eps.size} eps x {s.reps} reps done")
-    return {f"cov__{m}__err": e for m, e in errors.items()}
+    return {"err": errors}
 
 
-def simulate(ctx: StageContext) -> None:
-    """Both experiments on this seed's data; per-run privacy recomputation; one MLflow run."""
+def run_seed(ctx: StageContext) -> dict:
+    """Both experiments on this seed's data; per-run privacy recomputation; one MLflow run.
+
+    Replications pool over seeds (the last axis of the errors), so do the privacy rows (one per
+    private run); the kept fraction and the timings average.
+    """
     s: DPTruncSettings = ctx.settings
     privacy: list = []
     timing: dict = {}
-    with tracking.tracked_run("dptrunc", "all", ctx.scale, ctx.seed, asdict(s), "dptrunc_simulate") as run:
-        arrays = _mean_experiment(s, ctx.seed, privacy, timing) | _cov_experiment(s, ctx.seed, privacy, timing)
+    with ctx.tracked_run("all") as run:
+        mean = _mean_experiment(s, ctx.seed, privacy, timing)
+        cov = _cov_experiment(s, ctx.seed, privacy, timing)
         p = np.array(privacy)
-        arrays |= {
-            "privacy__target": p[:, 0], "privacy__zcdp": p[:, 1], "privacy__rdp": p[:, 2], "privacy__dpacc": p[:, 3],
-        }
-        arrays |= {f"timing__{k}": np.array(v) for k, v in timing.items()}
         run.log_metrics({"eps_over_target_max": float((p[:, 1] / p[:, 0]).max()),
                          "dpacc_over_target_max": float((p[:, 3] / p[:, 0]).max())})
         for j, n in enumerate(s.ns):
             if s.private_centre_dim in s.dims:
                 i = s.dims.index(s.private_centre_dim)
-                run.log_metrics({"mean_trunc_err_eps_inf": float(arrays["mean__trunc__err"][i, j, -1].mean())}, step=n)
-    ctx.write_run(arrays)
-
-
-def _pool(runs: list[dict]) -> dict:
-    """All seeds' replications as one run (replications are the last axis; privacy rows joined)."""
-    pooled = {}
-    for key in runs[0]:
-        values = [r[key] for r in runs]
-        if key.startswith("privacy__"):
-            pooled[key] = np.concatenate(values)
-        elif key.startswith("timing__") or key == "mean__kept":
-            pooled[key] = np.mean(values, axis=0)
-        else:
-            pooled[key] = np.concatenate(values, axis=-1)
-    return pooled
+                run.log_metrics({"mean_trunc_err_eps_inf": float(mean["err"]["trunc"][i, j, -1].mean())}, step=n)
+    return {
+        "mean": {"err": {m: runs.concat(e, axis=-1) for m, e in mean["err"].items()},
+                 "kept": runs.mean(mean["kept"])},
+        "cov": {"err": {m: runs.concat(e, axis=-1) for m, e in cov["err"].items()}},
+        "privacy": {k: runs.concat(p[:, c]) for c, k in enumerate(("target", "zcdp", "rdp", "dpacc"))},
+        "timing": {name: {"seconds": runs.mean(timing[name]), "samples": runs.mean(timing[name + "_samples"])}
+                   for name in timing if not name.endswith("_samples")},
+    }
 
 
 def rmse(err: np.ndarray) -> np.ndarray:
@@ -280,7 +277,7 @@ def excess(err: np.ndarray, err_inf: np.ndarray) -> np.ndarray:
 
 def compute_metrics(run: dict, s: DPTruncSettings) -> dict[str, float]:
     """Every number the claims judge (see claims.yaml)."""
-    p_target, p_zcdp, p_rdp, p_dpacc = (run[f"privacy__{k}"] for k in ("target", "zcdp", "rdp", "dpacc"))
+    p_target, p_zcdp, p_rdp, p_dpacc = (run["privacy"][k] for k in ("target", "zcdp", "rdp", "dpacc"))
     out = {
         "eps_over_target_max": float((p_zcdp / p_target).max()),
         "dpacc_over_target_max": float((p_dpacc / p_target).max()),
@@ -291,15 +288,16 @@ def compute_metrics(run: dict, s: DPTruncSettings) -> dict[str, float]:
     }
     ns, dims = np.array(s.ns, float), list(s.dims)
     i = dims.index(s.private_centre_dim) if s.private_centre_dim in dims else len(dims) // 2
-    trunc, clip = run["mean__trunc__err"], run["mean__clip__err"]
+    err = run["mean"]["err"]
+    trunc, clip = err["trunc"], err["clip"]
     e1 = list(s.epsilons).index(1.0) if 1.0 in s.epsilons else len(s.epsilons) - 1
     out |= {
         "mean_trunc_last_decade_ratio": float(rmse(trunc[i, -1, e1]) / rmse(trunc[i, _decade(ns), e1])),
         "mean_clip_last_decade_ratio": float(rmse(clip[i, -1, e1]) / rmse(clip[i, _decade(ns), e1])),
         "mean_trunc_over_clip_max_n": float(rmse(trunc[i, -1, e1]) / rmse(clip[i, -1, e1])),
-        "mean_trunc_private_over_public_max_n": float(rmse(run["mean__trunc_private__err"][i, -1, e1])
+        "mean_trunc_private_over_public_max_n": float(rmse(err["trunc_private"][i, -1, e1])
                                                        / rmse(trunc[i, -1, e1])),
-        "mean_stat_efficiency_max_n": float(rmse(trunc[i, -1, -1]) / rmse(run["mean__empirical__err"][i, -1])),
+        "mean_stat_efficiency_max_n": float(rmse(trunc[i, -1, -1]) / rmse(err["empirical"][i, -1])),
     }
     small = ns <= 10 * ns[0]  # the first decade: privacy-dominated at the smallest eps
     out["slope_n_privacy"] = slope(ns[small], rmse(trunc[i, small, 0]))
@@ -309,7 +307,7 @@ def compute_metrics(run: dict, s: DPTruncSettings) -> dict[str, float]:
         j = _decade(ns)
         out["slope_d_privacy"] = slope(dims, excess(trunc[:, j, 0], trunc[:, j, -1]))
         out["slope_d_statistical"] = slope(dims, rmse(trunc[:, -1, -1]))
-    cov_t, cov_c = run["cov__trunc__err"], run["cov__clip__err"]
+    cov_t, cov_c = run["cov"]["err"]["trunc"], run["cov"]["err"]["clip"]
     c1 = list(s.cov_epsilons).index(1.0) if 1.0 in s.cov_epsilons else len(s.cov_epsilons) - 1
     out["cov_trunc_over_clip_max_n"] = float(rmse(cov_t[-1, c1]) / rmse(cov_c[-1, c1]))
     out["cov_trunc_over_clip_min_n"] = float(rmse(cov_t[0, c1]) / rmse(cov_c[0, c1]))
@@ -325,15 +323,15 @@ def _decade(ns: np.ndarray) -> int:
 def evaluate(ctx: StageContext) -> None:
     """Metrics pooled over seeds and per seed; RMSE tables; throughput."""
     s: DPTruncSettings = ctx.settings
-    runs = [ctx.read_run(seed) for seed in ctx.seeds]
-    pooled = _pool(runs)
-    metrics = across_seeds(lambda r: compute_metrics(r, s), runs, pooled)
+    seed_runs = ctx.runs()
+    pooled = ctx.pooled()
+    metrics = across_seeds(lambda r: compute_metrics(r, s), seed_runs, pooled)
     details = _details(pooled, s)
     perf = {}
-    for key in [k for k in pooled if k.startswith("timing__") and not k.endswith("_samples")]:
-        name = key.removeprefix("timing__")
-        seconds = sum(float(r[key]) for r in runs)
-        perf[f"samples_per_second_{name}"] = sum(float(r[key + "_samples"]) for r in runs) / max(seconds, 1e-12)
+    for name in pooled["timing"]:
+        seconds = sum(float(r["timing"][name]["seconds"]) for r in seed_runs)
+        samples = sum(float(r["timing"][name]["samples"]) for r in seed_runs)
+        perf[f"samples_per_second_{name}"] = samples / max(seconds, 1e-12)
         perf[f"seconds_{name}"] = seconds
     write_metrics(ctx, metrics, details, perf)
     write_table(ctx.tables_dir / "mean_rmse", details["mean_table"], caption="Mean estimation RMSE ||mu_hat - mu||")
@@ -349,47 +347,24 @@ def _details(pooled: dict, s: DPTruncSettings) -> dict:
             for k, e in enumerate(eps):
                 row = {"d": d, "n": n, "eps": e}
                 for m in MEAN_METHODS:
-                    row[m] = float(rmse(pooled[f"mean__{m}__err"][i, j, k]))
-                row["empirical"] = float(rmse(pooled["mean__empirical__err"][i, j]))
+                    row[m] = float(rmse(pooled["mean"]["err"][m][i, j, k]))
+                row["empirical"] = float(rmse(pooled["mean"]["err"]["empirical"][i, j]))
                 mean_rows.append({k2: (None if isinstance(v, float) and not np.isfinite(v) else v)
                                   for k2, v in row.items()})
     cov_eps = [*s.cov_epsilons, "inf"]
     cov_rows = [
-        {"d": s.cov_dim, "n": n, "eps": e, **{m: float(rmse(pooled[f"cov__{m}__err"][j, k])) for m in COV_METHODS},
-         "empirical": float(rmse(pooled["cov__empirical__err"][j]))}
+        {"d": s.cov_dim, "n": n, "eps": e, **{m: float(rmse(pooled["cov"]["err"][m][j, k])) for m in COV_METHODS},
+         "empirical": float(rmse(pooled["cov"]["err"]["empirical"][j]))}
         for j, n in enumerate(s.cov_ns) for k, e in enumerate(cov_eps)
     ]
     return {
         "mean_table": mean_rows,
         "cov_table": cov_rows,
-        "reps_total": int(pooled["mean__trunc__err"].shape[-1]),
-        "kept_fraction": pooled["mean__kept"].tolist(),
+        "reps_total": int(pooled["mean"]["err"]["trunc"].shape[-1]),
+        "kept_fraction": pooled["mean"]["kept"].tolist(),
     }
 
 
-def figures(ctx: StageContext) -> None:
-    """The figures of ``figures.DRAW`` from the pooled runs; logged to MLflow."""
-    s: DPTruncSettings = ctx.settings
-    prepared = ctx.read_prepared()
-    pooled = _pool([ctx.read_run(seed) for seed in ctx.seeds])
-    metrics = read_metrics(ctx.metrics_path)["metrics"]
-    paths = []
-    for name, (draw, panels) in DRAW.items():
-        ncols = panels(s)
-        with plotting.figure(1, ncols, figsize=(4.6 * ncols, 3.6), squeeze=False) as (fig, axes):
-            draw(axes[0], s=s, pooled=pooled, prepared=prepared, metrics=metrics)
-            fig.tight_layout()
-            paths += plotting.save(fig, ctx.figures_dir, name)
-    tracking.log_summary("dptrunc", ctx.scale, paths, [ctx.metrics_path])
-
-
-FIGURES = tuple(DRAW)
-
-PAPER = Paper(
-    slug="dptrunc",
-    title="Private Statistical Estimation via Truncation",
-    citation="Zampetakis & Zhou (2025), arXiv:2505.12541",
-    settings=SETTINGS,
-    stages=stages(prepare, simulate, evaluate, figures),
-    figures=FIGURES,
-)
+def figure_inputs(ctx: StageContext) -> dict:
+    """What the figures are drawn from: the pooled runs and the prepared design (the population biases)."""
+    return {"pooled": ctx.pooled(), "prepared": ctx.read_prepared()}

@@ -1,4 +1,5 @@
-"""The dptrunc figures. Each ``draw_*`` fills a row of axes from the pooled per-seed runs.
+"""The dptrunc figures. Each ``draw_*`` fills a row of panels (declared in ``__init__.py``, drawn
+with ``squeeze=False``: ``axes[0]`` is the row) from the pooled per-seed runs.
 
 The paper's own figures were not readable to us; the figures show error against n and eps (the
 axes of the note's prototype table and of the sample-complexity bounds), with the prototype's
@@ -46,16 +47,17 @@ def _eps_index(values, target=1.0) -> int:
     return values.index(target) if target in values else len(values) - 1
 
 
-def draw_mean_vs_n(axes, s, pooled, prepared, **_) -> None:
+def draw_mean_vs_n(axes, settings, pooled, prepared, fig, **_) -> None:
     """Error ||mu_hat - mu|| against n at eps = 1, one panel per dimension."""
+    s, axes = settings, axes[0]  # the one row of panels
     k = _eps_index(s.epsilons)
     for ax, (i, d) in zip(axes, enumerate(s.dims), strict=True):
         for m in ("trunc", "trunc_private", "clip", "drop"):
-            err = pooled[f"mean__{m}__err"][i, :, k]
+            err = pooled["mean"]["err"][m][i, :, k]
             if np.all(np.isnan(err)):
                 continue
             _errbar(ax, s.ns, err, *STYLE[m])
-        _errbar(ax, s.ns, pooled["mean__empirical__err"][i], *STYLE["empirical"])
+        _errbar(ax, s.ns, pooled["mean"]["err"]["empirical"][i], *STYLE["empirical"])
         reference_line(ax, prepared["mean"]["bias"][str(d)]["clip"], "clipping bias (population)")
         if d == 10:
             pts = [(n, v) for (n, e), v in PROTOTYPE_MEAN.items() if e == s.epsilons[k]]
@@ -68,51 +70,56 @@ def draw_mean_vs_n(axes, s, pooled, prepared, **_) -> None:
                title=f"Mean, d = {d}, eps = {s.epsilons[k]}, delta = {s.delta:g}")
     legend_at = s.dims.index(s.private_centre_dim) if s.private_centre_dim in s.dims else 0
     axes[legend_at].legend(fontsize=6.5)
+    fig.tight_layout()
 
 
-def draw_mean_vs_eps(axes, s, pooled, **_) -> None:
+def draw_mean_vs_eps(axes, settings, pooled, fig, **_) -> None:
     """Error against eps at n = a tenth of the largest n, d = the middle dimension."""
+    s, axes = settings, axes[0]  # the one row of panels
     i = s.dims.index(s.private_centre_dim) if s.private_centre_dim in s.dims else len(s.dims) // 2
     j = int(np.argmin(np.abs(np.log(np.array(s.ns) / (s.ns[-1] / 10)))))
     ax = axes[0]
     for m in ("trunc", "trunc_private", "clip", "drop"):
-        err = pooled[f"mean__{m}__err"][i, j]
+        err = pooled["mean"]["err"][m][i, j]
         if np.all(np.isnan(err)):
             continue
         _errbar(ax, s.epsilons, err[:-1], *STYLE[m])
-    reference_line(ax, float(np.sqrt(np.mean(pooled["mean__empirical__err"][i, j] ** 2))), "empirical (non-private)")
-    ax.axhline(float(np.sqrt(np.mean(pooled["mean__trunc__err"][i, j, -1] ** 2))), color="C0", lw=0.8, ls="-.",
+    reference_line(ax, float(np.sqrt(np.mean(pooled["mean"]["err"]["empirical"][i, j] ** 2))), "empirical (non-private)")
+    ax.axhline(float(np.sqrt(np.mean(pooled["mean"]["err"]["trunc"][i, j, -1] ** 2))), color="C0", lw=0.8, ls="-.",
                label="truncated MLE, eps = inf")
     e = np.array(s.epsilons)
-    first = np.nanmean(pooled["mean__trunc__err"][i, j, 0])
+    first = np.nanmean(pooled["mean"]["err"]["trunc"][i, j, 0])
     ax.plot(e, first * e[0] / e, color="black", lw=0.8, ls=":", label=r"$\propto 1/\varepsilon$")
     ax.set(xscale="log", yscale="log", xlabel=r"$\varepsilon$", ylabel=r"$\|\hat\mu-\mu\|_2$",
            title=f"Mean vs privacy, d = {s.dims[i]}, n = {s.ns[j]:,}")
     _eps_ticks(ax, s.epsilons)
     ax.legend(fontsize=6.5)
+    fig.tight_layout()
 
 
-def draw_rates(axes, s, pooled, metrics, **_) -> None:
+def draw_rates(axes, settings, pooled, metrics, fig, **_) -> None:
     """Left: truncated-MLE RMSE against n per eps with slope -1 / -1/2 guides. Right: against d."""
+    s, axes = settings, axes[0]  # the one row of panels
     i = s.dims.index(s.private_centre_dim) if s.private_centre_dim in s.dims else len(s.dims) // 2
     ns = np.array(s.ns, float)
     ax = axes[0]
     for k, e in enumerate([*s.epsilons, np.inf]):
-        err = pooled["mean__trunc__err"][i, :, k]
+        err = pooled["mean"]["err"]["trunc"][i, :, k]
         ax.loglog(ns, np.sqrt(np.mean(err**2, axis=-1)), "o-", ms=3, label=f"eps = {e:g}")
-    top = np.sqrt(np.mean(pooled["mean__trunc__err"][i, 0, 0] ** 2))
-    bottom = np.sqrt(np.mean(pooled["mean__trunc__err"][i, -1, -1] ** 2))
+    top = np.sqrt(np.mean(pooled["mean"]["err"]["trunc"][i, 0, 0] ** 2))
+    bottom = np.sqrt(np.mean(pooled["mean"]["err"]["trunc"][i, -1, -1] ** 2))
     ax.loglog(ns, top * ns[0] / ns, "k:", lw=0.8, label=r"slope $-1$ ($d/(n\varepsilon)$)")
     ax.loglog(ns, bottom * np.sqrt(ns[-1] / ns), "k--", lw=0.8, label=r"slope $-1/2$ ($\sqrt{d/n}$)")
-    fitted = ", ".join(f"{k.split('_')[-1]}: {metrics[k]['value']:.2f}"
+    fits = metrics["metrics"]
+    fitted = ", ".join(f"{k.split('_')[-1]}: {fits[k]['value']:.2f}"
                        for k in ("slope_n_privacy", "slope_n_statistical")
-                       if k in metrics and metrics[k]["value"] is not None)
+                       if k in fits and fits[k]["value"] is not None)
     ax.set(xlabel="n", ylabel="RMSE", title=f"Truncated MLE rates, d = {s.dims[i]} (fitted {fitted})")
     ax.legend(fontsize=6.5)
     ax = axes[1]
     dims = np.array(s.dims, float)
     j = int(np.argmin(np.abs(np.log(ns / (ns[-1] / 10)))))
-    err = pooled["mean__trunc__err"]
+    err = pooled["mean"]["err"]["trunc"]
     priv = np.sqrt(np.maximum(np.mean(err[:, j, 0] ** 2, -1) - np.mean(err[:, j, -1] ** 2, -1), 1e-12))
     stat = np.sqrt(np.mean(err[:, -1, -1] ** 2, -1))
     ax.loglog(dims, priv, "o-", label=f"privacy part, eps = {s.epsilons[0]}, n = {s.ns[j]:,}")
@@ -121,30 +128,34 @@ def draw_rates(axes, s, pooled, metrics, **_) -> None:
     ax.loglog(dims, stat[0] * np.sqrt(dims / dims[0]), "k--", lw=0.8, label=r"$\propto \sqrt{d}$")
     ax.set(xlabel="dimension d", ylabel="RMSE", title="Dimension dependence")
     ax.legend(fontsize=6.5)
+    fig.tight_layout()
 
 
-def draw_bias_floor(axes, s, pooled, prepared, **_) -> None:
+def draw_bias_floor(axes, settings, pooled, prepared, fig, **_) -> None:
     """Clip and drop plateau at their population bias; the truncated MLE does not (eps = inf and 1)."""
+    s, axes = settings, axes[0]  # the one row of panels
     i = s.dims.index(s.private_centre_dim) if s.private_centre_dim in s.dims else len(s.dims) // 2
     d = s.dims[i]
     for ax, k, label in zip(axes, (len(s.epsilons), _eps_index(s.epsilons)), ("inf", "1"), strict=True):
         for m in ("trunc", "clip", "drop"):
-            _errbar(ax, s.ns, pooled[f"mean__{m}__err"][i, :, k], *STYLE[m])
-        _errbar(ax, s.ns, pooled["mean__empirical__err"][i], *STYLE["empirical"])
+            _errbar(ax, s.ns, pooled["mean"]["err"][m][i, :, k], *STYLE[m])
+        _errbar(ax, s.ns, pooled["mean"]["err"]["empirical"][i], *STYLE["empirical"])
         bias = prepared["mean"]["bias"][str(d)]
         ax.axhline(bias["clip"], color="C1", lw=0.8, ls="-.", label=f"clip bias {bias['clip']:.3f}")
         ax.axhline(bias["drop"], color="C2", lw=0.8, ls="-.", label=f"drop bias {bias['drop']:.3f}")
         ax.set(xscale="log", yscale="log", xlabel="n", ylabel=r"$\|\hat\mu-\mu\|_2$",
                title=f"Bias floor, d = {d}, ||mu - mu_0|| = {s.offset}, eps = {label}")
     axes[0].legend(fontsize=6.5)
+    fig.tight_layout()
 
 
-def draw_covariance(axes, s, pooled, **_) -> None:
+def draw_covariance(axes, settings, pooled, fig, **_) -> None:
     """Relative Frobenius error against n, one panel per eps."""
+    s, axes = settings, axes[0]  # the one row of panels
     for ax, (k, e) in zip(axes, enumerate(s.cov_epsilons), strict=True):
         for m in ("trunc", "clip"):
-            _errbar(ax, s.cov_ns, pooled[f"cov__{m}__err"][:, k], *STYLE[m])
-        _errbar(ax, s.cov_ns, pooled["cov__empirical__err"], *STYLE["empirical"])
+            _errbar(ax, s.cov_ns, pooled["cov"]["err"][m][:, k], *STYLE[m])
+        _errbar(ax, s.cov_ns, pooled["cov"]["err"]["empirical"], *STYLE["empirical"])
         if e == 1.0 and s.cov_dim == 5:
             ns = list(PROTOTYPE_COV)
             ax.scatter(ns, [PROTOTYPE_COV[n][0] for n in ns], marker="*", s=60, color=PAPER_COLOR, zorder=4,
@@ -155,28 +166,21 @@ def draw_covariance(axes, s, pooled, **_) -> None:
                ylabel=r"$\|\Sigma^{-1/2}\hat\Sigma\Sigma^{-1/2}-I\|_F$",
                title=f"Covariance, d = {s.cov_dim}, eps = {e}")
     axes[0].legend(fontsize=6.5)
+    fig.tight_layout()
 
 
-def draw_privacy(axes, s, pooled, **_) -> None:
+def draw_privacy(axes, settings, pooled, fig, **_) -> None:
     """Recomputed eps of every private run against its target: zCDP (ours) and dp_accounting (RDP)."""
+    s, axes = settings, axes[0]  # the one row of panels
     ax = axes[0]
-    target = pooled["privacy__target"]
+    target = pooled["privacy"]["target"]
     jitter = np.exp(np.linspace(-0.03, 0.03, target.size))
-    ax.scatter(target * jitter, pooled["privacy__zcdp"], s=6, label="ours: zCDP -> (eps, delta)")
-    ax.scatter(target * jitter, pooled["privacy__dpacc"], s=6, marker="x", label="dp_accounting RDP accountant")
+    ax.scatter(target * jitter, pooled["privacy"]["zcdp"], s=6, label="ours: zCDP -> (eps, delta)")
+    ax.scatter(target * jitter, pooled["privacy"]["dpacc"], s=6, marker="x", label="dp_accounting RDP accountant")
     grid = np.array([target.min() * 0.8, target.max() * 1.2])
     ax.plot(grid, grid, color=PAPER_COLOR, lw=1, ls="--", label="target eps")
     ax.set(xscale="log", yscale="log", xlabel="target eps", ylabel="recomputed eps",
            title=f"Privacy of all {target.size} private runs (delta = {s.delta:g})")
     _eps_ticks(ax, sorted(set(target.tolist())))
     ax.legend(fontsize=6.5)
-
-
-DRAW = {  # name -> (draw, number of panels given the settings)
-    "mean_vs_n": (draw_mean_vs_n, lambda s: len(s.dims)),
-    "mean_vs_eps": (draw_mean_vs_eps, lambda s: 1),
-    "rates": (draw_rates, lambda s: 2),
-    "bias_floor": (draw_bias_floor, lambda s: 2),
-    "covariance": (draw_covariance, lambda s: len(s.cov_epsilons)),
-    "privacy": (draw_privacy, lambda s: 1),
-}
+    fig.tight_layout()
