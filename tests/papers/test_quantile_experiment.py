@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from gdrepro import papers, runs, stages
 from gdrepro.config import default_seeds
-from gdrepro.papers.quantile.experiment import SETTINGS, _pool, standardised_scores
+from gdrepro.paper import StageContext
+from gdrepro.papers.quantile.experiment import SETTINGS, standardised_scores
 
 
 def _hall_sheather(tau: float, n: int, alpha: float = 0.05) -> float:
@@ -36,7 +38,7 @@ def gaussian_run():
     levels = np.concatenate([taus, taus - h, taus + h])
     exact_sides = np.broadcast_to(stats.norm.ppf(levels[19:]), (reps, 38))  # tau -+ h without noise
     exp = {"taus": taus.tolist(), "quantile": q.tolist(), "density": f.tolist(), "n": n, "levels": levels.tolist()}
-    return exp, {"x__average": np.concatenate([estimate, exact_sides], axis=1)}
+    return exp, {"average": np.concatenate([estimate, exact_sides], axis=1)}
 
 
 def test_scores_by_hand_at_the_edges_of_the_intervals():
@@ -49,19 +51,19 @@ def test_scores_by_hand_at_the_edges_of_the_intervals():
     h = _hall_sheather(0.5, n)
     average = np.column_stack([z * sd / np.sqrt(n), np.full(5, -h / f), np.full(5, h / f)])
     exp = {"taus": [0.5], "quantile": [0.0], "density": [f], "n": n}
-    scores = standardised_scores(exp, {"x__average": average}, "x__")
+    scores = standardised_scores(exp, {"average": average})
     np.testing.assert_allclose(scores["z"][:, 0], z, rtol=1e-12)
     np.testing.assert_allclose(scores["rmse_ratio"], np.sqrt((z**2).mean()), rtol=1e-12)
     assert scores["hit_true"][:, 0].tolist() == [True, True, False, False, True]
     assert scores["hit_plugin"][:, 0].tolist() == [True, True, False, False, True]
     # one level: the band is the pointwise interval (critical value 1.96 up to Monte Carlo error)
     far = np.column_stack([np.array([1.9, 2.03]) * sd / np.sqrt(n), np.full(2, -h / f), np.full(2, h / f)])
-    assert standardised_scores(exp, {"x__average": far}, "x__")["band_true"].tolist() == [True, False]
+    assert standardised_scores(exp, {"average": far})["band_true"].tolist() == [True, False]
 
 
 def test_scores_of_the_gaussian_limit_are_nominal(gaussian_run):
     exp, run = gaussian_run
-    scores = standardised_scores(exp, run, "x__")
+    scores = standardised_scores(exp, run)
     se = np.sqrt(0.95 * 0.05 / 6000)
     np.testing.assert_allclose(scores["rmse_ratio"], 1.0, atol=0.04)
     np.testing.assert_allclose(scores["hit_true"].mean(axis=0), 0.95, atol=4 * se)
@@ -73,19 +75,38 @@ def test_scores_of_the_gaussian_limit_are_nominal(gaussian_run):
 def test_scores_detect_a_wrong_variance(gaussian_run):
     exp, run = gaussian_run
     q = np.array(exp["quantile"])
-    inflated = {"x__average": run["x__average"].copy()}
-    inflated["x__average"][:, :19] = q + 1.5 * (run["x__average"][:, :19] - q)
-    scores = standardised_scores(exp, inflated, "x__")
+    inflated = {"average": run["average"].copy()}
+    inflated["average"][:, :19] = q + 1.5 * (run["average"][:, :19] - q)
+    scores = standardised_scores(exp, inflated)
     np.testing.assert_allclose(scores["rmse_ratio"], 1.5, atol=0.06)
     assert scores["hit_true"].mean() < 0.85 and scores["band_true"].mean() < 0.85
 
 
-def test_pool_joins_replications_and_averages_timings():
-    a = {"k__last": np.zeros((2, 3)), "k__checkpoints": np.arange(4), "k__seconds": np.array(1.0)}
-    b = {"k__last": np.ones((5, 3)), "k__checkpoints": np.arange(4), "k__seconds": np.array(3.0)}
-    pooled = _pool([a, b])
-    assert pooled["k__last"].shape == (7, 3) and pooled["k__last"][2:].all()
-    assert pooled["k__seconds"] == 2.0 and pooled["k__checkpoints"].tolist() == [0, 1, 2, 3]
+def test_seeds_pool_as_one_run_of_all_replications(tmp_path):
+    """Two seeds of a tiny design through the house: replications join, timings average, the
+    checkpoint grid is shared, and the two seeds' streams differ."""
+    from dataclasses import replace
+
+    from gdrepro import data
+
+    paper = papers.get("quantile")
+    settings = replace(SETTINGS["smoke"], reps=3, n=200, fine_reps=2, fine_n=100, stress_reps=2, stress_n=100)
+    data.build(tmp_path / "data", paper.dataset_builders())
+
+    def ctx(stage, seed=None):
+        return StageContext("quantile", "smoke", settings, (0, 1), tmp_path / "out", tmp_path / "data", seed, stage)
+
+    stages.run_stage(paper, "prepare", ctx("prepare"))
+    for seed in (0, 1):
+        stages.run_stage(paper, "simulate", ctx("simulate", seed))
+    seed_runs, pooled = ctx("evaluate").runs(), ctx("evaluate").pooled()
+    main = [r["main"]["smoothed"] for r in seed_runs]
+    assert not np.array_equal(main[0]["last"], main[1]["last"])
+    np.testing.assert_array_equal(pooled["main"]["smoothed"]["last"], np.concatenate([m["last"] for m in main]))
+    assert pooled["main"]["smoothed"]["average_path"].shape[-2] == 6
+    assert pooled["main"]["plain"]["seconds"] == np.mean([r["main"]["plain"]["seconds"] for r in seed_runs])
+    np.testing.assert_array_equal(pooled["fine"]["plain"]["checkpoints"], seed_runs[0]["fine"]["plain"]["checkpoints"])
+    assert runs.load(ctx("evaluate").run_path(0)).rules["heavy/smoothed/last"] == ("concat", -2)
 
 
 def test_default_scale_has_hundreds_of_replications_for_coverage_claims():
