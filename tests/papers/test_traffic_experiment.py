@@ -16,17 +16,17 @@ def _run(n_macro: int, n_micro: int, tmgd_gain: float, seed: int = 0) -> tuple[d
     cfg = E.configs(s)
     ma, mi = [c.label for c in cfg["macro"]], [c.label for c in cfg["micro"]]
     g = np.random.default_rng(seed)
-    run = {}
+    macro, micro = {}, {}
     for k in ("err_rho", "err_u", "val", "l_data", "l_phys"):
-        run[f"macro__{k}"] = 0.2 + 0.01 * g.random((n_macro, len(ma)))
-        run[f"micro__{k}"] = 1.0 + 0.01 * g.random((n_micro, len(mi)))
-    run["micro__rmse_pos"] = 5.0 + 0.1 * g.standard_normal((n_micro, len(mi)))
-    run["micro__rmse_vel"] = 1.0 + 0.0 * run["micro__rmse_pos"]
-    run["micro__rmse_pos"][:, mi.index("mgda")] -= 2 * tmgd_gain  # traj = mean(pos, vel)
-    run["micro__norm_weight_dev"] = np.zeros(n_macro)
-    run["micro__dcgd_min_cos"] = np.zeros(n_macro)
-    run["macro__dcgd_min_cos"] = np.zeros(n_macro)
-    return run, ma, mi
+        macro[k] = 0.2 + 0.01 * g.random((n_macro, len(ma)))
+        micro[k] = 1.0 + 0.01 * g.random((n_micro, len(mi)))
+    micro["rmse_pos"] = 5.0 + 0.1 * g.standard_normal((n_micro, len(mi)))
+    micro["rmse_vel"] = 1.0 + 0.0 * micro["rmse_pos"]
+    micro["rmse_pos"][:, mi.index("mgda")] -= 2 * tmgd_gain  # traj = mean(pos, vel)
+    micro["norm_weight_dev"] = np.zeros(n_macro)
+    micro["dcgd_min_cos"] = np.zeros(n_macro)
+    macro["dcgd_min_cos"] = np.zeros(n_macro)
+    return {"macro": macro, "micro": micro}, ma, mi
 
 
 def test_a_real_gain_is_detected_and_no_gain_is_not():
@@ -42,11 +42,12 @@ def test_a_real_gain_is_detected_and_no_gain_is_not():
 def test_ls_is_chosen_on_validation_not_on_test():
     run, ma, mi = _run(3, 4, 0.0)
     ls = [i for i, lab in enumerate(mi) if lab.startswith("LS")]
-    run["micro__val"][:, ls] = 1.0
-    run["micro__val"][:, ls[2]] = 0.5  # LS a=0.5 wins on validation ...
-    run["micro__rmse_pos"][:, ls[0]] = 0.0  # ... even though LS a=0.1 is best on test
+    micro = run["micro"]
+    micro["val"][:, ls] = 1.0
+    micro["val"][:, ls[2]] = 0.5  # LS a=0.5 wins on validation ...
+    micro["rmse_pos"][:, ls[0]] = 0.0  # ... even though LS a=0.1 is best on test
     m = E.compute_metrics(run, ma, mi)
-    expected = 0.5 * (run["micro__rmse_pos"][:, ls[2]] + run["micro__rmse_vel"][:, ls[2]]).mean()
+    expected = 0.5 * (micro["rmse_pos"][:, ls[2]] + micro["rmse_vel"][:, ls[2]]).mean()
     assert m["micro_rmse_ls"] == pytest.approx(expected)
 
 
@@ -55,10 +56,25 @@ def test_macro_comparability_ratio():
     j = ma.index("mgda_norm")
     ls = [i for i, lab in enumerate(ma) if lab.startswith("LS")]
     for key in ("err_rho", "err_u"):
-        run[f"macro__{key}"][:, ls] = 0.2
-        run[f"macro__{key}"][:, j] = 0.2 * 1.3  # 30% worse, no seed spread -> ratio 2
+        run["macro"][key][:, ls] = 0.2
+        run["macro"][key][:, j] = 0.2 * 1.3  # 30% worse, no seed spread -> ratio 2
     m = E.compute_metrics(run, ma, mi)
     assert m["macro_comparable_tmgd"] == pytest.approx(2.0)
+
+
+def test_results_pool_as_paired_runs():
+    """A seed's macro run is one paired run per configuration row, micro's replicates are rows;
+    scalars stack as floats; fields and trajectories stay per seed (as the evaluation reads them)."""
+    macro = E._pooling("macro", {"err_rho": np.ones(7), "grid_x": np.ones(5), "grid_rho": np.ones((3, 5)),
+                                 "iterations": np.array(60)})
+    micro = E._pooling("micro", {"rmse_pos": np.ones((2, 8)), "idm": np.ones((2, 5)), "traj_sim_v": np.ones((8, 9)),
+                                 "traj_true_v": np.ones(9), "seconds": np.array(1.5)})
+    assert {k: q.rule for k, q in macro.items()} == {"err_rho": "stack", "grid_x": "own", "grid_rho": "own",
+                                                     "iterations": "stack"}
+    assert macro["iterations"].value.dtype == float
+    assert {k: (q.rule, q.axis) for k, q in micro.items()} == {
+        "rmse_pos": ("concat", 0), "idm": ("concat", 0), "traj_sim_v": ("own", 0), "traj_true_v": ("own", 0),
+        "seconds": ("stack", 0)}
 
 
 def test_front_share_sees_a_point_beyond_the_ls_front():

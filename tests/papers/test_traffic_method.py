@@ -95,7 +95,7 @@ def test_aggregator_on_a_plain_torch_model_matches_summed_backward():
     model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
     x = torch.randn(50, 3)
     losses = lambda: [model(x).pow(2).mean(), (model(x) - 1).abs().mean()]  # noqa: E731
-    sum(w * l for w, l in zip((0.3, 0.7), losses())).backward()
+    sum(w * loss for w, loss in zip((0.3, 0.7), losses())).backward()
     expected = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     G = M.Aggregator("ls", (0.3, 0.7)).backward(losses(), model.parameters())

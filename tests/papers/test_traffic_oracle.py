@@ -510,7 +510,7 @@ def test_idm_by_formula_nominal_values_and_equilibrium_gap_by_root_finding():
     torch_out = S.idm_acceleration(torch.as_tensor(dx), torch.as_tensor(dv), torch.as_tensor(v), torch.as_tensor(p))
     np.testing.assert_allclose(torch_out.numpy(), expect, rtol=1e-12, atol=1e-12)
     vs = np.linspace(0.5, 26, 12)
-    roots = [brentq(lambda s: _idm(s, 0.0, vv, NOMINAL), 0.1, 1e4, xtol=1e-13) for vv in vs]
+    roots = [brentq(lambda s, vv=vv: _idm(s, 0.0, vv, NOMINAL), 0.1, 1e4, xtol=1e-13) for vv in vs]
     np.testing.assert_allclose(S.equilibrium_gap(vs, np.array(NOMINAL)), roots, rtol=1e-10)
 
 

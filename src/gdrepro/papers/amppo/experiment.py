@@ -13,10 +13,9 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
-
-from pathlib import Path
 
 from gdrepro import checkpoint, runs
 from gdrepro.errors import GdreproError

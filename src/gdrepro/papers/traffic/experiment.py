@@ -10,22 +10,29 @@ Two experiments per seed job, every method trained side by side as one stack of 
   (``micro_reps`` replicates per seed, each ``rng("traffic", "micro", seed, r)``): LS alpha grid,
   TMGD raw / normalised, DCGD variants, all with the same patience, plus the official code's
   TMGD setting (normalised, patience 350) to measure its confounder.
+
+A seed job checkpoints every ``CHECKPOINT_EVERY[scale]`` training iterations (``ctx.checkpoint_path``):
+the finished experiment's results, the running loop's models, Adam and early-stopping state, and
+the states of the generators that drew its data and initial weights. A killed job resumes there
+and writes the same bits as one that was never interrupted.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy import stats
 
-from gdrepro import plotting, tracking
-from gdrepro.metrics import across_seeds, read_metrics, write_metrics
-from gdrepro.paper import Paper, StageContext, stages
+from gdrepro import checkpoint, runs
+from gdrepro.errors import GdreproError
+from gdrepro.metrics import across_seeds, write_metrics
+from gdrepro.paper import StageContext
 from gdrepro.papers.traffic import data as D
-from gdrepro.papers.traffic.figures import DRAW
-from gdrepro.tables import write_table
 from gdrepro.runtime import log, rng, torch_generator
+from gdrepro.tables import write_table
 
 OTHERS = ("mgda", "mgda_norm", "dcgd_proj", "dcgd_avg", "dcgd_center")
 DCGD = ("dcgd_proj", "dcgd_avg", "dcgd_center")
@@ -94,6 +101,11 @@ SETTINGS = {
 }
 
 
+CHECKPOINT_EVERY = {"smoke": 20, "default": 200, "paper": 1000}
+"""Training iterations between checkpoints of a seed job, per scale. Not a setting: it does not
+change a single result bit, so it stays out of the settings that stamp the outputs."""
+
+
 def configs(s: TrafficSettings) -> dict[str, list]:
     """The stacked configurations of each experiment (label, method, weights, patience)."""
     from gdrepro.papers.traffic.method import Config
@@ -127,8 +139,11 @@ def _macro_observations(s: TrafficSettings, g: np.random.Generator) -> dict:
     return D.simulate_macro(s, g)
 
 
-def run_macro(s: TrafficSettings, seed: int) -> dict[str, np.ndarray]:
-    """Train every macroscopic configuration on one seed's observations; errors on its test split."""
+def run_macro(s: TrafficSettings, seed: int, save=None, save_every: int = 0, resume: dict | None = None) -> dict[str, np.ndarray]:
+    """Train every macroscopic configuration on one seed's observations; errors on its test split.
+
+    ``save(state)`` is called every ``save_every`` iterations; ``resume`` (such a state) continues it.
+    """
     import torch
 
     from gdrepro.papers.traffic import method as M
@@ -156,7 +171,9 @@ def run_macro(s: TrafficSettings, seed: int) -> dict[str, np.ndarray]:
     gen = torch_generator("traffic", "macro-init", seed)
     model = M.MacroPINN(len(cfg), s.macro_depth, s.macro_width, s.q_depth, s.q_width, gen)
     _share_init(model, len(cfg))
-    result = M.train_macro(model, data, cfg, s.macro_lr, s.macro_iters, s.macro_eval_every)
+    draws = {"data": g.bit_generator.state, "init": gen.get_state()}
+    result = M.train_macro(model, data, cfg, s.macro_lr, s.macro_iters, s.macro_eval_every,
+                           **_checkpointing(draws, save, save_every, resume))
     rho_hat, u_hat = M.macro_predict(model, data, f32((xt[te] - mu) / sd))
     out = {
         "err_rho": M.relative_l2(rho_hat, obs["rho"][te]),
@@ -201,11 +218,15 @@ def _micro_replicate(s: TrafficSettings, seed: int, r: int) -> dict:
     idm = M.calibrate_idm(*rows["train"], S.IDM_NOMINAL)
     x_aux = np.concatenate([rows["train"][0], rows["extra"][0]])
     return {"rows": rows, "heldout": heldout, "idm": idm, "x_aux": x_aux,
-            "a_idm_aux": S.idm_acceleration(x_aux[:, 0], x_aux[:, 1], x_aux[:, 2], idm)}
+            "a_idm_aux": S.idm_acceleration(x_aux[:, 0], x_aux[:, 1], x_aux[:, 2], idm),
+            "draws": g.bit_generator.state}
 
 
-def run_micro(s: TrafficSettings, seed: int) -> dict[str, np.ndarray]:
-    """Train every microscopic configuration on ``micro_reps`` replicates at once; closed-loop RMSE."""
+def run_micro(s: TrafficSettings, seed: int, save=None, save_every: int = 0, resume: dict | None = None) -> dict[str, np.ndarray]:
+    """Train every microscopic configuration on ``micro_reps`` replicates at once; closed-loop RMSE.
+
+    ``save``, ``save_every`` and ``resume`` as in :func:`run_macro`.
+    """
     import torch
 
     from gdrepro.papers.traffic import method as M
@@ -228,7 +249,9 @@ def run_micro(s: TrafficSettings, seed: int) -> dict[str, np.ndarray]:
     gen = torch_generator("traffic", "micro-init", seed)
     net = M.StackedMLP(reps * n_cfg, [3, *s.micro_hidden, 1], "sigmoid", gen)
     _share_init(net, n_cfg, reps)
-    result = M.train_micro(net, data, cfg * reps, s.micro_lr, s.micro_iters)
+    draws = {"data": [d["draws"] for d in reps_data], "init": gen.get_state()}
+    result = M.train_micro(net, data, cfg * reps, s.micro_lr, s.micro_iters,
+                           **_checkpointing(draws, save, save_every, resume))
     with torch.no_grad():
         x_test = norm(per_model(lambda d: d["rows"]["test"][0]))
         test_mse = ((net(x_test).squeeze(-1) * a_scale - f32(per_model(lambda d: d["rows"]["test"][1]))) ** 2).mean(-1)
@@ -249,49 +272,93 @@ def run_micro(s: TrafficSettings, seed: int) -> dict[str, np.ndarray]:
     return out
 
 
-def train(ctx: StageContext) -> None:
-    """Both experiments of this seed; one MLflow run per experiment."""
+def _checkpointing(draws: dict, save, save_every: int, resume: dict | None) -> dict:
+    """The training loop's checkpoint arguments: its saved states carry ``draws``, the states of the
+    generators that drew the data and initial weights; a resumed loop must find the same."""
+    if resume is not None and not _same_draws(resume["draws"], draws):
+        raise GdreproError("the checkpoint's data or initial weights were drawn differently (code changed?); "
+                           "delete the checkpoint and rerun")
+    return {"save": None if save is None else (lambda state: save(state | {"draws": draws})),
+            "save_every": save_every, "resume": resume}
+
+
+def _same_draws(a, b) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_draws(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(_same_draws(x, y) for x, y in zip(a, b))
+    if hasattr(a, "equal"):  # torch generator states (byte tensors)
+        return hasattr(b, "equal") and a.equal(b)
+    return a == b
+
+
+def _save_loop(path, state: dict, name: str, loop: dict) -> None:
+    checkpoint.save(path, state | {"current": name, "loop": loop})
+
+
+def _pooling(name: str, result: dict) -> dict:
+    """How each quantity pools over seeds, as paired runs: per-configuration vectors of the one macro
+    run of a seed stack into rows, micro's (replicates, configs) tables concatenate; scalars (iterations,
+    seconds, diagnostics) stack as floats; fields, grids and trajectories stay per seed."""
+    out = {}
+    for k, v in result.items():
+        v = np.asarray(v)
+        if v.ndim == 0:
+            out[k] = runs.stack(float(v))
+        elif name == "macro" and v.ndim == 1 and "grid" not in k:
+            out[k] = runs.stack(v)
+        elif name == "micro" and v.ndim == 2 and k != "traj_sim_v":
+            out[k] = runs.concat(v, axis=0)
+        else:
+            out[k] = runs.own(v)
+    return out
+
+
+def run_seed(ctx: StageContext) -> dict:
+    """Both experiments of this seed; one MLflow run per experiment; checkpointed (module docstring)."""
     s: TrafficSettings = ctx.settings
-    arrays = {}
+    path = ctx.checkpoint_path
+    state = checkpoint.load(path) or {}
+    if state.get("stamp") != ctx.stamp:
+        state = {"stamp": ctx.stamp, "done": {}}
+    results = {}
     for name, run in (("macro", run_macro), ("micro", run_micro)):
-        with tracking.tracked_run("traffic", name, ctx.scale, ctx.seed, asdict(s), "traffic_train") as tr:
-            result = run(s, ctx.seed)
-            labels = [c.label for c in configs(s)[name]]
-            key = "err_rho" if name == "macro" else "rmse_pos"
-            values = np.atleast_2d(result[key])[0]
-            tr.log_metrics({f"{name}.{key}.{lab}": float(v) for lab, v in zip(labels, values)})
-            tr.log_metrics({f"{name}.seconds": float(result["seconds"])})
-            log(f"seed {ctx.seed} {name}: {len(labels)} configs x {int(np.size(values) and np.atleast_2d(result[key]).shape[0])} "
-                f"replicate(s), {int(result['iterations'])} iterations in {float(result['seconds']):.1f} s")
-        arrays |= {f"{name}__{k}": np.asarray(v) for k, v in result.items()}
-    ctx.write_run(arrays)
+        if name not in state["done"]:
+            resume = state.get("loop") if state.get("current") == name else None
+            if resume is not None:
+                log(f"seed {ctx.seed} {name}: resuming at iteration {resume['it']}")
+            with ctx.tracked_run(name) as tr:
+                result = run(s, ctx.seed, save=functools.partial(_save_loop, path, state, name),
+                             save_every=CHECKPOINT_EVERY[ctx.scale], resume=resume)
+                labels = [c.label for c in configs(s)[name]]
+                key = "err_rho" if name == "macro" else "rmse_pos"
+                values = np.atleast_2d(result[key])[0]
+                tr.log_metrics({f"{name}.{key}.{lab}": float(v) for lab, v in zip(labels, values)})
+                tr.log_metrics({f"{name}.seconds": float(result["seconds"])})
+                log(f"seed {ctx.seed} {name}: {len(labels)} configs x {int(np.size(values) and np.atleast_2d(result[key]).shape[0])} "
+                    f"replicate(s), {int(result['iterations'])} iterations in {float(result['seconds']):.1f} s")
+            state["done"][name] = {k: np.asarray(v) for k, v in result.items()}
+            state["current"] = None
+            state.pop("loop", None)
+            checkpoint.save(path, state)
+        results[name] = _pooling(name, state["done"][name])
+    checkpoint.remove(path)  # finished: a later run (new code or settings) starts afresh
+    return results
 
 
 # --- evaluation -----------------------------------------------------------------------------------
-
-
-def _pool(runs: list[dict]) -> dict:
-    """Stack runs along a leading 'paired run' axis (macro: one per seed; micro: reps per seed)."""
-    pooled = {}
-    for key in runs[0]:
-        if key.startswith("macro__") and runs[0][key].ndim == 1 and "grid" not in key:
-            pooled[key] = np.stack([r[key] for r in runs])
-        elif key.startswith("micro__") and runs[0][key].ndim == 2 and key != "micro__traj_sim_v":
-            pooled[key] = np.concatenate([r[key] for r in runs])
-        elif runs[0][key].ndim == 0:
-            pooled[key] = np.array([float(r[key]) for r in runs])
-    return pooled
 
 
 def _index(labels: list[str]) -> dict[str, int]:
     return {lab: i for i, lab in enumerate(labels)}
 
 
-def _select(run: dict, prefix: str, metric: str, cols: list[int]) -> np.ndarray:
-    """Per paired run, the metric of the column among ``cols`` with the lowest validation loss."""
-    val = run[f"{prefix}__val"][:, cols]
+def _select(exp: dict, metric: str, cols: list[int]) -> np.ndarray:
+    """Per paired run of one experiment, the metric of the column among ``cols`` with the lowest
+    validation loss."""
+    val = exp["val"][:, cols]
     best = np.array(cols)[val.argmin(1)]
-    return run[f"{prefix}__{metric}"][np.arange(val.shape[0]), best]
+    return exp[metric][np.arange(val.shape[0]), best]
 
 
 def _one_sided(gain: np.ndarray) -> float:
@@ -328,35 +395,35 @@ def compute_metrics(run: dict, macro_labels: list[str], micro_labels: list[str])
     ls_mi = [i for lab, i in mi.items() if lab.startswith("LS")]
     out: dict[str, float] = {}
     # macro: overall error = mean of the density and speed relative L2 errors
-    overall = 0.5 * (run["macro__err_rho"] + run["macro__err_u"])
-    run = run | {"macro__err": overall}
-    ls_best = _select(run, "macro", "err", ls_ma)
+    overall = 0.5 * (run["macro"]["err_rho"] + run["macro"]["err_u"])
+    macro = run["macro"] | {"err": overall}
+    ls_best = _select(macro, "err", ls_ma)
     dcgd_cols = [ma[m] for m in DCGD]
-    best_dcgd = dcgd_cols[int(run["macro__val"][:, dcgd_cols].mean(0).argmin())]
+    best_dcgd = dcgd_cols[int(macro["val"][:, dcgd_cols].mean(0).argmin())]
     ls_sd = float(ls_best.std(ddof=1)) if ls_best.size > 1 else 0.0
     out["macro_err_ls_best"] = ls_best.mean()
-    out["macro_err_rho_ls_best"] = _select(run, "macro", "err_rho", ls_ma).mean()
-    out["macro_err_u_ls_best"] = _select(run, "macro", "err_u", ls_ma).mean()
+    out["macro_err_rho_ls_best"] = _select(macro, "err_rho", ls_ma).mean()
+    out["macro_err_u_ls_best"] = _select(macro, "err_u", ls_ma).mean()
     for name, col in (("tmgd", ma["mgda_norm"]), ("tmgd_raw", ma["mgda"]), ("dcgd", best_dcgd)):
         err = overall[:, col]
         out[f"macro_err_{name}"] = err.mean()
-        out[f"macro_err_rho_{name}"] = run["macro__err_rho"][:, col].mean()
-        out[f"macro_err_u_{name}"] = run["macro__err_u"][:, col].mean()
+        out[f"macro_err_rho_{name}"] = macro["err_rho"][:, col].mean()
+        out[f"macro_err_u_{name}"] = macro["err_u"][:, col].mean()
         out[f"macro_comparable_{name}"] = abs(err.mean() - ls_best.mean()) / max(0.15 * ls_best.mean(), ls_sd)
     # micro: trajectory RMSE = mean of position and velocity RMSE, held-out closed loop
-    traj = 0.5 * (run["micro__rmse_pos"] + run["micro__rmse_vel"])
-    run = run | {"micro__traj": traj}
-    ls = _select(run, "micro", "traj", ls_mi)
+    traj = 0.5 * (run["micro"]["rmse_pos"] + run["micro"]["rmse_vel"])
+    micro = run["micro"] | {"traj": traj}
+    ls = _select(micro, "traj", ls_mi)
     dcgd_cols = [mi[m] for m in DCGD]
-    best_dcgd = dcgd_cols[int(run["micro__val"][:, dcgd_cols].mean(0).argmin())]
+    best_dcgd = dcgd_cols[int(micro["val"][:, dcgd_cols].mean(0).argmin())]
     out["micro_runs"] = float(traj.shape[0])
     out["micro_rmse_ls"] = ls.mean()
-    out["micro_rmse_pos_ls"] = _select(run, "micro", "rmse_pos", ls_mi).mean()
-    out["micro_rmse_vel_ls"] = _select(run, "micro", "rmse_vel", ls_mi).mean()
+    out["micro_rmse_pos_ls"] = _select(micro, "rmse_pos", ls_mi).mean()
+    out["micro_rmse_vel_ls"] = _select(micro, "rmse_vel", ls_mi).mean()
     for name, col in (("tmgd", mi["mgda"]), ("tmgd_norm", mi["mgda_norm"]), ("dcgd", best_dcgd)):
         out[f"micro_rmse_{name}"] = traj[:, col].mean()
-        out[f"micro_rmse_pos_{name}"] = run["micro__rmse_pos"][:, col].mean()
-        out[f"micro_rmse_vel_{name}"] = run["micro__rmse_vel"][:, col].mean()
+        out[f"micro_rmse_pos_{name}"] = micro["rmse_pos"][:, col].mean()
+        out[f"micro_rmse_vel_{name}"] = micro["rmse_vel"][:, col].mean()
         out[f"micro_gain_{name}"] = (ls - traj[:, col]).mean()
         out[f"micro_p_{name}"] = _one_sided(ls - traj[:, col])
     for m in DCGD:
@@ -373,12 +440,12 @@ def compute_metrics(run: dict, macro_labels: list[str], micro_labels: list[str])
     # Pareto fronts of (L_data, L_phys) at the end of each run
     others = lambda idx: [idx[m] for m in OTHERS]  # noqa: E731
     out["micro_front_share"], out["micro_front_beyond_ls"] = _front_share(
-        run["micro__l_data"], run["micro__l_phys"], others(mi), ls_mi)
+        micro["l_data"], micro["l_phys"], others(mi), ls_mi)
     out["macro_front_share"], out["macro_front_beyond_ls"] = _front_share(
-        run["macro__l_data"], run["macro__l_phys"], others(ma), ls_ma)
+        macro["l_data"], macro["l_phys"], others(ma), ls_ma)
     # sanity (claim 3), measured on the gradients met in training
-    out["norm_weight_dev"] = float(np.max(run["micro__norm_weight_dev"]))
-    out["dcgd_min_cos"] = float(min(np.min(run["micro__dcgd_min_cos"]), np.min(run["macro__dcgd_min_cos"])))
+    out["norm_weight_dev"] = float(np.max(micro["norm_weight_dev"]))
+    out["dcgd_min_cos"] = float(min(np.min(micro["dcgd_min_cos"]), np.min(macro["dcgd_min_cos"])))
     return out
 
 
@@ -387,16 +454,17 @@ def evaluate(ctx: StageContext) -> None:
     prep = ctx.read_prepared()
     macro_labels = [c["label"] for c in prep["macro"]]
     micro_labels = [c["label"] for c in prep["micro"]]
-    runs = [_pool([ctx.read_run(seed)]) for seed in ctx.seeds]
-    pooled = _pool([ctx.read_run(seed) for seed in ctx.seeds])
-    metrics = across_seeds(lambda r: compute_metrics(r, macro_labels, micro_labels), runs, pooled)
+    # each seed alone, pooled the same way (one row per paired run), for the per-seed metrics
+    seed_runs = [dataclasses.replace(ctx, seeds=(seed,)).pooled() for seed in ctx.seeds]
+    pooled = ctx.pooled()
+    metrics = across_seeds(lambda r: compute_metrics(r, macro_labels, micro_labels), seed_runs, pooled)
     details = _details(pooled, macro_labels, micro_labels)
-    iters = lambda e: sum(float(r[f"{e}__iterations"].sum()) for r in runs)  # noqa: E731
-    secs = lambda e: sum(float(r[f"{e}__seconds"].sum()) for r in runs)  # noqa: E731
+    iters = lambda e: sum(float(r[e]["iterations"].sum()) for r in seed_runs)  # noqa: E731
+    secs = lambda e: sum(float(r[e]["seconds"].sum()) for r in seed_runs)  # noqa: E731
     performance = {
         "macro_model_iterations_per_second": iters("macro") * len(macro_labels) / secs("macro"),
         "micro_model_iterations_per_second": iters("micro") * len(micro_labels)
-        * pooled["micro__rmse_pos"].shape[0] / len(ctx.seeds) / secs("micro"),
+        * pooled["micro"]["rmse_pos"].shape[0] / len(ctx.seeds) / secs("micro"),
         "macro_train_seconds_per_seed": secs("macro") / len(ctx.seeds),
         "micro_train_seconds_per_seed": secs("micro") / len(ctx.seeds),
     }
@@ -410,47 +478,28 @@ def _details(pooled: dict, macro_labels: list[str], micro_labels: list[str]) -> 
     ms = lambda a: (float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0)  # noqa: E731
     macro = []
     for j, lab in enumerate(macro_labels):
-        rho, u = pooled["macro__err_rho"][:, j], pooled["macro__err_u"][:, j]
+        rho, u = pooled["macro"]["err_rho"][:, j], pooled["macro"]["err_u"][:, j]
         macro.append({"method": lab, "err_rho": ms(rho)[0], "err_rho_sd": ms(rho)[1], "err_u": ms(u)[0],
                       "err_u_sd": ms(u)[1], "overall": float((0.5 * (rho + u)).mean()),
-                      "stop_iter": float(pooled["macro__stop_iter"][:, j].mean()),
-                      "l_data": float(pooled["macro__l_data"][:, j].mean()),
-                      "l_phys": float(pooled["macro__l_phys"][:, j].mean())})
+                      "stop_iter": float(pooled["macro"]["stop_iter"][:, j].mean()),
+                      "l_data": float(pooled["macro"]["l_data"][:, j].mean()),
+                      "l_phys": float(pooled["macro"]["l_phys"][:, j].mean())})
     micro = []
     for j, lab in enumerate(micro_labels):
-        pos, vel = pooled["micro__rmse_pos"][:, j], pooled["micro__rmse_vel"][:, j]
+        pos, vel = pooled["micro"]["rmse_pos"][:, j], pooled["micro"]["rmse_vel"][:, j]
         micro.append({"method": lab, "rmse_pos": ms(pos)[0], "rmse_pos_sd": ms(pos)[1], "rmse_vel": ms(vel)[0],
                       "rmse_vel_sd": ms(vel)[1], "traj": float((0.5 * (pos + vel)).mean()),
-                      "stop_iter": float(pooled["micro__stop_iter"][:, j].mean()),
-                      "test_mse": float(pooled["micro__test_mse"][:, j].mean())})
+                      "stop_iter": float(pooled["micro"]["stop_iter"][:, j].mean()),
+                      "test_mse": float(pooled["micro"]["test_mse"][:, j].mean())})
     return {
         "macro": macro, "micro": micro,
-        "macro_points": {k: pooled[f"macro__{k}"].tolist() for k in ("l_data", "l_phys", "err_rho", "err_u", "val")},
-        "micro_points": {k: pooled[f"micro__{k}"].tolist() for k in ("l_data", "l_phys", "rmse_pos", "rmse_vel", "val")},
+        "macro_points": {k: pooled["macro"][k].tolist() for k in ("l_data", "l_phys", "err_rho", "err_u", "val")},
+        "micro_points": {k: pooled["micro"][k].tolist() for k in ("l_data", "l_phys", "rmse_pos", "rmse_vel", "val")},
         "macro_labels": macro_labels, "micro_labels": micro_labels,
-        "idm_calibrated": pooled["micro__idm"].tolist() if "micro__idm" in pooled else [],
+        "idm_calibrated": pooled["micro"]["idm"].tolist() if "idm" in pooled["micro"] else [],
     }
 
 
-def figures(ctx: StageContext) -> None:
-    """The figures of ``figures.DRAW`` from metrics.json and seed 0's run; logged to MLflow."""
-    metrics = read_metrics(ctx.metrics_path)
-    first = ctx.read_run(ctx.seeds[0])
-    paths = []
-    for name, (draw, shape) in DRAW.items():
-        with plotting.figure(*shape, figsize=(5.0 * shape[1], 3.4 * shape[0])) as (fig, ax):
-            draw(ax, metrics=metrics, details=metrics["details"], first=first)
-            paths += plotting.save(fig, ctx.figures_dir, name)
-    tracking.log_summary("traffic", ctx.scale, paths, [ctx.metrics_path])
-
-
-PAPER = Paper(
-    slug="traffic",
-    title="Reconstructing physics-informed machine learning for traffic flow modeling: "
-    "a multi-gradient descent and Pareto learning approach",
-    citation="Lei, Gong, Chen, Cheng & Yang (2025), arXiv:2505.13241 (Transportation Research Part C)",
-    settings=SETTINGS,
-    stages=stages(prepare, train, evaluate, figures),
-    figures=tuple(DRAW),
-    brief={"macro_iters": 200, "micro_iters": 100},
-)
+def figure_inputs(ctx: StageContext) -> dict:
+    """What the figures draw beside metrics.json: seed 0's results (fields, trajectories)."""
+    return {"first": ctx.read_run(ctx.seeds[0])}

@@ -1,4 +1,4 @@
-"""The traffic figures. Each ``draw_*`` fills its axes from metrics.json and seed 0's run.
+"""The traffic figures. Each ``draw_*`` fills its axes from metrics.json and seed 0's results (``first``).
 
 The paper's figures are error comparisons of LS against the multi-gradient methods (macro and
 micro), Pareto plots of (data loss, physics loss) and trajectory / field reconstructions; the
@@ -84,16 +84,17 @@ def draw_pareto_micro(ax, details, **_) -> None:
 
 def draw_macro_field(axes, details, first, **_) -> None:
     """Godunov ground-truth density and the normalised-TMGD PINN reconstruction (seed 0)."""
-    if "macro__grid_rho" not in first:
+    macro = first["macro"]
+    if "grid_rho" not in macro:
         for ax in axes:
             ax.set_axis_off()
         return
-    x, t = first["macro__grid_x"], first["macro__grid_t"] * 60
+    x, t = macro["grid_x"], macro["grid_t"] * 60
     j = details["macro_labels"].index("mgda_norm")
     extent = [x[0], x[-1], t[0], t[-1]]
-    vmax = float(first["macro__grid_rho"].max())
-    for ax, field, title in ((axes[0], first["macro__grid_rho"], "Godunov LWR (truth)"),
-                             (axes[1], first["macro__grid_pred"][j], "PINN, TMGD normalised")):
+    vmax = float(macro["grid_rho"].max())
+    for ax, field, title in ((axes[0], macro["grid_rho"], "Godunov LWR (truth)"),
+                             (axes[1], macro["grid_pred"][j], "PINN, TMGD normalised")):
         im = ax.imshow(field, origin="lower", aspect="auto", extent=extent, vmin=0, vmax=vmax, cmap="viridis")
         ax.set(xlabel="position (km)", ylabel="time (min)", title=title)
         ax.grid(False)
@@ -103,21 +104,13 @@ def draw_macro_field(axes, details, first, **_) -> None:
 def draw_micro_trajectory(ax, details, first, **_) -> None:
     """One held-out follower's speed: truth, leader, and closed-loop simulations of some methods."""
     labels = details["micro_labels"]
-    t = np.arange(first["micro__traj_true_v"].size) * 0.1
-    ax.plot(t, first["micro__traj_lead_v"], color="grey", lw=1, label="leader")
-    ax.plot(t, first["micro__traj_true_v"], color="black", lw=1.5, label="follower (truth)")
+    micro = first["micro"]
+    t = np.arange(micro["traj_true_v"].size) * 0.1
+    ax.plot(t, micro["traj_lead_v"], color="grey", lw=1, label="leader")
+    ax.plot(t, micro["traj_true_v"], color="black", lw=1.5, label="follower (truth)")
     for lab in ("LS a=0.9", "mgda", "dcgd_proj"):
         if lab in labels:
-            ax.plot(t, first["micro__traj_sim_v"][labels.index(lab)], lw=1, label=OTHER_STYLE.get(lab, (lab,))[0])
+            ax.plot(t, micro["traj_sim_v"][labels.index(lab)], lw=1, label=OTHER_STYLE.get(lab, (lab,))[0])
     ax.set(xlabel="time (s)", ylabel="speed (m/s)", title="Closed-loop simulation, held-out trajectory")
     ax.legend(fontsize=7)
 
-
-DRAW = {
-    "macro_errors": (draw_macro_errors, (1, 2)),
-    "micro_rmse": (draw_micro_rmse, (1, 2)),
-    "pareto_macro": (draw_pareto_macro, (1, 1)),
-    "pareto_micro": (draw_pareto_micro, (1, 1)),
-    "macro_field": (draw_macro_field, (1, 2)),
-    "micro_trajectory": (draw_micro_trajectory, (1, 1)),
-}

@@ -14,14 +14,17 @@ Three pieces, usable without the rest of gdrepro:
 - **Models and training**: the macroscopic LWR PINN (density net + flux net, residual
   rho_t + Q_x) and the microscopic NN car-following model with IDM physics loss, each trained
   for R configurations (method, weights, patience, data replicate) in one vectorised loop with
-  per-model early stopping on the validation data loss.
+  per-model early stopping on the validation data loss. Both loops hand their state (models, Adam,
+  early stopping, diagnostics) to a ``save`` callback every ``save_every`` iterations and continue
+  from such a state (``resume``) bit for bit: training itself draws no random numbers.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -280,11 +283,40 @@ class EarlyStopping:
         self.stopped |= newly
         return bool(self.stopped.all())
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best.clone(), "best_iter": self.best_iter.clone(), "stopped": self.stopped.clone(),
+                "stop_iter": self.stop_iter.clone(), "snapshot": [s.clone() for s in self.snapshot]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_iter = state["best"].clone(), state["best_iter"].clone()
+        self.stopped, self.stop_iter = state["stopped"].clone(), state["stop_iter"].clone()
+        for s, saved in zip(self.snapshot, state["snapshot"], strict=True):
+            s.copy_(saved)
+
     def restore(self, last_iter: int) -> None:
         self.stop_iter[~self.stopped] = last_iter
         with torch.no_grad():
             for s, p in zip(self.snapshot, self.params):
                 p.copy_(s)
+
+
+Save = Callable[[dict[str, Any]], None]
+
+
+def _loop_state(it: int, model: torch.nn.Module, opt: torch.optim.Optimizer, stopper: EarlyStopping,
+                diag: dict, seconds: float) -> dict[str, Any]:
+    """Everything a training loop needs to continue at iteration ``it`` (not yet run)."""
+    return {"it": it, "model": model.state_dict(), "opt": opt.state_dict(), "stopper": stopper.state_dict(),
+            "diag": dict(diag), "seconds": seconds}
+
+
+def _resume(state: dict[str, Any], model: torch.nn.Module, opt: torch.optim.Optimizer,
+            stopper: EarlyStopping) -> tuple[int, dict, float]:
+    """Load a :func:`_loop_state` into the loop's objects; its iteration, diagnostics and seconds."""
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    stopper.load_state_dict(state["stopper"])
+    return int(state["it"]), dict(state["diag"]), float(state["seconds"])
 
 
 # --- microscopic: NN car-following model with IDM physics ---------------------------------------
@@ -315,12 +347,14 @@ def micro_losses(net: StackedMLP, data: MicroData) -> tuple[Tensor, Tensor]:
 
 
 def train_micro(
-    net: StackedMLP, data: MicroData, configs: Sequence[Config], lr: float, iterations: int
+    net: StackedMLP, data: MicroData, configs: Sequence[Config], lr: float, iterations: int,
+    save: Save | None = None, save_every: int = 0, resume: dict[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Full-batch Adam on the stack, every model with its own aggregator and patience.
 
     Early stopping watches the validation data loss MSE(NN(X_val), a_val) (the same criterion for
-    every method); each model ends at its best validation iterate.
+    every method); each model ends at its best validation iterate. ``save`` gets the loop's state
+    every ``save_every`` iterations; ``resume`` (such a state) continues where it was taken.
     """
     if not torch.equal(data.x_aux[:, : data.x_train.shape[1]], data.x_train):
         raise ValueError("x_aux must start with x_train (X_aux = train + extra points)")
@@ -328,9 +362,14 @@ def train_micro(
     opt = torch.optim.Adam(params, lr=lr, fused=True)
     stopper = EarlyStopping(params, [c.patience for c in configs])
     diag = {"dcgd_min_cos": np.inf, "norm_weight_dev": 0.0}
+    first, earlier = 0, 0.0
+    if resume is not None:
+        first, diag, earlier = _resume(resume, net, opt, stopper)
     start = time.perf_counter()
-    it = 0
-    for it in range(iterations):
+    it = first
+    for it in range(first, iterations):
+        if save is not None and save_every and it > first and it % save_every == 0:
+            save(_loop_state(it, net, opt, stopper, diag, earlier + time.perf_counter() - start))
         with torch.no_grad():
             val = ((net(data.x_val).squeeze(-1) - data.a_val / data.a_scale) ** 2).mean(-1)
         if stopper.update(it, val.double()):
@@ -342,7 +381,7 @@ def train_micro(
                 "norm_weight_dev": max(diag["norm_weight_dev"], d["norm_weight_dev"])}
         set_gradients(params, D)
         opt.step()
-    seconds = time.perf_counter() - start
+    seconds = earlier + time.perf_counter() - start
     stopper.restore(it)
     with torch.no_grad():
         l_data, l_phys = micro_losses(net, data)
@@ -454,18 +493,25 @@ def macro_losses(model: MacroPINN, data: MacroData) -> tuple[Tensor, Tensor, Ten
 
 
 def train_macro(
-    model: MacroPINN, data: MacroData, configs: Sequence[Config], lr: float, iterations: int, eval_every: int = 10
+    model: MacroPINN, data: MacroData, configs: Sequence[Config], lr: float, iterations: int, eval_every: int = 10,
+    save: Save | None = None, save_every: int = 0, resume: dict[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Adam on the stacked PINN; LS/MGDA on three objectives (rho, u, physics), DCGD on two
     (data = rho + u, physics); early stopping on the validation MSE(rho) + MSE(u), checked every
-    ``eval_every`` iterations with patience counted in iterations."""
+    ``eval_every`` iterations with patience counted in iterations. ``save``, ``save_every`` and
+    ``resume`` as in :func:`train_micro`."""
     params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=lr, fused=True)
     stopper = EarlyStopping(params, [c.patience for c in configs])
     diag = {"dcgd_min_cos": np.inf, "norm_weight_dev": 0.0}
+    first, earlier = 0, 0.0
+    if resume is not None:
+        first, diag, earlier = _resume(resume, model, opt, stopper)
     start = time.perf_counter()
-    it = 0
-    for it in range(iterations):
+    it = first
+    for it in range(first, iterations):
+        if save is not None and save_every and it > first and it % save_every == 0:
+            save(_loop_state(it, model, opt, stopper, diag, earlier + time.perf_counter() - start))
         if it % eval_every == 0:
             with torch.no_grad():
                 rho, _, u = model(data.x_val.expand(model.R, -1, -1), data)
@@ -478,7 +524,7 @@ def train_macro(
         diag["dcgd_min_cos"] = min(diag["dcgd_min_cos"], d["dcgd_min_cos"])
         set_gradients(params, D)
         opt.step()
-    seconds = time.perf_counter() - start
+    seconds = earlier + time.perf_counter() - start
     stopper.restore(it)
     l_rho, l_u, l_phys = (t.detach().cpu().numpy() for t in macro_losses(model, data))
     return {
