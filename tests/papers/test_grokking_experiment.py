@@ -83,10 +83,8 @@ def test_metrics_censor_never_reached_steps_at_the_cap():
     s = dataclasses.replace(SETTINGS["default"], ops=("add",), splits=(), sweep=())
     runs = []
     for k, (tr, te) in enumerate([(500, 1000), (400, np.nan), (600, 1200)]):
-        r = {}
-        r |= {f"emb-add-random-c1__{key}": v for key, v in _fake_run(tr, te, 3000 if np.isnan(te) else te + 100).items()}
-        r |= {f"emb-add-random-c10__{key}": v for key, v in _fake_run(300, 500 + 50 * k, 600 + 50 * k).items()}
-        runs.append(r)
+        runs.append({"emb-add-random-c1": _fake_run(tr, te, 3000 if np.isnan(te) else te + 100),
+                     "emb-add-random-c10": _fake_run(300, 500 + 50 * k, 600 + 50 * k)})
     m = compute_metrics(runs, s)
     assert m["step_test_add_c1"] == 1200  # median of 1000, 3000 (censored), 1200
     assert m["step_train_add_c1"] == 500 and m["delay_add_c1"] == pytest.approx(1200 / 500)
