@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gdrepro import runs
 from gdrepro.errors import GdreproError
 from gdrepro.papers.aacbr import data as D
 from gdrepro.papers.aacbr import experiment as E
@@ -67,20 +68,32 @@ def test_casebase_subsample_keeps_every_class_and_is_seeded():
     assert len(E._casebase(split, 0, ("x",))) == 96
 
 
-def test_compute_gaps_margins_and_worst_seed_structure():
+def test_compute_gaps_margins_and_worst_seed_structure(tmp_path):
     run = {}
     for d in E.DATASETS:
-        for m in ("gradual",) + E.BASELINES + (("aacbr",) if d in E.BINARY else ()):
-            for part in ("test", "val"):
-                run[f"{d}__{m}__{part}"] = np.array(0.9 if m == "logreg" else 0.8 if m == "gradual" else 0.6)
-        run |= {f"{d}__gradual__{k}": np.array(0.0)
-                for k in ("default_out", "cyclic", "cyclic_above_0.1", "upward_mass")}
-    run["check__fast_slow_diff"] = np.array(1e-9)
-    other = dict(run, **{"glioma__gradual__cyclic": np.array(1.0)})
+        run[d] = {m: {part: np.array(0.9 if m == "logreg" else 0.8 if m == "gradual" else 0.6)
+                      for part in ("test", "val")}
+                  for m in ("gradual",) + E.BASELINES + (("aacbr",) if d in E.BINARY else ())}
+        run[d]["gradual"] |= {k: np.array(0.0) for k in ("default_out", "cyclic", "cyclic_above_0.1", "upward_mass")}
+        run[d]["gradual"]["loss"] = np.arange(3.0) + len(d)
+    run["check"] = {"fast_slow_diff": np.array(1e-9)}
     out = E.compute(run)
     assert out["gap_iris"] == pytest.approx(0.1) and out["margin_glioma"] == pytest.approx(0.2)
-    assert E._pool([run, other])["glioma__gradual__cyclic"] == 1.0  # structural checks: worst seed
-    assert E._pool([run, other])["iris__gradual__test"] == pytest.approx(0.8)
+
+    other = {d: {m: dict(v) for m, v in run[d].items()} for d in E.DATASETS} | {"check": {"fast_slow_diff": np.array(2e-9)}}
+    other["glioma"]["gradual"]["cyclic"] = np.array(1.0)
+    other["iris"]["gradual"]["test"] = np.array(0.6)
+    other["wdbc"]["gradual"]["loss"] = np.zeros(3)
+    for k, r in enumerate((run, other)):  # the rules run_seed declares
+        runs.save(tmp_path / f"seed{k}.npz", {
+            **{d: {m: {q: E._pooled(q, v) if m == "gradual" else runs.mean(v) for q, v in parts.items()}
+                   for m, parts in r[d].items()} for d in E.DATASETS},
+            "check": {"fast_slow_diff": runs.worst(r["check"]["fast_slow_diff"])}})
+    pooled = runs.pool([runs.load(tmp_path / f"seed{k}.npz") for k in (0, 1)])
+    assert pooled["glioma"]["gradual"]["cyclic"] == 1.0  # structural checks: worst seed
+    assert pooled["iris"]["gradual"]["test"] == pytest.approx(0.7)  # accuracies: mean
+    assert pooled["check"]["fast_slow_diff"] == 2e-9
+    np.testing.assert_array_equal(pooled["wdbc"]["gradual"]["loss"], run["wdbc"]["gradual"]["loss"])  # arrays: first seed
 
 
 def test_default_scale_settings():

@@ -8,26 +8,31 @@ training split) and, on the binary sets, classic AA-CBR. Seed ``k`` varies the c
 subsample, the initial projection w and the MLP's initialisation; the splits are the paper's
 fixed ones. Every seed's model also passes a check of the batched forward pass against the
 literal (loop-based) definitions.
+
+A seed job checkpoints (:mod:`gdrepro.checkpoint`; Gradual AA-CBR trains for hours at paper
+scale): every ``CHECKPOINT_EVERY[scale]`` epochs of a fit and after each dataset's fit, with the
+finished datasets' results and the fit in progress, and resumes from there bit for bit.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
 import torch
 
-from gdrepro import plotting, tracking
-from gdrepro.metrics import across_seeds, read_metrics, write_metrics
-from gdrepro.paper import Paper, StageContext, stages
+from gdrepro import checkpoint, runs
+from gdrepro.metrics import across_seeds, write_metrics
+from gdrepro.paper import StageContext
 from gdrepro.papers.aacbr import data as D
 from gdrepro.papers.aacbr import method as M
-from gdrepro.papers.aacbr.figures import DRAW
+from gdrepro.runtime import device, log, rng
 from gdrepro.tables import write_table
-from gdrepro.runtime import device, log, rng, torch_generator
 
 DATASETS = ("iris", "wdbc", "glioma", "mushroom")
 BINARY = ("glioma", "mushroom")
@@ -92,6 +97,10 @@ SETTINGS = {
     "default": AacbrSettings("standin", 0, 100, 100, 100, 1000, 800, 400, 300, iterations=30),
     "paper": AacbrSettings("uci", 0, 0, 0, 0, 3000, 2500, 6000, 500, iterations=0, glioma_iterations=95),
 }
+
+CHECKPOINT_EVERY = {"smoke": 10, "default": 100, "paper": 100}
+"""Epochs of a Gradual AA-CBR fit between checkpoints (and one after every dataset). Not a
+setting: how often a run saves its state changes no number (metrics.json keeps the settings)."""
 
 
 # --- stages -------------------------------------------------------------------------------------
@@ -182,52 +191,94 @@ def _structure(a: np.ndarray, is_default: np.ndarray, s: np.ndarray) -> dict:
     }
 
 
-def train(ctx: StageContext) -> None:
-    """One seed: every dataset, Gradual AA-CBR, the sklearn baselines and (binary sets) classic AA-CBR."""
+MAX_OVER_SEEDS = ("default_out", "cyclic", "cyclic_above_0.1", "upward_mass")
+"""Gradual AA-CBR's structural checks pool to the worst seed (and the forward check)."""
+
+
+def _pooled(key: str, value) -> runs.Quantity:
+    """Scalars: the mean over seeds (structural checks: the worst seed); arrays: the first seed's."""
+    value = np.asarray(value)
+    if value.ndim:
+        return runs.first(value)
+    return runs.worst(value) if key in MAX_OVER_SEEDS else runs.mean(value)
+
+
+def _fit_gradual(ctx: StageContext, name: str, split: D.Split, save, resume: dict | None) -> dict:
+    """Gradual AA-CBR on one dataset: the arrays this seed keeps (and, for iris, the forward check
+    and an explanation), and the exact loss history for MLflow."""
     s: AacbrSettings = ctx.settings
-    arrays: dict[str, np.ndarray] = {}
+    idx = _casebase(split, s.cases(name), ("aacbr", name, "casebase", ctx.seed))
+    model = M.GradualAACBR(
+        temperature=s.temperature, lr=s.lr, epochs=s.epochs(name), gamma=s.gamma,
+        iterations=s.K(name, len(idx)), generator=ctx.torch_generator(name, "init"),
+        default_case="zeros" if name == "mushroom" else "mean", device=device(),
+    )
+    model.fit(split.X_train[idx], split.y_train[idx], save=save, save_every=CHECKPOINT_EVERY[ctx.scale],
+              resume=resume)
+    start = time.perf_counter()
+    val, test = model.score(split.X_val, split.y_val), model.score(split.X_test, split.y_test)
+    predict_seconds = time.perf_counter() - start
+    a = model.graph()
+    structure = _structure(a, _np(model.is_default_), _np(model.projections()))
+    gradual = {
+        "val": np.array(val), "test": np.array(test),
+        "loss": np.array(model.history, dtype=np.float32),
+        "graph": a.astype(np.float32), "labels": _np(model.labels_),
+        "s": _np(model.projections()), "tau": model.base_scores(),
+        "w": _np(model.w_), "c": np.array(float(model.c_)),
+        "seconds": np.array(model.fit_seconds_), "epochs": np.array(model.epochs),
+        "cases": np.array(len(idx)), "K": np.array(model.K_),
+        "predict_seconds": np.array(predict_seconds),
+        "predicted": np.array(len(split.y_val) + len(split.y_test)),
+    } | {k: np.array(v) for k, v in structure.items()}
+    out = {"gradual": gradual, "history": list(model.history)}
+    if name == "iris":
+        out["fast_slow_diff"] = np.array(forward_check(split, model, s.check_cases))
+        ex = model.explain(split.X_test[0])
+        out["explain"] = {"proba": ex["proba"], "strengths": ex["strengths"]}
+    return out
+
+
+def _save_progress(path: Path, done: dict, name: str | None, state: dict | None = None) -> None:
+    """Checkpoint: the finished datasets' results and, if ``name``, that dataset's fit in progress."""
+    checkpoint.save(path, {"done": done, "fit": None if name is None else {"name": name, **state}})
+
+
+def run_seed(ctx: StageContext) -> dict:
+    """One seed: every dataset, Gradual AA-CBR, the sklearn baselines and (binary sets) classic
+    AA-CBR; resumes from this seed's checkpoint if a previous run was interrupted."""
+    s: AacbrSettings = ctx.settings
+    results: dict[str, dict] = {}
     splits = _datasets(ctx)
-    with tracking.tracked_run("aacbr", "gradual", ctx.scale, ctx.seed, asdict(s), "aacbr_train") as run:
+    saved = checkpoint.load(ctx.checkpoint_path) or {"done": {}, "fit": None}
+    done, current = saved["done"], saved["fit"]
+    if done or current:
+        ctx.log(f"resuming from {ctx.checkpoint_path}: {len(done)} datasets done"
+                + (f", {current['name']} at epoch {current['epoch']}" if current else ""))
+    check = None
+    with ctx.tracked_run("gradual") as run:
         for name, split in splits.items():
-            idx = _casebase(split, s.cases(name), ("aacbr", name, "casebase", ctx.seed))
-            model = M.GradualAACBR(
-                temperature=s.temperature, lr=s.lr, epochs=s.epochs(name), gamma=s.gamma,
-                iterations=s.K(name, len(idx)), generator=torch_generator("aacbr", name, "init", ctx.seed),
-                default_case="zeros" if name == "mushroom" else "mean", device=device(),
-            )
-            model.fit(split.X_train[idx], split.y_train[idx])
-            start = time.perf_counter()
-            val, test = model.score(split.X_val, split.y_val), model.score(split.X_test, split.y_test)
-            predict_seconds = time.perf_counter() - start
-            a = model.graph()
-            structure = _structure(a, _np(model.is_default_), _np(model.projections()))
-            log(f"seed {ctx.seed} {name}: gradual AA-CBR on {len(idx)} cases, K={model.K_}, "
-                f"{model.epochs} epochs in {model.fit_seconds_:.1f} s: val {val:.3f} test {test:.3f} "
-                f"(graph depth {structure['depth']:.0f})")
-            key = f"{name}__gradual__"
-            arrays |= {
-                key + "val": np.array(val), key + "test": np.array(test),
-                key + "loss": np.array(model.history, dtype=np.float32),
-                key + "graph": a.astype(np.float32), key + "labels": _np(model.labels_),
-                key + "s": _np(model.projections()), key + "tau": model.base_scores(),
-                key + "w": _np(model.w_), key + "c": np.array(float(model.c_)),
-                key + "seconds": np.array(model.fit_seconds_), key + "epochs": np.array(model.epochs),
-                key + "cases": np.array(len(idx)), key + "K": np.array(model.K_),
-                key + "predict_seconds": np.array(predict_seconds),
-                key + "predicted": np.array(len(split.y_val) + len(split.y_test)),
-            }
-            arrays |= {key + k: np.array(v) for k, v in structure.items()}
+            if name not in done:
+                resume = current if current is not None and current["name"] == name else None
+                save = functools.partial(_save_progress, ctx.checkpoint_path, done, name)
+                done[name] = _fit_gradual(ctx, name, split, save, resume)
+                _save_progress(ctx.checkpoint_path, done, None)
+            entry = done[name]
+            g = entry["gradual"]
+            log(f"seed {ctx.seed} {name}: gradual AA-CBR on {int(g['cases'])} cases, K={int(g['K'])}, "
+                f"{int(g['epochs'])} epochs in {float(g['seconds']):.1f} s: val {float(g['val']):.3f} "
+                f"test {float(g['test']):.3f} (graph depth {float(g['depth']):.0f})")
+            results[name] = {"gradual": {k: _pooled(k, v) for k, v in g.items()}}
             if name == "iris":
-                arrays["check__fast_slow_diff"] = np.array(forward_check(split, model, s.check_cases))
-                ex = model.explain(split.X_test[0])
-                arrays["iris__explain__proba"] = ex["proba"]
-                arrays["iris__explain__strengths"] = ex["strengths"]
-            run.log_curve(f"{name}.loss", range(len(model.history)), model.history)
-            run.log_metrics({f"{name}.val_accuracy": val, f"{name}.test_accuracy": test,
-                             f"{name}.ms_per_epoch": 1000 * model.fit_seconds_ / model.epochs})
+                check = entry["fast_slow_diff"]
+                results[name]["explain"] = {k: runs.first(v) for k, v in entry["explain"].items()}
+            history = entry["history"]
+            run.log_curve(f"{name}.loss", range(len(history)), history)
+            run.log_metrics({f"{name}.val_accuracy": float(g["val"]), f"{name}.test_accuracy": float(g["test"]),
+                             f"{name}.ms_per_epoch": 1000 * float(g["seconds"]) / int(g["epochs"])})
     fitted = {name: _baselines(split, s, ctx.seed) for name, split in splits.items()}
     for method in BASELINES + ("aacbr",):
-        with tracking.tracked_run("aacbr", method, ctx.scale, ctx.seed, asdict(s), "aacbr_train") as run:
+        with ctx.tracked_run(method) as run:
             for name, split in splits.items():
                 if method == "aacbr":
                     if not split.binary:
@@ -236,31 +287,15 @@ def train(ctx: StageContext) -> None:
                     acc = {"val": clf.score(split.X_val, split.y_val), "test": clf.score(split.X_test, split.y_test)}
                 else:
                     acc = fitted[name][method]
-                arrays |= {f"{name}__{method}__{k}": np.array(v) for k, v in acc.items()}
+                results[name][method] = {k: runs.mean(v) for k, v in acc.items()}
                 run.log_metrics({f"{name}.val_accuracy": acc["val"], f"{name}.test_accuracy": acc["test"]})
-    ctx.write_run(arrays)
-
-
-MAX_OVER_SEEDS = ("check__fast_slow_diff",) + tuple(
-    f"{d}__gradual__{k}" for d in DATASETS for k in ("default_out", "cyclic", "cyclic_above_0.1", "upward_mass")
-)
-
-
-def _pool(runs: list[dict]) -> dict:
-    """Scalars averaged over seeds (structural checks: the worst seed); arrays of the first seed."""
-    pooled = {}
-    for key, first in runs[0].items():
-        if first.ndim == 0:
-            values = np.array([float(r[key]) for r in runs])
-            pooled[key] = values.max() if key in MAX_OVER_SEEDS else values.mean()
-        else:
-            pooled[key] = first
-    return pooled
+    checkpoint.remove(ctx.checkpoint_path)
+    return {**results, "check": {"fast_slow_diff": runs.worst(check)}}
 
 
 def compute(run: dict) -> dict[str, float]:
     """The claims' numbers from one seed's run (or the pooled run)."""
-    acc = lambda d, m, split="test": float(run[f"{d}__{m}__{split}"])  # noqa: E731
+    acc = lambda d, m, split="test": float(run[d][m][split])  # noqa: E731
     out = {}
     for d in DATASETS:
         for m in ("gradual",) + BASELINES + (("aacbr",) if d in BINARY else ()):
@@ -271,24 +306,24 @@ def compute(run: dict) -> dict[str, float]:
         "gap_wdbc": acc("wdbc", "logreg") - acc("wdbc", "gradual"),
         "margin_glioma": acc("glioma", "gradual") - acc("glioma", "aacbr"),
         "margin_mushroom": acc("mushroom", "gradual") - acc("mushroom", "aacbr"),
-        "default_out_edges": max(float(run[f"{d}__gradual__default_out"]) for d in DATASETS),
-        "cyclic_graphs": sum(float(run[f"{d}__gradual__cyclic"]) for d in DATASETS),
-        "cyclic_graphs_above_0.1": sum(float(run[f"{d}__gradual__cyclic_above_0.1"]) for d in DATASETS),
-        "upward_edge_mass_max": max(float(run[f"{d}__gradual__upward_mass"]) for d in DATASETS),
-        "fast_slow_max_diff": float(run["check__fast_slow_diff"]),
+        "default_out_edges": max(float(run[d]["gradual"]["default_out"]) for d in DATASETS),
+        "cyclic_graphs": sum(float(run[d]["gradual"]["cyclic"]) for d in DATASETS),
+        "cyclic_graphs_above_0.1": sum(float(run[d]["gradual"]["cyclic_above_0.1"]) for d in DATASETS),
+        "upward_edge_mass_max": max(float(run[d]["gradual"]["upward_mass"]) for d in DATASETS),
+        "fast_slow_max_diff": float(run["check"]["fast_slow_diff"]),
     }
     return out
 
 
 def evaluate(ctx: StageContext) -> None:
     """Accuracies (mean over seeds, per-seed spread), gaps and margins, structure checks, timings."""
-    runs = [ctx.read_run(seed) for seed in ctx.seeds]
-    metrics = across_seeds(compute, runs, _pool(runs))
+    seed_runs = ctx.runs()
+    metrics = across_seeds(compute, seed_runs, ctx.pooled())
     rows = []
     for d in DATASETS:
         for m in ("gradual",) + BASELINES + (("aacbr",) if d in BINARY else ()):
-            test = np.array([float(r[f"{d}__{m}__test"]) for r in runs])
-            val = np.array([float(r[f"{d}__{m}__val"]) for r in runs])
+            test = np.array([float(r[d][m]["test"]) for r in seed_runs])
+            val = np.array([float(r[d][m]["val"]) for r in seed_runs])
             paper = PAPER_ACC[d].get("nn" if m == "logreg" else m)
             rows.append({
                 "dataset": d, "method": m, "test_mean": round(test.mean(), 4), "test_sd": round(test.std(ddof=1), 4)
@@ -296,7 +331,7 @@ def evaluate(ctx: StageContext) -> None:
                 "paper": "" if paper is None else paper,
             })
     graph = {
-        d: {k: [float(r[f"{d}__gradual__{k}"]) for r in runs]
+        d: {k: [float(r[d]["gradual"][k]) for r in seed_runs]
             for k in ("depth", "edges", "cases", "K", "c", "upward_mass")}
         for d in DATASETS
     }
@@ -304,12 +339,12 @@ def evaluate(ctx: StageContext) -> None:
                "source": "stand-in" if ctx.settings.binary_source == "standin" else "UCI"}
     performance = {}
     for d in DATASETS:
-        secs = sum(float(r[f"{d}__gradual__seconds"]) for r in runs)
-        epochs = sum(float(r[f"{d}__gradual__epochs"]) for r in runs)
+        gradual = [r[d]["gradual"] for r in seed_runs]
+        secs = sum(float(g["seconds"]) for g in gradual)
+        epochs = sum(float(g["epochs"]) for g in gradual)
         performance[f"{d}_ms_per_epoch"] = 1000 * secs / epochs
-        predicted = sum(float(r[f"{d}__gradual__predicted"]) for r in runs)
-        performance[f"{d}_predictions_per_second"] = predicted / sum(
-            float(r[f"{d}__gradual__predict_seconds"]) for r in runs)
+        predicted = sum(float(g["predicted"]) for g in gradual)
+        performance[f"{d}_predictions_per_second"] = predicted / sum(float(g["predict_seconds"]) for g in gradual)
     write_metrics(ctx, metrics, details, performance)
     write_table(ctx.tables_dir / "accuracy", rows,
                 caption="Accuracy per dataset and method (mean and sd over seeds; paper: single runs, "
@@ -317,25 +352,6 @@ def evaluate(ctx: StageContext) -> None:
     log(f"wrote {ctx.metrics_path}")
 
 
-def figures(ctx: StageContext) -> None:
-    """The figures of ``figures.DRAW`` from metrics.json and the per-seed runs; logged to MLflow."""
-    details = read_metrics(ctx.metrics_path)["details"]
-    runs = [ctx.read_run(seed) for seed in ctx.seeds]
-    paths = []
-    for name, (draw, size) in DRAW.items():
-        with plotting.figure(figsize=size) as (fig, ax):
-            draw(ax, details=details, runs=runs, seeds=ctx.seeds, paper=PAPER_ACC)
-            paths += plotting.save(fig, ctx.figures_dir, name)
-    tracking.log_summary("aacbr", ctx.scale, paths, [ctx.metrics_path])
-
-
-PAPER = Paper(
-    slug="aacbr",
-    title="Neuro-Argumentative Learning with Case-Based Reasoning (Gradual AA-CBR)",
-    citation="Gould & Toni (2025), arXiv:2505.15742",
-    settings=SETTINGS,
-    stages=stages(prepare, train, evaluate, figures),
-    figures=tuple(DRAW),
-    external=("glioma", "mushroom"),
-    brief={"iris_epochs": 50, "wdbc_epochs": 50, "glioma_epochs": 50, "mushroom_epochs": 50},
-)
+def figure_inputs(ctx: StageContext) -> dict:
+    """Every seed's run (graph of the first, losses of all), the seeds and the paper's numbers."""
+    return {"runs": ctx.runs(), "seeds": ctx.seeds, "paper": PAPER_ACC}

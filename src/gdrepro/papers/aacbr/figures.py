@@ -24,9 +24,8 @@ METHOD_STYLE = {
 
 def draw_graph(ax, runs, seeds, threshold: float = 0.1, **_) -> None:
     """The post-processed iris casebase graph of the first seed: node height = projection s = w.x."""
-    run = runs[0]
-    a, labels, s = run["iris__gradual__graph"], run["iris__gradual__labels"], run["iris__gradual__s"]
-    tau = run["iris__gradual__tau"]
+    iris = runs[0]["iris"]["gradual"]
+    a, labels, s, tau = iris["graph"], iris["labels"], iris["s"], iris["tau"]
     n_def = int(labels.max()) + 1
     n = len(labels) - n_def
     kept = np.where(np.abs(a) > threshold, a, 0.0)
@@ -90,15 +89,8 @@ def draw_loss(ax, runs, **_) -> None:
     """Training loss (cross-entropy + nuclear-norm term) per epoch, every seed."""
     for i, d in enumerate(DATASET_ORDER):
         for k, run in enumerate(runs):
-            loss = run[f"{d}__gradual__loss"]
+            loss = run[d]["gradual"]["loss"]
             ax.plot(np.arange(1, len(loss) + 1), loss, color=f"C{i}", lw=0.8, alpha=0.7,
                     label=d if k == 0 else None)
     ax.set(xlabel="epoch", ylabel="training loss", xscale="log", title="Gradual AA-CBR training loss")
     ax.legend()
-
-
-DRAW = {
-    "graph": (draw_graph, (6.0, 5.0)),
-    "accuracy": (draw_accuracy, (6.5, 3.6)),
-    "loss": (draw_loss, (5.0, 3.4)),
-}

@@ -21,12 +21,13 @@ Everything here is pure: arrays/tensors in, arrays/tensors out.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 
 # --- the soft casebase graph -------------------------------------------------------------------
 
@@ -167,7 +168,14 @@ class GradualAACBR:
     history: list = field(default_factory=list, repr=False)
 
     # -- training
-    def fit(self, X, y) -> "GradualAACBR":
+    def fit(self, X, y, *, save: Callable[[dict[str, Any]], None] | None = None, save_every: int = 0,
+            resume: dict[str, Any] | None = None) -> GradualAACBR:
+        """Train on the casebase ``X, y`` (full batch, AdamW).
+
+        Long runs: every ``save_every`` epochs ``save`` gets the training state (w, c, the feature
+        extractor, the optimizer, the init generator, torch's RNG, epoch, loss history, seconds);
+        ``resume``, such a state, continues from it with the bits of an uninterrupted fit.
+        """
         X = self._tensor(X)
         y_np = np.asarray(y)
         self.classes_ = np.unique(y_np)
@@ -195,9 +203,29 @@ class GradualAACBR:
             self.feature_extractor.to(self.device)
             params += list(self.feature_extractor.parameters())
         opt = torch.optim.AdamW(params, lr=self.lr, fused=True)
-        self.history = []
+        self.history, first, seconds = [], 0, 0.0
+        if resume is not None:
+            with torch.no_grad():
+                self.w_.copy_(resume["w"])
+                self.c_.copy_(resume["c"])
+            if self.feature_extractor is not None:
+                self.feature_extractor.load_state_dict(resume["extractor"])
+            opt.load_state_dict(resume["optimizer"])
+            gen.set_state(resume["generator"].cpu())
+            torch.set_rng_state(resume["rng"].cpu())
+            if resume["cuda_rng"] is not None:
+                torch.cuda.set_rng_state_all([state.cpu() for state in resume["cuda_rng"]])
+            self.history, first, seconds = list(resume["history"]), resume["epoch"], resume["seconds"]
         start = time.perf_counter()
-        for _ in range(self.epochs):
+        for epoch in range(first, self.epochs):
+            if save is not None and save_every and epoch > first and epoch % save_every == 0:
+                paused = time.perf_counter()
+                save({"epoch": epoch, "w": self.w_.detach(), "c": self.c_.detach(),
+                      "extractor": None if self.feature_extractor is None else self.feature_extractor.state_dict(),
+                      "optimizer": opt.state_dict(), "generator": gen.get_state(), "rng": torch.get_rng_state(),
+                      "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                      "history": self.history, "seconds": seconds + paused - start})
+                start += time.perf_counter() - paused  # saving is not training time
             opt.zero_grad()
             logits, att, sup = self._forward(X, with_graph=True)
             ce = F.cross_entropy(logits, labels)
@@ -205,7 +233,7 @@ class GradualAACBR:
             loss.backward()
             opt.step()
             self.history.append(float(loss.detach()))
-        self.fit_seconds_ = time.perf_counter() - start
+        self.fit_seconds_ = seconds + time.perf_counter() - start
         self.n_cases_ = len(X)
         return self
 
@@ -346,7 +374,7 @@ class AACBR:
     def __init__(self, default_outcome: int = 0):
         self.default_outcome = default_outcome
 
-    def fit(self, X, y) -> "AACBR":
+    def fit(self, X, y) -> AACBR:
         X = np.asarray(X).astype(bool)
         y = np.asarray(y).astype(int)
         if not set(np.unique(y)) <= {0, 1}:

@@ -1,0 +1,103 @@
+"""Gradual AA-CBR's smoke train job, killed for real (SIGKILL right after a checkpoint: once inside
+a fit, once after a dataset's fit) and rerun, writes the same run file, bit for bit, as an
+uninterrupted job (wall-clock timings aside); and a fit resumed from a saved state is the
+uninterrupted fit."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+from gdrepro.checkpoint import KILL_AFTER_SAVES
+from gdrepro.config import default_seeds
+from gdrepro.paper import StageContext
+from gdrepro.papers.aacbr import PAPER
+from gdrepro.papers.aacbr import experiment as E
+from gdrepro.papers.aacbr import method as M
+from tests.conftest import ROOT
+
+TIMINGS = ("/seconds", "/predict_seconds")  # wall-clock: differ between any two runs
+
+
+def _prepared(out):
+    ctx = StageContext("aacbr", "smoke", E.SETTINGS["smoke"], tuple(default_seeds()), out, out / "data", seed=0)
+    E.prepare(ctx)
+    return ctx
+
+
+def _train(out, kill_after: int = 0) -> subprocess.CompletedProcess:
+    """The smoke train job of seed 0 through the command line, as the workflow runs it."""
+    env = {k: v for k, v in os.environ.items() if k != KILL_AFTER_SAVES} | {"GDREPRO_TRACKING": "off"}
+    if kill_after:
+        env[KILL_AFTER_SAVES] = str(kill_after)
+    return subprocess.run([sys.executable, "-m", "gdrepro.cli", "aacbr", PAPER.run_label, "--scale", "smoke",
+                           "--seed", "0", "--out", str(out), "--no-deps"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _arrays(path) -> dict[str, np.ndarray]:
+    with np.load(path) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def test_smoke_saves_inside_every_fit():
+    s = E.SETTINGS["smoke"]
+    assert all(E.CHECKPOINT_EVERY["smoke"] < s.epochs(d) for d in E.DATASETS)
+
+
+def test_a_resumed_fit_is_the_uninterrupted_fit():
+    g = np.random.default_rng(0)
+    X, y = g.normal(size=(20, 3)), np.arange(20) % 3
+    kwargs = {"epochs": 12, "iterations": 5, "seed": 2}
+    straight = M.GradualAACBR(**kwargs).fit(X, y)
+    saved = []
+    M.GradualAACBR(**kwargs).fit(X, y, save=lambda state: saved.append(_saved(state)), save_every=5)
+    assert [state["epoch"] for state in saved] == [5, 10]
+    for state in saved:
+        resumed = M.GradualAACBR(**kwargs).fit(X, y, resume=state)
+        assert torch.equal(resumed.w_, straight.w_) and torch.equal(resumed.c_, straight.c_)
+        assert resumed.history == straight.history
+
+
+def _saved(state: dict) -> dict:
+    """What a checkpoint keeps: the values at the time of the save (torch.save and load)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=False)
+
+
+def test_a_killed_train_job_resumes_to_the_same_bits(tmp_path):
+    straight, resumed = _prepared(tmp_path / "straight"), _prepared(tmp_path / "resumed")
+    done = _train(straight.out)
+    assert done.returncode == 0, done.stderr
+    assert not straight.checkpoint_path.exists() and not (straight.out / "checkpoints").exists()
+
+    # first save: epoch CHECKPOINT_EVERY of the iris fit
+    killed = _train(resumed.out, kill_after=1)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert resumed.checkpoint_path.exists() and not resumed.run_path(0).exists()
+    # resumed inside the iris fit; its remaining save (smoke: 25 epochs, every 10) and the one
+    # after it: killed with iris done and no fit in progress
+    killed = _train(resumed.out, kill_after=2)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert "0 datasets done, iris at epoch 10" in killed.stderr + killed.stdout
+    assert resumed.checkpoint_path.exists() and not resumed.run_path(0).exists()
+
+    rerun = _train(resumed.out)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "1 datasets done" in rerun.stderr + rerun.stdout
+    assert not resumed.checkpoint_path.exists()
+
+    a, b = _arrays(straight.run_path(0)), _arrays(resumed.run_path(0))
+    assert set(a) == set(b)
+    timed = [k for k in a if k.endswith(TIMINGS)]
+    assert len(timed) == 2 * len(E.DATASETS) and all(np.isfinite(a[k]) and a[k] > 0 for k in timed)
+    for k in set(a) - set(timed):
+        assert np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f"), k
