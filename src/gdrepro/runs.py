@@ -17,6 +17,9 @@ nested dicts of arrays. The rules:
 ``first``   the same in every seed (a grid, a structure): seed ``seeds[0]``'s copy
 ``own``     only per seed (a policy, raw episodes): absent from the pooled run
 =========  =============================================================================
+
+Pooling needs every seed to hold the same quantities; a design that gives seeds different runs
+(grokking at the default scale spreads its extra runs over seeds) reads ``ctx.runs()`` instead.
 """
 
 from __future__ import annotations

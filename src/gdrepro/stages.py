@@ -2,7 +2,8 @@
 
 ``prepare``, ``run`` (once per seed) and ``evaluate`` are the paper's functions in
 ``experiment.py``; ``figures`` and ``claims`` are the house's. The per-seed results a paper's
-``run_seed`` returns are stored here (gdrepro.runs), so paper code never writes files for them.
+``run_seed`` returns are stored here (gdrepro.runs), so paper code never writes files for them,
+and the seed's checkpoint (gdrepro.checkpoint) is removed once they are on disk.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ def run_stage(paper: Paper, stage: str, ctx: StageContext) -> None:
     """Run ``stage`` (a contract name or the paper's label for ``run``) in ``ctx``."""
     stage = paper.contract_stage(stage)
     if stage == "run":
-        from gdrepro import runs
+        from gdrepro import checkpoint, runs
 
         runs.save(ctx.run_path(ctx.seed), paper.experiment.run_seed(ctx))
+        checkpoint.remove(ctx.checkpoint_path)  # only now: a kill before the save loses nothing
     elif stage == "figures":
         from gdrepro.figures import draw_all
 

@@ -289,7 +289,6 @@ def run_seed(ctx: StageContext) -> dict:
                     acc = fitted[name][method]
                 results[name][method] = {k: runs.mean(v) for k, v in acc.items()}
                 run.log_metrics({f"{name}.val_accuracy": acc["val"], f"{name}.test_accuracy": acc["test"]})
-    checkpoint.remove(ctx.checkpoint_path)
     return {**results, "check": {"fast_slow_diff": runs.worst(check)}}
 
 

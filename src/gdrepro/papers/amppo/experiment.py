@@ -234,7 +234,6 @@ def run_seed(ctx: StageContext) -> dict:
     timed = {env_id: throughput(s, env_id, ctx.seed) for env_id in s.envs}
     if any(timed.values()):
         results["throughput"] = {env_id: {k: runs.mean(v) for k, v in tp.items()} for env_id, tp in timed.items() if tp}
-    checkpoint.remove(path)  # finished: a later run (new code or settings) starts afresh
     return results
 
 

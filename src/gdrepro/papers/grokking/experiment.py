@@ -222,7 +222,6 @@ def run_seed(ctx: StageContext) -> dict:
         results["perf"][tag] = {k: runs.mean(v) for k, v in perf.items()}
     results["perf"]["cpu_seconds"] = runs.mean(cpu_before + time.process_time() - cpu0)
     results["perf"]["wall_seconds"] = runs.mean(wall_before + time.perf_counter() - wall0)
-    checkpoint.remove(path)
     return results
 
 

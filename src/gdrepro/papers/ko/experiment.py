@@ -445,7 +445,6 @@ def run_seed(ctx: StageContext) -> dict:
                 run.log_metrics({f"{arm.name}.test_accuracy": float(result["acc"])})
     exact = exactness(ctx, task_data("mlp"), dev)
     timing = step_timing(ctx, task_data("mlp"), dev)
-    checkpoint.remove(ctx.checkpoint_path)
     return {
         "arms": trained,
         "exactness": {k: runs.worst(v) if k in MAX_OVER_SEEDS else runs.mean(v) for k, v in exact.items()},

@@ -342,7 +342,6 @@ def run_seed(ctx: StageContext) -> dict:
             state.pop("loop", None)
             checkpoint.save(path, state)
         results[name] = _pooling(name, state["done"][name])
-    checkpoint.remove(path)  # finished: a later run (new code or settings) starts afresh
     return results
 
 
