@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from gdrepro import datasets
+from gdrepro.paper import StageContext
 from gdrepro.papers.clu import experiment as E
 from gdrepro.papers.clu import method as M
 from gdrepro.tracking import Run
@@ -35,33 +36,38 @@ def test_paper_scale_path_runs_a_stacked_resnet18_on_a_cifar10_stand_in(tmp_path
                             learn_steps=1, unlearn_steps=1, retrain_steps=1, memory_per_class=2, fisher_batches=1,
                             mia_samples=20, resnet_width=2)
     monkeypatch.setattr(M, "SCENARIOS", ("class",))  # one scenario keeps the test short
-    out = E.run_dataset("cifar10", s, 0, "cpu", Run(None, None))
+    ctx = StageContext("clu", "paper", s, (0,), tmp_path, tmp_path, seed=0, stage="train")
+    results = E.run_dataset(ctx, "cifar10", "cpu", Run(None, None))
+    assert results["class"]["learned_at"].rule == "first" and results["class"]["rem"].rule == "mean"
+    out = {"class": {q: v.value for q, v in results["class"].items()}}
     n_models = len(E.ORDER)
-    assert out["class__rem"].shape == (n_models, 8) and out["class__task_acc"].shape == (n_models, 8, 5)
-    assert np.isfinite(out["class__fgt_train"][:, 3]).all() and np.isfinite(out["class__mia"][:, 3]).all()
-    assert out["class__learned_at"].tolist() == [0, 1, 2, -1, 3, -1, 4, -1]
+    assert out["class"]["rem"].shape == (n_models, 8) and out["class"]["task_acc"].shape == (n_models, 8, 5)
+    assert np.isfinite(out["class"]["fgt_train"][:, 3]).all() and np.isfinite(out["class"]["mia"][:, 3]).all()
+    assert out["class"]["learned_at"].tolist() == [0, 1, 2, -1, 3, -1, 4, -1]
+    assert float(results["retrain_seconds_per_request"].value) > 0
     stats = E.scenario_stats(out, "class")
     assert np.isfinite(stats["rem_u"]).all() and stats["fgt_test"].shape == (n_models,)
 
 
 def _fake_run(ug_rem: float) -> dict:
-    """A hand-made run: Retrain row 0, every approximate method equal to Retrain except UG-CLU."""
+    """A hand-made run of one dataset: Retrain row 0, every approximate method equal to Retrain except UG-CLU."""
     run = {}
     for scen in M.SCENARIOS:
         reqs = M.scenario(scen)
         n, R = len(E.ORDER), len(reqs)
         learn = np.array([r.kind == "learn" for r in reqs])
         forget = np.array([r.kind.startswith("forget") for r in reqs])
-        run[f"{scen}__rem"] = np.full((n, R), 60.0)
-        run[f"{scen}__new"] = np.where(learn, 80.0, np.nan) * np.ones((n, 1))
-        run[f"{scen}__fgt_train"] = np.where(forget, 0.0, np.nan) * np.ones((n, 1))
-        run[f"{scen}__fgt_test"] = np.where(forget & (scen != "samples"), 0.0, np.nan) * np.ones((n, 1))
-        run[f"{scen}__mia"] = np.where(forget, 50.0, np.nan) * np.ones((n, 1))
-        run[f"{scen}__task_acc"] = np.full((n, R, 5), 50.0)
-        run[f"{scen}__learned_at"] = np.array([r.task if r.kind == "learn" else -1 for r in reqs])
-        run[f"{scen}__final_tasks"] = np.arange(5)
-        ug = E.ORDER.index("ugclu")
-        run[f"{scen}__rem"][ug, forget] = ug_rem
+        run[scen] = {
+            "rem": np.full((n, R), 60.0),
+            "new": np.where(learn, 80.0, np.nan) * np.ones((n, 1)),
+            "fgt_train": np.where(forget, 0.0, np.nan) * np.ones((n, 1)),
+            "fgt_test": np.where(forget & (scen != "samples"), 0.0, np.nan) * np.ones((n, 1)),
+            "mia": np.where(forget, 50.0, np.nan) * np.ones((n, 1)),
+            "task_acc": np.full((n, R, 5), 50.0),
+            "learned_at": np.array([r.task if r.kind == "learn" else -1 for r in reqs]),
+            "final_tasks": np.arange(5),
+        }
+        run[scen]["rem"][E.ORDER.index("ugclu"), forget] = ug_rem
     return run
 
 
@@ -75,6 +81,12 @@ def test_gap_to_retrain_is_the_mean_absolute_difference_over_applicable_metrics(
     assert m["gap_ugclu_minus_best_baseline"] == pytest.approx(m["gap_ugclu"])
     assert m["class_rem_minus_retrain"] == pytest.approx(-10) and m["class_rem_minus_gaft"] == pytest.approx(-10)
     assert m["class_ugclu_bwt"] == 0 and m["class_ugclu_aa"] < 60
+
+
+def test_a_later_dataset_names_its_metrics_with_its_prefix():
+    m = E.compute_metrics(_fake_run(50.0), "tinyimagenet_")
+    assert m["tinyimagenet_gap_ugclu"] == pytest.approx(E.compute_metrics(_fake_run(50.0))["gap_ugclu"])
+    assert all(k.startswith("tinyimagenet_") for k in m)
 
 
 def test_scales_share_one_code_path_and_default_has_five_seeds_worth_of_work_small():

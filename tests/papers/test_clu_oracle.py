@@ -195,7 +195,6 @@ def test_learn_and_unlearn_requests_build_the_documented_phases(monkeypatch):
     hp = M.HParams(batch=5, learn_steps=3, unlearn_steps=4, memory_per_class=5, fisher_batches=50,
                    forget_every=3, forget_alpha=7.0, gamma=1.3, salun_keep=0.4, ewc_lambda=11.0)
     learner = M.ContinualUnlearner(model, methods, x, y, 10, 2, hp, gen, np.random.default_rng(0))
-    col = {k: i for i, k in enumerate(names)}
     init = [_model_params(model, m) for m in range(len(methods))]
 
     learner.apply(M.Request("learn", 0))
@@ -230,7 +229,7 @@ def test_learn_and_unlearn_requests_build_the_documented_phases(monkeypatch):
     assert phase.slow_coef.tolist() == [1.0] * 6
     assert phase.fast_pool[0, : int(phase.fast_len[0])].tolist() == forget.tolist()
     assert phase.slow_pool[0, : int(phase.slow_len[0])].tolist() == memory.tolist()
-    for m, name in enumerate(names):
+    for m in range(len(names)):
         f_u, g_u = _fisher_oracle(init[m], x, y, forget, 5, 50)
         f_r, _ = _fisher_oracle(init[m], x, y, memory, 5, 50)
         mask = [mk[m] for mk in phase.mask]

@@ -1,1 +1,37 @@
-"""UG-CLU: task-agnostic continual learning-unlearning (Huang et al. 2025)."""
+"""clu: Huang et al. (2025), UG-CLU task-agnostic continual learning-unlearning (declaration; code in
+experiment.py)."""
+
+from gdrepro.paper import Figure, Paper, Resources
+
+PAPER = Paper(
+    slug="clu",
+    title="A Unified Gradient-based Framework for Task-agnostic Continual Learning-Unlearning (UG-CLU)",
+    citation="Huang, Cheng, Zhang, Zheng, Wang, He, Li & Huang (2025), arXiv:2505.15178",
+    run_label="train",
+    tables=("task_aware", "class", "samples"),  # the first dataset's; later ones add <dataset>_<scenario>
+    external=("cifar10", "tinyimagenet"),
+    brief={"learn_steps": 20, "unlearn_steps": 10, "retrain_steps": 40},
+    resources={
+        "run": {  # ResNet-18 on CIFAR-10 / TinyImageNet at paper scale
+            "smoke": Resources(mem_mb=2000, runtime=60),
+            "default": Resources(mem_mb=2000, runtime=60),
+            "paper": Resources(mem_mb=16000, runtime=2880, gpu=1),
+        },
+    },
+    figures=(
+        Figure("requests", "figures:draw_requests", grid=(1, 3), panel=(5.0, 3.6),
+               claims=("C1b-class-remaining",),
+               caption="Remaining-test accuracy after each request of the three request sequences (task-aware, "
+                       "cross-task class unlearning, random 10% sample unlearning), every method against "
+                       "Retrain, pooled over seeds."),
+        Figure("forgetting", "figures:draw_forgetting", grid=(1, 3), panel=(5.0, 3.6),
+               claims=("C1a-class-forgotten", "C2-samples-no-overforgetting", "C5-privacy"),
+               caption="Forget-class test accuracy (class unlearning), forget-train accuracy and entropy MIA on "
+                       "the forget set (random 10% samples) of every approximate method, with Retrain as the "
+                       "reference line."),
+        Figure("gap", "figures:draw_gap", grid=(1, 1), panel=(5.0, 3.6),
+               claims=("C4a-smallest-gap", "C4b-ablations-worse"),
+               caption="Average absolute gap to Retrain over remaining, new-task, forget-train/test accuracy "
+                       "and MIA, mean over the three scenarios; UG-CLU and its ablations in orange."),
+    ),
+)

@@ -1,28 +1,35 @@
-"""UG-CLU experiments: prepare -> train (one job per seed) -> evaluate -> figures.
+"""UG-CLU experiments: prepare -> train (one job per seed) -> evaluate; the house draws the figures.
 
 Per seed and dataset, the three request sequences of ``method.SCENARIOS`` are run; inside a
 scenario every approximate method (baselines, UG-CLU, its ablations) trains in one stacked model
 from the same initialisation, and Retrain (the oracle) for every request of every scenario is one
 stacked run. After each request every model is evaluated: remaining-test, new-task, forget-train
 and forget-test accuracy, per-task accuracy (for backward transfer) and an entropy MIA on D_U.
+
+A seed job checkpoints every ``CHECKPOINT_EVERY[scale]`` training steps (every phase of every
+request, and Retrain, counted; ``ctx.checkpoint_path``): the learner (models, momentum, data
+held, snapshots, EWC terms, both generators), the request and phase it is in, the per-request
+results so far; a killed job resumes there and gives the same bits.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from gdrepro import datasets, plotting, tracking
+from gdrepro import checkpoint, datasets, runs
 from gdrepro.errors import GdreproError
-from gdrepro.metrics import across_seeds, read_metrics, write_metrics
-from gdrepro.paper import Paper, StageContext, stages
+from gdrepro.metrics import across_seeds, write_metrics
+from gdrepro.paper import StageContext
 from gdrepro.papers.clu import method as M
-from gdrepro.papers.clu.figures import DRAW
+from gdrepro.runtime import device, log, rng
 from gdrepro.tables import write_table
-from gdrepro.runtime import device, log, rng, torch_generator
 
 DATASETS = ("mnist1d", "cifar10", "tinyimagenet")
 ORDER = ("retrain", *M.APPROXIMATE)
@@ -80,6 +87,13 @@ SETTINGS = {
                          unlearn_steps=1500, retrain_steps=15_600, memory_per_class=200, fisher_batches=40,
                          mia_samples=5000),
 }
+
+
+CHECKPOINT_EVERY = {"smoke": 100, "default": 1000, "paper": 2000}
+"""Training steps between checkpoints of a seed job, per scale. Not a setting: it does not change a
+number (a resumed run gives the same bits), so it stays out of prepared.json and metrics.json."""
+
+CHECKPOINT_FORMAT = 1  # what a checkpoint holds; a checkpoint of another format is ignored
 
 
 # --- data and models ------------------------------------------------------------------------------
@@ -145,68 +159,161 @@ def _evaluate_request(probs_test, probs_train, d, held_classes, held, info, requ
     return out
 
 
-def run_dataset(dataset: str, s: CLUSettings, seed: int, dev: str, run) -> dict[str, np.ndarray]:
-    """All scenarios of one dataset and seed; arrays keyed ``<scenario>__<quantity>``, model axis ORDER."""
-    d = load(dataset, s, dev)
-    hp = s.hparams()
+class Checkpoints:
+    """A seed job's resume point (gdrepro.checkpoint): a save every ``every`` training steps, counted
+    over the whole seed, of where the run stands (``position(step)``) and the datasets it finished.
+    A checkpoint with another ``stamp`` (format, scale, settings) is ignored; ``path=None`` never saves."""
+
+    def __init__(self, path: Path | None = None, every: int = 0, stamp: dict | None = None, dev: str = "cpu"):
+        self.path, self.every, self.stamp = path, every, stamp
+        state = checkpoint.load(path, dev) if path is not None else None
+        if state is not None and state.get("stamp") != stamp:
+            log(f"{path} was made by other code or for other settings: starting afresh")
+            state = None
+        self.state = state or {}
+        self.count = self.state.get("count", 0)
+        self.finished: dict[str, dict] = self.state.get("finished", {})  # dataset -> its results
+
+    def take(self, dataset: str) -> dict:
+        """Where the saved run stood inside ``dataset`` ({} if it had not started there); handed over once."""
+        if self.state.get("dataset") != dataset:
+            return {}
+        state, self.state = self.state, {}
+        return state
+
+    def step(self, position: Callable[[int], dict], step: int) -> None:
+        """A training step is done (``step`` of the phase running); every ``every``-th, save."""
+        self.count += 1
+        if self.path is not None and self.every and self.count % self.every == 0:
+            checkpoint.save(self.path, {"stamp": self.stamp, "count": self.count, "finished": self.finished,
+                                        **position(step)})
+
+
+@dataclass
+class _Cursor:
+    """Where a scenario stands: what a checkpoint taken now records (see :meth:`state`)."""
+
+    dataset: str
+    scenario: str
+    done: dict  # the dataset's finished scenarios: scenario -> record
+    record: dict  # this scenario's requests so far: rows, seconds, states
+    learner: M.ContinualUnlearner
+    pending: M.Pending | None = None  # the request being processed
+    phase: int = 0  # its phase now running
+    started: float = 0.0  # perf_counter at the request's start, less the time before a resume
+
+    def state(self, step: int) -> dict:
+        return {"dataset": self.dataset, "scenarios": self.done, "scenario": self.scenario, "record": self.record,
+                "learner": self.learner.state_dict(), "pending": self.pending, "phase": self.phase, "step": step,
+                "elapsed": time.perf_counter() - self.started}
+
+
+def _run_scenario(ctx: StageContext, dataset: str, scen: str, d: dict, dev: str, saver: Checkpoints,
+                  done: dict, at: dict | None) -> dict:
+    """One request sequence, every approximate method in one stacked model; from checkpoint ``at`` if given.
+    Returns the scenario's record: per-request rows (without Retrain), seconds, and what was held."""
+    s, seed, hp = ctx.settings, ctx.seed, ctx.settings.hparams()
     methods = list(M.METHODS.values())
-    arrays, retrain_sets, retrain_where = {}, [], []
+    requests = M.scenario(scen, 5, d["cpt"])
+    g = ctx.torch_generator(dataset, scen, "batches")
+    model = stacked_model(dataset, len(methods), s, d, ctx.torch_generator(dataset, "init"), dev)
+    with torch.no_grad():  # one initialisation shared by every method
+        for p in model.params:
+            p.copy_(p[:1].expand_as(p))
+        if hasattr(model, "buffers"):
+            model.buffers = [{k: v.clone() for k, v in model.buffers[0].items()} for _ in range(len(methods))]
+    learner = M.ContinualUnlearner(model, methods, d["x"], d["y"], d["n_classes"], d["cpt"], hp, g,
+                                   ctx.rng(dataset, scen, "requests"), d["transform"])
+    cursor = _Cursor(dataset, scen, done, {"rows": [], "seconds": [], "states": []}, learner)
+    if at is not None:
+        learner.load_state_dict(at.pop("learner"))  # the learner holds it now
+        cursor.record = at["record"]
+    rec = cursor.record
+    for r_i in range(len(rec["rows"]), len(requests)):
+        req = requests[r_i]
+        if at is not None:  # inside this request's phase at["phase"], at step at["step"]
+            pending, first, step, elapsed = at["pending"], at["phase"], at["step"], at["elapsed"]
+            log(f"seed {seed} {dataset} {scen} {req.label}: resumed at step {step} of phase {first + 1}")
+            at = None
+        else:
+            pending, first, step, elapsed = None, 0, 0, 0.0
+        cursor.started = time.perf_counter() - elapsed
+        cursor.pending = pending = pending or learner.begin(req)
+        for i in range(first, len(pending.phases)):
+            cursor.phase = i
+            phase, lr = pending.phases[i]
+            learner.run(phase, lr, start=step if i == first else 0, on_step=partial(saver.step, cursor.state))
+        info = learner.finish(pending)
+        if dev == "cuda":
+            torch.cuda.synchronize()
+        rec["seconds"].append(time.perf_counter() - cursor.started)
+        held, classes = learner.data.held.copy(), set(learner.data.classes)
+        probs_test = M.predict_proba(model, d["x_test"], transform=d["transform"]).cpu().numpy()
+        probs_train = M.predict_proba(model, d["x"], transform=d["transform"]).cpu().numpy()
+        rec["rows"].append(_evaluate_request(probs_test, probs_train, d, classes, held, info, req, d["cpt"],
+                                             s.mia_samples, (dataset, scen, seed, r_i)))
+        rec["states"].append((held, classes, info, req))
+        log(f"seed {seed} {dataset} {scen} {req.label}: {rec['seconds'][-1]:.1f} s, remaining acc "
+            + " ".join(f"{m.name}={v:.0f}" for m, v in zip(methods, rec["rows"][-1]["rem"], strict=True)))
+    return rec
+
+
+def run_dataset(ctx: StageContext, dataset: str, dev: str, run, saver: Checkpoints | None = None) -> dict:
+    """All scenarios of one dataset for ``ctx.seed``: ``{scenario: {quantity: (models, requests[, tasks])},
+    "retrain_seconds_per_request": ...}``, model axis ORDER; resumed from ``saver``'s checkpoint if any."""
+    s, seed, hp = ctx.settings, ctx.seed, ctx.settings.hparams()
+    saver = saver or Checkpoints()
+    d = load(dataset, s, dev)
+    at = saver.take(dataset)
+    done: dict[str, dict] = at.get("scenarios", {})
     for scen in M.SCENARIOS:
-        requests = M.scenario(scen, 5, d["cpt"])
-        g = torch_generator("clu", dataset, scen, "batches", seed, device="cpu")
-        model = stacked_model(dataset, len(methods), s, d, torch_generator("clu", dataset, "init", seed), dev)
-        with torch.no_grad():  # one initialisation shared by every method
-            for p in model.params:
-                p.copy_(p[:1].expand_as(p))
-            if hasattr(model, "buffers"):
-                model.buffers = [{k: v.clone() for k, v in model.buffers[0].items()} for _ in range(len(methods))]
-        learner = M.ContinualUnlearner(model, methods, d["x"], d["y"], d["n_classes"], d["cpt"], hp, g,
-                                       rng("clu", dataset, scen, "requests", seed), d["transform"])
-        rows, seconds, states = [], [], []
-        for r_i, req in enumerate(requests):
-            start = time.perf_counter()
-            info = learner.apply(req)
-            if dev == "cuda":
-                torch.cuda.synchronize()
-            seconds.append(time.perf_counter() - start)
-            held, classes = learner.data.held.copy(), set(learner.data.classes)
-            probs_test = M.predict_proba(model, d["x_test"], transform=d["transform"]).cpu().numpy()
-            probs_train = M.predict_proba(model, d["x"], transform=d["transform"]).cpu().numpy()
-            rows.append(_evaluate_request(probs_test, probs_train, d, classes, held, info, req, d["cpt"],
-                                          s.mia_samples, (dataset, scen, seed, r_i)))
-            states.append((held, classes, info, req))
-            retrain_sets.append(np.flatnonzero(held))
-            retrain_where.append((scen, r_i))
-            log(f"seed {seed} {dataset} {scen} {req.label}: {seconds[-1]:.1f} s, remaining acc "
-                + " ".join(f"{m.name}={v:.0f}" for m, v in zip(methods, rows[-1]["rem"], strict=True)))
-        arrays[f"{scen}__states"] = states  # removed below, used for Retrain's evaluation
-        arrays[f"{scen}__rows"] = rows
-        arrays[f"{scen}__seconds"] = np.array(seconds)
-        run.log_curve(f"{dataset}.{scen}.ugclu_remaining_acc", range(len(rows)),
-                      [row["rem"][methods.index(M.METHODS["ugclu"])] for row in rows])
+        if scen not in done:
+            done[scen] = _run_scenario(ctx, dataset, scen, d, dev, saver, done, at if at.get("scenario") == scen else None)
+    ug = list(M.METHODS).index("ugclu")
+    for scen in M.SCENARIOS:
+        rows = done[scen]["rows"]
+        run.log_curve(f"{dataset}.{scen}.ugclu_remaining_acc", range(len(rows)), [row["rem"][ug] for row in rows])
     # Retrain: one stacked run for every request of every scenario
-    start = time.perf_counter()
-    oracle = stacked_model(dataset, len(retrain_sets), s, d, torch_generator("clu", dataset, "retrain-init", seed), dev)
-    M.retrain(oracle, d["x"], d["y"], retrain_sets, hp, d["n_classes"],
-              torch_generator("clu", dataset, "retrain-batches", seed), d["transform"])
+    retrain_sets = [np.flatnonzero(held) for scen in M.SCENARIOS for held, *_ in done[scen]["states"]]
+    retrain_where = [(scen, r_i) for scen in M.SCENARIOS for r_i in range(len(done[scen]["states"]))]
+    resumed = at.get("retrain")
+    start = time.perf_counter() - (resumed["elapsed"] if resumed else 0.0)
+    oracle = stacked_model(dataset, len(retrain_sets), s, d, ctx.torch_generator(dataset, "retrain-init"), dev)
+    generator = ctx.torch_generator(dataset, "retrain-batches")
+    bufs = [torch.zeros_like(p) for p in oracle.params]
+    if resumed:
+        oracle.load_state_dict(resumed["model"])
+        with torch.no_grad():
+            for b, saved in zip(bufs, resumed["bufs"], strict=True):
+                b.copy_(saved)
+        generator.set_state(resumed["generator"].cpu())
+        log(f"seed {seed} {dataset} retrain: resumed at step {resumed['step']}")
+
+    def position(step: int) -> dict:
+        return {"dataset": dataset, "scenarios": done, "scenario": None,
+                "retrain": {"model": oracle.state_dict(), "bufs": bufs, "generator": generator.get_state(),
+                            "step": step, "elapsed": time.perf_counter() - start}}
+
+    M.retrain(oracle, d["x"], d["y"], retrain_sets, hp, d["n_classes"], generator, d["transform"], bufs=bufs,
+              start=resumed["step"] if resumed else 0, on_step=partial(saver.step, position))
     retrain_seconds = time.perf_counter() - start
     probs_test = M.predict_proba(oracle, d["x_test"], transform=d["transform"]).cpu().numpy()
     probs_train = M.predict_proba(oracle, d["x"], transform=d["transform"]).cpu().numpy()
     out = {}
     for scen in M.SCENARIOS:
-        states, rows = arrays.pop(f"{scen}__states"), arrays.pop(f"{scen}__rows")
+        states, rows = done[scen]["states"], done[scen]["rows"]
         full = []
         for r_i, ((held, classes, info, req), row) in enumerate(zip(states, rows, strict=True)):
             k = retrain_where.index((scen, r_i))
             oracle_row = _evaluate_request(probs_test[k:k + 1], probs_train[k:k + 1], d, classes, held, info, req,
                                            d["cpt"], s.mia_samples, (dataset, scen, seed, r_i, "retrain"))
             full.append({q: np.concatenate([oracle_row[q], row[q]]) for q in row})
-        for q in full[0]:
-            out[f"{scen}__{q}"] = np.stack([f[q] for f in full], 1)  # (models, requests[, tasks])
-        out[f"{scen}__seconds"] = arrays[f"{scen}__seconds"]
-        out[f"{scen}__learned_at"] = np.array([req.task if req.kind == "learn" else -1 for _, _, _, req in states])
-        out[f"{scen}__final_tasks"] = np.array(sorted({c // d["cpt"] for c in states[-1][1]}))
-    out["retrain_seconds_per_request"] = np.array(retrain_seconds / len(retrain_sets))
+        # per request and model, averaged over seeds; the request structure is the same in every seed
+        out[scen] = {q: runs.mean(np.stack([f[q] for f in full], 1)) for q in full[0]}  # (models, requests[, tasks])
+        out[scen]["seconds"] = runs.mean(np.array(done[scen]["seconds"]))
+        out[scen]["learned_at"] = runs.first(np.array([req.task if req.kind == "learn" else -1 for *_, req in states]))
+        out[scen]["final_tasks"] = runs.first(np.array(sorted({c // d["cpt"] for c in states[-1][1]})))
+    out["retrain_seconds_per_request"] = runs.mean(np.array(retrain_seconds / len(retrain_sets)))
     return out
 
 
@@ -226,35 +333,45 @@ def prepare(ctx: StageContext) -> None:
     ctx.write_prepared({"methods": list(ORDER), "scenarios": {sc: [r.label for r in M.scenario(sc)] for sc in M.SCENARIOS}})
 
 
-def train(ctx: StageContext) -> None:
-    """Every scenario and dataset for this seed (one MLflow run for the seed)."""
+def run_seed(ctx: StageContext) -> dict:
+    """Every scenario and dataset for this seed (one MLflow run for the seed): ``{dataset: ...}`` as
+    :func:`run_dataset` gives it. Checkpointed every ``CHECKPOINT_EVERY[scale]`` training steps (the
+    house removes the checkpoint once the results are on disk)."""
     s: CLUSettings = ctx.settings
     dev = device()
-    arrays = {}
-    with tracking.tracked_run("clu", "all_methods", ctx.scale, ctx.seed, asdict(s), "clu_train") as run:
-        for i, dataset in enumerate(s.datasets):
-            prefix = "" if i == 0 else f"{dataset}_"
-            arrays |= {prefix + k: v for k, v in run_dataset(dataset, s, ctx.seed, dev, run).items()}
-    ctx.write_run(arrays)
+    saver = Checkpoints(ctx.checkpoint_path, CHECKPOINT_EVERY[ctx.scale], {"format": CHECKPOINT_FORMAT, **ctx.stamp}, dev)
+    if saver.count:
+        log(f"seed {ctx.seed}: resuming from {ctx.checkpoint_path} after {saver.count} training steps")
+    with ctx.tracked_run("all_methods") as run:
+        for dataset in s.datasets:
+            if dataset not in saver.finished:
+                saver.finished[dataset] = run_dataset(ctx, dataset, dev, run, saver)
+    return {dataset: saver.finished[dataset] for dataset in s.datasets}
 
 
-def scenario_stats(run: dict, scen: str, prefix: str = "") -> dict[str, np.ndarray]:
-    """Per-method summary (models axis ORDER) of one scenario: final / post-unlearning remaining
-    accuracy, new-task accuracy, forget-train/test accuracy, MIA, average accuracy, BWT."""
-    k = f"{prefix}{scen}__"
-    learn = run[k + "learned_at"] >= 0
-    forget = ~np.isnan(run[k + "fgt_train"][0])
+def _prefix(i: int, dataset: str) -> str:
+    """Metric and table names: the first dataset's are bare, later ones start ``<dataset>_``."""
+    return "" if i == 0 else f"{dataset}_"
+
+
+def scenario_stats(run: dict, scen: str) -> dict[str, np.ndarray]:
+    """Per-method summary (models axis ORDER) of one scenario of one dataset (``run[scen]``): final /
+    post-unlearning remaining accuracy, new-task accuracy, forget-train/test accuracy, MIA, average
+    accuracy, BWT."""
+    r = run[scen]
+    learn = r["learned_at"] >= 0
+    forget = ~np.isnan(r["fgt_train"][0])
 
     def mean_over(q, cols):
-        v = run[k + q][:, cols]
+        v = r[q][:, cols]
         return np.nanmean(v, 1) if v.size and not np.all(np.isnan(v)) else np.full(len(ORDER), np.nan)
 
-    learned_at = {int(t): i for i, t in enumerate(run[k + "learned_at"]) if t >= 0}
-    bwt = np.array([M.backward_transfer(run[k + "task_acc"][m], learned_at, run[k + "final_tasks"].tolist())
+    learned_at = {int(t): i for i, t in enumerate(r["learned_at"]) if t >= 0}
+    bwt = np.array([M.backward_transfer(r["task_acc"][m], learned_at, r["final_tasks"].tolist())
                     for m in range(len(ORDER))])
-    return {"rem_final": run[k + "rem"][:, -1], "rem_u": mean_over("rem", forget), "new": mean_over("new", learn),
+    return {"rem_final": r["rem"][:, -1], "rem_u": mean_over("rem", forget), "new": mean_over("new", learn),
             "fgt_train": mean_over("fgt_train", forget), "fgt_test": mean_over("fgt_test", forget),
-            "mia": mean_over("mia", forget), "aa": run[k + "rem"].mean(1), "bwt": bwt}
+            "mia": mean_over("mia", forget), "aa": r["rem"].mean(1), "bwt": bwt}
 
 
 def gaps(stats: dict[str, np.ndarray]) -> np.ndarray:
@@ -264,12 +381,13 @@ def gaps(stats: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def compute_metrics(run: dict, prefix: str = "") -> dict[str, float]:
-    """Every number the claims and tables need, from one seed's run or the pooled run."""
+    """Every number the claims and tables need, from one dataset of one seed's run or of the pooled
+    run; metric names start with ``prefix``."""
     i = {name: ORDER.index(name) for name in ORDER}
     m: dict[str, float] = {}
     all_gaps = []
     for scen in M.SCENARIOS:
-        st = scenario_stats(run, scen, prefix)
+        st = scenario_stats(run, scen)
         g = gaps(st)
         all_gaps.append(g)
         for name in ORDER:
@@ -297,23 +415,17 @@ def compute_metrics(run: dict, prefix: str = "") -> dict[str, float]:
     return m
 
 
-def _pool(runs: list[dict]) -> dict:
-    """Mean over seeds of every per-request array (structure arrays are the same in every seed)."""
-    keep = ("learned_at", "final_tasks")
-    return {k: runs[0][k] if k.endswith(keep) else np.mean([r[k] for r in runs], axis=0) for k in runs[0]}
-
-
 def evaluate(ctx: StageContext) -> None:
     s: CLUSettings = ctx.settings
-    runs = [ctx.read_run(seed) for seed in ctx.seeds]
-    pooled = _pool(runs)
+    seed_runs = ctx.runs()
+    pooled = ctx.pooled()
     metrics = {}
     for i, dataset in enumerate(s.datasets):
-        prefix = "" if i == 0 else f"{dataset}_"
-        metrics |= across_seeds(lambda r, p=prefix: compute_metrics(r, p), runs, pooled)
+        metrics |= across_seeds(partial(compute_metrics, prefix=_prefix(i, dataset)),
+                                [r[dataset] for r in seed_runs], pooled[dataset])
     details, perf = {"datasets": list(s.datasets), "methods": list(ORDER)}, {}
     for i, dataset in enumerate(s.datasets):
-        prefix = "" if i == 0 else f"{dataset}_"
+        prefix = _prefix(i, dataset)
         tables = {}
         for scen in M.SCENARIOS:
             rows = []
@@ -324,16 +436,16 @@ def evaluate(ctx: StageContext) -> None:
                     row[q + "_sd"] = _sd(metrics[f"{prefix}{scen}_{name}_{q}"]["per_seed"])
                 rows.append(row)
             tables[scen] = rows
-            k = f"{prefix}{scen}__"
             table = [{"method": r["method"], **{q: _fmt(r[q], r[q + "_sd"]) for q in (*STATS, "gap")}} for r in rows]
             write_table(ctx.tables_dir / f"{prefix}{scen}", table,
                         caption=f"UG-CLU {dataset}, scenario {scen}: accuracy (%), MIA (%), gap to Retrain (mean ± sd over seeds)")
-            details[f"{prefix}{scen}_curves"] = {name: np.nan_to_num(pooled[k + "rem"][j], nan=-1).tolist()
+            scen_run = pooled[dataset][scen]
+            details[f"{prefix}{scen}_curves"] = {name: np.nan_to_num(scen_run["rem"][j], nan=-1).tolist()
                                                  for j, name in enumerate(ORDER)}
             details[f"{prefix}{scen}_labels"] = [r.label for r in M.scenario(scen)]
-            perf[f"{prefix}{scen}_seconds_per_request_all_approximate_methods"] = float(pooled[k + "seconds"].mean())
+            perf[f"{prefix}{scen}_seconds_per_request_all_approximate_methods"] = float(scen_run["seconds"].mean())
         details[f"{prefix}tables"] = tables
-        perf[f"{prefix}retrain_seconds_per_request"] = float(pooled[f"{prefix}retrain_seconds_per_request"])
+        perf[f"{prefix}retrain_seconds_per_request"] = float(pooled[dataset]["retrain_seconds_per_request"])
         approx = np.mean([perf[f"{prefix}{sc}_seconds_per_request_all_approximate_methods"] for sc in M.SCENARIOS])
         perf[f"{prefix}seconds_per_request_per_approximate_method"] = float(approx / len(M.APPROXIMATE))
     hp = s.hparams()
@@ -357,24 +469,6 @@ def _fmt(v, sd) -> str:
     return "n/a" if v is None else f"{v:.1f} ± {sd:.1f}"
 
 
-def figures(ctx: StageContext) -> None:
-    """The figures of ``figures.DRAW`` from metrics.json; logged to MLflow with the metrics."""
-    metrics = read_metrics(ctx.metrics_path)
-    paths = []
-    for name, (draw, shape) in DRAW.items():
-        with plotting.figure(1, shape, figsize=(5.0 * shape, 3.6)) as (fig, ax):
-            draw(ax, metrics=metrics)
-            paths += plotting.save(fig, ctx.figures_dir, name)
-    tracking.log_summary("clu", ctx.scale, paths, [ctx.metrics_path])
-
-
-PAPER = Paper(
-    slug="clu",
-    title="A Unified Gradient-based Framework for Task-agnostic Continual Learning-Unlearning (UG-CLU)",
-    citation="Huang, Cheng, Zhang, Zheng, Wang, He, Li & Huang (2025), arXiv:2505.15178",
-    settings=SETTINGS,
-    stages=stages(prepare, train, evaluate, figures),
-    figures=tuple(DRAW),
-    external=("cifar10", "tinyimagenet"),
-    brief={"learn_steps": 20, "unlearn_steps": 10, "retrain_steps": 40},
-)
+def figure_inputs(ctx: StageContext) -> dict:
+    """The figures are drawn from metrics.json alone (``metrics``, which the house passes)."""
+    return {}

@@ -60,5 +60,3 @@ def draw_gap(ax, metrics, **_) -> None:
     ax.set_xticks(np.arange(len(names)), names, rotation=60, fontsize=7, ha="right")
     ax.set(ylabel="average gap to Retrain (points)", title="Average gap to Retrain (lower is better)")
 
-
-DRAW = {"requests": (draw_requests, 3), "forgetting": (draw_forgetting, 3), "gap": (draw_gap, 1)}

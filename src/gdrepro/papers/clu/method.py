@@ -101,9 +101,9 @@ class StackedModule:
     """M copies of any ``nn.Module`` (e.g. a ResNet-18 at paper scale) with stacked parameters.
 
     ``sample_dims`` is the number of axes of one input (3 for images), so that (M, B, ...) per-model
-    batches and (B, ...) shared batches can be told apart. The forward pass loops over models with ``torch.func.functional_call`` (BatchNorm statistics are
-    kept per model); gradients reach the stacked leaves, so the learner treats it like
-    :class:`StackedMLP`.
+    batches and (B, ...) shared batches can be told apart. The forward pass loops over models with
+    ``torch.func.functional_call`` (BatchNorm statistics are kept per model); gradients reach the
+    stacked leaves, so the learner treats it like :class:`StackedMLP`.
     """
 
     def __init__(self, make: Callable[[], nn.Module], n_models: int, generator: torch.Generator, device: str = "cpu",
