@@ -9,7 +9,6 @@ import pytest
 
 from gdrepro import papers
 from gdrepro.config import default_seeds
-from tests.conftest import ROOT
 
 pytest.importorskip("snakemake_executor_plugin_slurm")
 

@@ -70,24 +70,35 @@ def figure_files(paper, scale="{scale}", annotate=True):
     ]
 
 
-def gdrepro(paper, stage, seed=False, gpu=False):
-    """Shell command for one stage; Snakemake owns the DAG, so the CLI never runs upstream stages.
+# One shell command for every paper job; the per-rule parts come in as params (a `shell:`
+# expression is evaluated again when the job runs, so it must not use loop variables).
+JOB_SHELL = (
+    "{params.gpu_slot}GDREPRO_THREADS={threads} gdrepro {params.paper} {params.stage} "
+    "--scale {wildcards.scale} --out {params.out} --seeds {params.seeds} {params.seed} "
+    "{params.sets} --no-deps > {log} 2>&1"
+)
+
+
+def job_params(paper, stage, seed=False, gpu=False):
+    """The params of one stage's `gdrepro` call; Snakemake owns the DAG, so the CLI never runs
+    upstream stages.
 
     The job uses as many BLAS/torch threads as the rule's `threads`. `gpu=True` (a job that
     trains on a GPU) makes it take its own device on a multi-GPU machine (gdrepro.gpu_slots);
     without GPUs it runs on the CPU as before.
     """
     overrides = config["overrides"].get(paper, {})
-    sets = " ".join(
-        f"--set {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in overrides.items()
-    )
-    seeds = " ".join(str(s) for s in SEEDS)
-    return (
-        f"{'GDREPRO_GPU_SLOT=1 ' if gpu else ''}GDREPRO_THREADS={{threads}} gdrepro {paper} {stage} --scale {{wildcards.scale}} "
-        f"--out {layout.paper_dir('{wildcards.scale}', paper)} "
-        f"--seeds {seeds} {'--seed {wildcards.seed}' if seed else ''} {sets} --no-deps "
-        f"> {{log}} 2>&1"
-    )
+    return {
+        "gpu_slot": "GDREPRO_GPU_SLOT=1 " if gpu else "",
+        "paper": paper,
+        "stage": stage,
+        "out": layout.paper_dir("{scale}", paper),
+        "seeds": " ".join(str(s) for s in SEEDS),
+        "seed": "--seed {seed}" if seed else "",
+        "sets": " ".join(
+            f"--set {shlex.quote(f'{k}={json.dumps(v)}')}" for k, v in overrides.items()
+        ),
+    }
 
 
 EXTERNAL = os.environ.get("GDREPRO_EXTERNAL_DATA", "external")

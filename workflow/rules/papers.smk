@@ -2,6 +2,7 @@
 #   <slug>_prepare -> <slug>_<label> (one job per seed: simulate, train or sample)
 #   -> <slug>_evaluate (metrics.json, the declared tables) -> <slug>_figures (the declared figures)
 # Claims and the report are in report.smk. Resources come from the declaration at this run's scale.
+# Every job runs JOB_SHELL (common.smk) with its own params.
 
 for slug, paper in DECLARED.items():
     prepared = paper_file(slug, layout.PREPARED)
@@ -9,6 +10,7 @@ for slug, paper in DECLARED.items():
     code = paper_sources(slug)
 
     threads_, resources_ = job_resources(slug, "prepare")
+    PARAMS = job_params(slug, "prepare")
 
     rule:
         name:
@@ -28,11 +30,14 @@ for slug, paper in DECLARED.items():
         threads: threads_
         resources:
             **resources_,
+        params:
+            **PARAMS,
         shell:
-            gdrepro(slug, "prepare")
+            JOB_SHELL
 
     label = paper.run_label
     threads_, resources_ = job_resources(slug, label)
+    PARAMS = job_params(slug, label, seed=True, gpu=paper.trains_on_gpu)
 
     rule:
         name:
@@ -51,10 +56,13 @@ for slug, paper in DECLARED.items():
         threads: threads_
         resources:
             **resources_,
+        params:
+            **PARAMS,
         shell:
-            gdrepro(slug, label, seed=True, gpu=paper.trains_on_gpu)
+            JOB_SHELL
 
     threads_, resources_ = job_resources(slug, "evaluate")
+    PARAMS = job_params(slug, "evaluate")
 
     rule:
         name:
@@ -75,10 +83,13 @@ for slug, paper in DECLARED.items():
         threads: threads_
         resources:
             **resources_,
+        params:
+            **PARAMS,
         shell:
-            gdrepro(slug, "evaluate")
+            JOB_SHELL
 
     threads_, resources_ = job_resources(slug, "figures")
+    PARAMS = job_params(slug, "figures")
 
     rule:
         name:
@@ -99,5 +110,7 @@ for slug, paper in DECLARED.items():
         threads: threads_
         resources:
             **resources_,
+        params:
+            **PARAMS,
         shell:
-            gdrepro(slug, "figures")
+            JOB_SHELL
