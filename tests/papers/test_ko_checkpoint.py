@@ -4,42 +4,14 @@ once at an arm's end) and rerun, writes the same run file, bit for bit, as an un
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 
 import numpy as np
 
-from gdrepro.checkpoint import KILL_AFTER_SAVES
-from gdrepro.config import default_seeds
-from gdrepro.paper import StageContext
-from gdrepro.papers.ko import PAPER
 from gdrepro.papers.ko import experiment as E
-from tests.conftest import ROOT
+from tests.papers.seed_job import npz_arrays, prepared, run_seed_job
 
 TIMINGS = ("/sec_per_step", "timing/")  # wall-clock: differ between any two runs
-
-
-def _prepared(out):
-    ctx = StageContext("ko", "smoke", E.SETTINGS["smoke"], tuple(default_seeds()), out, out / "data", seed=0)
-    E.prepare(ctx)
-    return ctx
-
-
-def _train(out, kill_after: int = 0) -> subprocess.CompletedProcess:
-    """The smoke train job of seed 0 through the command line, as the workflow runs it."""
-    env = {k: v for k, v in os.environ.items() if k != KILL_AFTER_SAVES} | {"GDREPRO_TRACKING": "off"}
-    if kill_after:
-        env[KILL_AFTER_SAVES] = str(kill_after)
-    return subprocess.run([sys.executable, "-m", "gdrepro.cli", "ko", PAPER.run_label, "--scale", "smoke",
-                           "--seed", "0", "--out", str(out), "--no-deps"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-
-
-def _arrays(path) -> dict[str, np.ndarray]:
-    with np.load(path) as npz:
-        return {k: npz[k] for k in npz.files}
 
 
 def test_smoke_saves_inside_arms_and_after_each():
@@ -49,28 +21,28 @@ def test_smoke_saves_inside_arms_and_after_each():
 
 
 def test_a_killed_train_job_resumes_to_the_same_bits(tmp_path):
-    straight, resumed = _prepared(tmp_path / "straight"), _prepared(tmp_path / "resumed")
-    done = _train(straight.out)
+    straight, resumed = prepared("ko", tmp_path / "straight"), prepared("ko", tmp_path / "resumed")
+    done = run_seed_job("ko", straight.out)
     assert done.returncode == 0, done.stderr
     assert not straight.checkpoint_path.exists() and not (straight.out / "checkpoints").exists()
 
     # first save: step CHECKPOINT_EVERY of the first arm
-    killed = _train(resumed.out, kill_after=1)
+    killed = run_seed_job("ko", resumed.out, kill_after=1)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert resumed.checkpoint_path.exists() and not resumed.run_path(0).exists()
     # resumed inside the first arm; its remaining save (smoke: 30 steps, every 10) and the one at
     # its end: killed with the first arm done and none in progress
-    killed = _train(resumed.out, kill_after=2)
+    killed = run_seed_job("ko", resumed.out, kill_after=2)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert "0 arms done, mlp-small-sgd-base at step 10" in killed.stderr + killed.stdout
     assert resumed.checkpoint_path.exists() and not resumed.run_path(0).exists()
 
-    rerun = _train(resumed.out)
+    rerun = run_seed_job("ko", resumed.out)
     assert rerun.returncode == 0, rerun.stderr
     assert "1 arms done" in rerun.stderr + rerun.stdout
     assert not resumed.checkpoint_path.exists()
 
-    a, b = _arrays(straight.run_path(0)), _arrays(resumed.run_path(0))
+    a, b = npz_arrays(straight.run_path(0)), npz_arrays(resumed.run_path(0))
     assert set(a) == set(b)
     timed = [k for k in a if any(t in k for t in TIMINGS)]
     assert len(timed) == len(E.arms(E.SETTINGS["smoke"])) + 5
