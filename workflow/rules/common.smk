@@ -70,12 +70,13 @@ def figure_files(paper, scale="{scale}", annotate=True):
     ]
 
 
-# One shell command for every paper job; the per-rule parts come in as params (a `shell:`
-# expression is evaluated again when the job runs, so it must not use loop variables).
+# One shell command for every paper job; what differs between jobs comes in as params (a
+# `shell` expression is evaluated again when the job runs, so it must not use loop variables).
 JOB_SHELL = (
     "{params.gpu_slot}GDREPRO_THREADS={threads} gdrepro {params.paper} {params.stage} "
-    "--scale {wildcards.scale} --out {params.out} --seeds {params.seeds} {params.seed} "
-    "{params.sets} --no-deps > {log} 2>&1"
+    "--scale {wildcards.scale} "
+    f"--out {layout.paper_dir('{wildcards.scale}', '{params.paper}')} "
+    "--seeds {params.seeds} {params.seed} {params.sets} --no-deps > {log} 2>&1"
 )
 
 
@@ -92,7 +93,6 @@ def job_params(paper, stage, seed=False, gpu=False):
         "gpu_slot": "GDREPRO_GPU_SLOT=1 " if gpu else "",
         "paper": paper,
         "stage": stage,
-        "out": layout.paper_dir("{scale}", paper),
         "seeds": " ".join(str(s) for s in SEEDS),
         "seed": "--seed {seed}" if seed else "",
         "sets": " ".join(
