@@ -14,10 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 
+# isort: off
+import gdrepro  # noqa: F401  (pins the kernels before numpy and torch load: keep it first)
 import numpy as np
 import torch
+# isort: on
 
-import gdrepro  # noqa: F401  (pins the kernels before numpy and torch load)
 from gdrepro.nn import portable_sqrt
 
 
