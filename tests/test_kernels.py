@@ -168,3 +168,17 @@ def test_portable_sqrt_is_a_square_root():
     y = torch.tensor([0.25, 9.0], requires_grad=True)
     portable_sqrt(y).sum().backward()
     assert torch.allclose(y.grad, 0.5 / torch.tensor([0.5, 3.0]))
+
+
+def test_portable_pow_routes_the_square_root_away_from_torch_sqrt():
+    """A run-time exponent of 0.5 must not reach torch.sqrt (torch turns x ** 0.5 into it):
+    portable_pow gives portable_sqrt's bits there, and torch's own power elsewhere."""
+    import torch
+
+    from gdrepro.nn import portable_pow, portable_sqrt
+
+    x = torch.rand(10_000, generator=torch.Generator().manual_seed(0)) * 100
+    assert torch.equal(portable_pow(x, 0.5), portable_sqrt(x))
+    assert torch.equal(portable_pow(x, 0.3), x**0.3)
+    np_exact = x.double() ** 0.3
+    assert ((portable_pow(x, 0.3).double() - np_exact).abs() <= 4 * torch.finfo(torch.float32).eps * np_exact).all()

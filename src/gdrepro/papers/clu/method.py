@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gdrepro.nn import portable_sqrt
+from gdrepro.nn import portable_pow, portable_sqrt
 
 # --- stacked models -------------------------------------------------------------------------------
 
@@ -178,7 +178,7 @@ def per_sample_ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def adaptive_weights(losses: torch.Tensor, lam: float) -> torch.Tensor:
     """Adaptive per-sample weights c_i = 1 / (l_i^lambda + 1e-15), normalised over the batch (last
     axis) to sum to the batch size; samples already forgotten (large loss) get small weight."""
-    c = 1.0 / (losses.detach().clamp_min(0) ** lam + 1e-15)
+    c = 1.0 / (portable_pow(losses.detach().clamp_min(0), lam) + 1e-15)
     return c / c.sum(-1, keepdim=True) * losses.shape[-1]
 
 
