@@ -37,7 +37,7 @@ def test_help_lists_papers_and_stages():
         (["report", "--scale", "smoke", "--results", "x", "--papers", "nope"], "unknown paper 'nope'"),
         (["report", "--scale", "smoke", "--results", "nowhere"], "missing nowhere/quantile/claims.json"),
         (["quantile", "simulate", "--scale", "smoke", "--out", "x", "--set", "a=0.3"], "a=0.3 must exceed 1/2"),
-        (["quantile", "claims", "--scale", "smoke", "--out", "nowhere", "--no-deps"], "missing nowhere/prepared.json"),
+        (["quantile", "claims", "--scale", "smoke", "--out", "nowhere", "--no-deps"], "missing nowhere/metrics.json"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):

@@ -41,8 +41,8 @@ def test_figures_name_draw_functions_and_real_claims(paper):
 
 
 def test_datasets_downloads_and_brief_are_real(paper):
-    for relpath, builder in paper.dataset_builders().items():
-        assert callable(builder) and relpath.startswith(f"{paper.slug}/"), relpath
+    for relpath, ref in paper.datasets.items():
+        assert callable(paper.resolve(ref)) and relpath.startswith(f"{paper.slug}/"), relpath
     assert set(paper.external) <= set(CATALOG)
     fields = {f.name for f in dataclasses.fields(paper.settings["paper"])}
     assert set(paper.brief) <= fields

@@ -82,7 +82,7 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def run_paper(slug: str, argv: list[str]) -> None:
-    from gdrepro import data, stages
+    from gdrepro import data, layout, stages
     from gdrepro.config import apply_overrides, check_scale, default_seeds
     from gdrepro.paper import StageContext
     from gdrepro.runtime import pin_threads, timed
@@ -92,7 +92,12 @@ def run_paper(slug: str, argv: list[str]) -> None:
     if args.stage not in paper.stage_names:
         raise GdreproError(f"unknown stage {args.stage!r} for {slug} (stages: {', '.join(paper.stage_names)})")
     scale = check_scale(args.scale)
-    settings = apply_overrides(paper.settings[scale], _overrides(args.overrides), slug)
+    overrides = _overrides(args.overrides)
+    if args.stage == "claims" and (args.no_deps or (args.out / layout.METRICS).exists()):
+        # claims read metrics.json only: the paper's code (numpy, torch) need not load
+        stages.judge_claims(paper, scale, args.out)
+        return
+    settings = apply_overrides(paper.settings[scale], overrides, slug)
     seeds = tuple(args.seeds or default_seeds())
     if args.seed is not None and args.seed not in seeds:
         seeds = seeds + (args.seed,)
@@ -115,12 +120,7 @@ def run_paper(slug: str, argv: list[str]) -> None:
 
     ctx = context(args.stage)
     names = paper.stage_names
-    if args.stage == "claims" and ctx.metrics_path.exists():  # claims read metrics.json only
-        upstream = []
-    else:
-        upstream = list(names[: names.index(args.stage)])
-        if args.stage == "claims":
-            upstream.remove("figures")
+    upstream = [s for s in names[: names.index(args.stage)] if not (args.stage == "claims" and s == "figures")]
     # outputs made for another scale or other settings are stale: the whole chain reruns
     stale = bool(upstream) and ctx.prepared_path.exists() and not ctx.prepared_is_current()
     if stale and args.no_deps:

@@ -23,7 +23,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,7 +141,13 @@ class Paper:
         return self.experiment.SETTINGS
 
     def dataset_builders(self) -> dict[str, Callable[[Path], None]]:
-        return {path: self.resolve(ref) for path, ref in self.datasets.items()}
+        """``path under data/ -> builder``; a builder loads its module only when it builds (checking
+        that data/ is complete must not import every paper's code)."""
+        return {path: partial(_build, self, ref) for path, ref in self.datasets.items()}
+
+
+def _build(paper: Paper, ref: str, path: Path) -> None:
+    paper.resolve(ref)(path)
 
 
 @dataclass(frozen=True)

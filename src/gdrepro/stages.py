@@ -27,13 +27,18 @@ def run_stage(paper: Paper, stage: str, ctx: StageContext) -> None:
 
         draw_all(paper, ctx)
     elif stage == "claims":
-        from gdrepro import claims
-
-        for claim in claims.write(paper.title, paper.slug, ctx.scale, papers.claims_file(paper.slug),
-                                  ctx.metrics_path, ctx.out):
-            print(f"{claim['verdict']} {claim['id']}: {claim['statement']}")
+        judge_claims(paper, ctx.scale, ctx.out)
     else:
         getattr(paper.experiment, stage)(ctx)
+
+
+def judge_claims(paper: Paper, scale: str, out: Path) -> None:
+    """The claims stage: verdicts from ``out/metrics.json`` alone (gdrepro.claims), printed."""
+    from gdrepro import claims
+
+    for claim in claims.write(paper.title, paper.slug, scale, papers.claims_file(paper.slug),
+                              out / layout.METRICS, out):
+        print(f"{claim['verdict']} {claim['id']}: {claim['statement']}")
 
 
 def outputs(paper: Paper, stage: str, ctx: StageContext) -> list[Path]:
