@@ -28,6 +28,9 @@ runs through MKL's vector maths, which is not correctly rounded and gave other b
 emulated CPUs (grokking's smoke chain, through Adam's denominator, moved in 11 of 41 metrics).
 Paper code therefore takes :func:`gdrepro.nn.portable_sqrt` and fused Adam/AdamW (exact IEEE
 square roots), and ``tests/test_kernels.py`` keeps ``torch.sqrt`` out of the papers' torch code.
+torch also turns ``x ** p`` into ``torch.sqrt`` when ``p`` is 0.5 at run time (clu's adaptive
+weights, which moved 14 smoke metrics on a real AMD EPYC with AVX-512): such powers take
+:func:`gdrepro.nn.portable_pow`.
 The price is speed: MKL's compatible branch
 makes torch training up to 3x slower (4x and more for aacbr's large matmuls). So the mode
 follows the scale unless ``GDREPRO_KERNELS`` names one:
