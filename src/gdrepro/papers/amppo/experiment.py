@@ -162,6 +162,10 @@ def load_policy(run: dict, env_id: str, method: str) -> dict[str, np.ndarray]:
     return {k: run["train"][env_id][method]["policy"][k] for k in POLICY_KEYS}
 
 
+INVARIANTS = ("inv_bound_excess", "inv_frozen_change", "inv_sign_mismatch")
+"""AM-PPO's invariant violations (0 when the controller behaves): the worst seed counts."""
+
+
 def _pooling(result: dict) -> dict:
     """One (env, method) run's arrays with their pooling over seeds: means, except the raw episodes
     and the policy (per seed only) and the invariant violations (the worst seed)."""
@@ -169,7 +173,7 @@ def _pooling(result: dict) -> dict:
     out |= {"episodes": runs.own(result["episodes"]),
             "diag": {k: runs.mean(v) for k, v in result["diag"].items()},
             "policy": {k: runs.own(v) for k, v in result["policy"].items()}}
-    out |= {k: runs.worst(v) for k, v in result.items() if k.startswith("inv_")}
+    out |= {k: runs.worst(result[k]) for k in INVARIANTS if k in result}
     return out
 
 

@@ -296,6 +296,10 @@ def _save_loop(path, state: dict, name: str, loop: dict) -> None:
     checkpoint.save(path, state | {"current": name, "loop": loop})
 
 
+MACRO_GRIDS = ("grid_x", "grid_t")
+"""The macro run's evaluation grid (the same coordinates in every seed, not per configuration)."""
+
+
 def _pooling(name: str, result: dict) -> dict:
     """How each quantity pools over seeds, as paired runs: per-configuration vectors of the one macro
     run of a seed stack into rows, micro's (replicates, configs) tables concatenate; scalars (iterations,
@@ -305,7 +309,7 @@ def _pooling(name: str, result: dict) -> dict:
         v = np.asarray(v)
         if v.ndim == 0:
             out[k] = runs.stack(float(v))
-        elif name == "macro" and v.ndim == 1 and "grid" not in k:
+        elif name == "macro" and v.ndim == 1 and k not in MACRO_GRIDS:
             out[k] = runs.stack(v)
         elif name == "micro" and v.ndim == 2 and k != "traj_sim_v":
             out[k] = runs.concat(v, axis=0)
