@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,15 +27,34 @@ def prepared(slug: str, out: Path, seed: int = 0) -> StageContext:
     return ctx
 
 
-def run_seed_job(slug: str, out: Path, seed: int = 0, kill_after: int = 0) -> subprocess.CompletedProcess:
-    """``gdrepro <slug> <label> --seed <seed> --no-deps``; with ``kill_after`` it SIGKILLs itself
-    right after that many checkpoint saves."""
+def _job(slug: str, out: Path, seed: int, kill_after: int) -> tuple[list[str], dict]:
     env = {k: v for k, v in os.environ.items() if k != KILL_AFTER_SAVES} | {"GDREPRO_TRACKING": "off"}
     if kill_after:
         env[KILL_AFTER_SAVES] = str(kill_after)
     command = [sys.executable, "-m", "gdrepro.cli", slug, papers.get(slug).run_label, "--scale", "smoke",
                "--seed", str(seed), "--out", str(out), "--no-deps"]
+    return command, env
+
+
+def run_seed_job(slug: str, out: Path, seed: int = 0, kill_after: int = 0) -> subprocess.CompletedProcess:
+    """``gdrepro <slug> <label> --seed <seed> --no-deps``; with ``kill_after`` it SIGKILLs itself
+    right after that many checkpoint saves."""
+    command, env = _job(slug, out, seed, kill_after)
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def start_seed_job(slug: str, out: Path, seed: int = 0) -> Callable[[], subprocess.CompletedProcess]:
+    """The uninterrupted job, started in the background (pytest runs one test at a time, so the
+    second core is free while the killed and resumed jobs run); call the result to wait for it."""
+    command, env = _job(slug, out, seed, 0)
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+
+    def wait() -> subprocess.CompletedProcess:
+        stdout, stderr = process.communicate(timeout=600)
+        return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+    return wait
 
 
 def npz_arrays(path: Path) -> dict[str, np.ndarray]:

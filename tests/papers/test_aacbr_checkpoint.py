@@ -13,7 +13,7 @@ import torch
 
 from gdrepro.papers.aacbr import experiment as E
 from gdrepro.papers.aacbr import method as M
-from tests.papers.seed_job import npz_arrays, prepared, run_seed_job
+from tests.papers.seed_job import npz_arrays, prepared, run_seed_job, start_seed_job
 
 TIMINGS = ("/seconds", "/predict_seconds")  # wall-clock: differ between any two runs
 
@@ -47,9 +47,7 @@ def _saved(state: dict) -> dict:
 
 def test_a_killed_train_job_resumes_to_the_same_bits(tmp_path):
     straight, resumed = prepared("aacbr", tmp_path / "straight"), prepared("aacbr", tmp_path / "resumed")
-    done = run_seed_job("aacbr", straight.out)
-    assert done.returncode == 0, done.stderr
-    assert not straight.checkpoint_path.exists() and not (straight.out / "checkpoints").exists()
+    straight_job = start_seed_job("aacbr", straight.out)  # beside the killed and resumed jobs
 
     # first save: epoch CHECKPOINT_EVERY of the iris fit
     killed = run_seed_job("aacbr", resumed.out, kill_after=1)
@@ -67,6 +65,9 @@ def test_a_killed_train_job_resumes_to_the_same_bits(tmp_path):
     assert "1 datasets done" in rerun.stderr + rerun.stdout
     assert not resumed.checkpoint_path.exists()
 
+    done = straight_job()
+    assert done.returncode == 0, done.stderr
+    assert not straight.checkpoint_path.exists() and not (straight.out / "checkpoints").exists()
     a, b = npz_arrays(straight.run_path(0)), npz_arrays(resumed.run_path(0))
     assert set(a) == set(b)
     timed = [k for k in a if k.endswith(TIMINGS)]

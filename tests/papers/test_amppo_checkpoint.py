@@ -9,16 +9,14 @@ import numpy as np
 
 from gdrepro.paper import StageContext
 from gdrepro.papers.amppo import experiment as E
-from tests.papers.seed_job import npz_arrays, prepared, run_seed_job
+from tests.papers.seed_job import npz_arrays, prepared, run_seed_job, start_seed_job
 
 TIMINGS = ("steps_per_second", "throughput/")  # wall-clock: differ between any two runs
 
 
 def test_a_killed_train_job_resumes_to_the_same_bits(tmp_path):
     straight, resumed = prepared("amppo", tmp_path / "straight"), prepared("amppo", tmp_path / "resumed")
-    done = run_seed_job("amppo", straight.out)
-    assert done.returncode == 0, done.stderr
-    assert not straight.checkpoint_path.exists() and not (straight.out / "checkpoints").exists()
+    straight_job = start_seed_job("amppo", straight.out)  # beside the killed and resumed jobs
 
     killed = run_seed_job("amppo", resumed.out, kill_after=1)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
@@ -30,6 +28,9 @@ def test_a_killed_train_job_resumes_to_the_same_bits(tmp_path):
     assert "resumed at iteration 1/" in rerun.stderr + rerun.stdout
     assert not checkpoint.exists()
 
+    done = straight_job()
+    assert done.returncode == 0, done.stderr
+    assert not straight.checkpoint_path.exists() and not (straight.out / "checkpoints").exists()
     a, b = npz_arrays(straight.run_path(0)), npz_arrays(resumed.run_path(0))
     assert set(a) == set(b)
     timed = [k for k in a if any(t in k for t in TIMINGS)]

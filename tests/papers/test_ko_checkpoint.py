@@ -9,7 +9,7 @@ import signal
 import numpy as np
 
 from gdrepro.papers.ko import experiment as E
-from tests.papers.seed_job import npz_arrays, prepared, run_seed_job
+from tests.papers.seed_job import npz_arrays, prepared, run_seed_job, start_seed_job
 
 TIMINGS = ("/sec_per_step", "timing/")  # wall-clock: differ between any two runs
 
@@ -22,9 +22,7 @@ def test_smoke_saves_inside_arms_and_after_each():
 
 def test_a_killed_train_job_resumes_to_the_same_bits(tmp_path):
     straight, resumed = prepared("ko", tmp_path / "straight"), prepared("ko", tmp_path / "resumed")
-    done = run_seed_job("ko", straight.out)
-    assert done.returncode == 0, done.stderr
-    assert not straight.checkpoint_path.exists() and not (straight.out / "checkpoints").exists()
+    straight_job = start_seed_job("ko", straight.out)  # beside the killed and resumed jobs
 
     # first save: step CHECKPOINT_EVERY of the first arm
     killed = run_seed_job("ko", resumed.out, kill_after=1)
@@ -42,6 +40,9 @@ def test_a_killed_train_job_resumes_to_the_same_bits(tmp_path):
     assert "1 arms done" in rerun.stderr + rerun.stdout
     assert not resumed.checkpoint_path.exists()
 
+    done = straight_job()
+    assert done.returncode == 0, done.stderr
+    assert not straight.checkpoint_path.exists() and not (straight.out / "checkpoints").exists()
     a, b = npz_arrays(straight.run_path(0)), npz_arrays(resumed.run_path(0))
     assert set(a) == set(b)
     timed = [k for k in a if any(t in k for t in TIMINGS)]

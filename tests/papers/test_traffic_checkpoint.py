@@ -11,16 +11,14 @@ import pytest
 
 from gdrepro.errors import GdreproError
 from gdrepro.papers.traffic import experiment as E
-from tests.papers.seed_job import npz_arrays, prepared, run_seed_job
+from tests.papers.seed_job import npz_arrays, prepared, run_seed_job, start_seed_job
 
 TIMINGS = ("macro/seconds", "micro/seconds")  # wall-clock: differ between any two runs
 
 
 def test_a_killed_train_job_resumes_to_the_same_bits(tmp_path):
     straight, resumed = prepared("traffic", tmp_path / "straight"), prepared("traffic", tmp_path / "resumed")
-    done = run_seed_job("traffic", straight.out)
-    assert done.returncode == 0, done.stderr
-    assert not straight.checkpoint_path.exists() and not (straight.out / "checkpoints").exists()
+    straight_job = start_seed_job("traffic", straight.out)  # beside the killed and resumed jobs
 
     killed = run_seed_job("traffic", resumed.out, kill_after=1)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
@@ -34,6 +32,9 @@ def test_a_killed_train_job_resumes_to_the_same_bits(tmp_path):
     assert f"macro: resuming at iteration {every}" in rerun.stderr
     assert not resumed.checkpoint_path.exists()
 
+    done = straight_job()
+    assert done.returncode == 0, done.stderr
+    assert not straight.checkpoint_path.exists() and not (straight.out / "checkpoints").exists()
     a, b = npz_arrays(straight.run_path(0)), npz_arrays(resumed.run_path(0))
     assert set(a) == set(b) and set(TIMINGS) <= set(a)
     assert int(a["macro/iterations"]) > every and int(a["micro/iterations"]) > 2 * every  # saved in both loops
