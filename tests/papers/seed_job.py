@@ -4,6 +4,7 @@ shared half of every ``test_<slug>_checkpoint.py`` (gdrepro.checkpoint)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -61,3 +62,32 @@ def npz_arrays(path: Path) -> dict[str, np.ndarray]:
     """Every array of a run file, by its stored key."""
     with np.load(path) as npz:
         return {k: npz[k] for k in npz.files}
+
+
+def killed_and_resumed(slug: str, tmp_path: Path, kills: tuple[tuple[int, str], ...], finish: str) -> tuple[dict, dict]:
+    """Seed 0's smoke job straight through (in the background) and, beside it, a job that is
+    SIGKILLed after ``kills[i][0]`` checkpoint saves, rerun from its checkpoint each time (the
+    rerun's log shows ``kills[i][1]``, where it resumed), and finally run to the end (its log shows
+    ``finish``). Returns both run files' arrays, the straight one first."""
+    straight, resumed = prepared(slug, tmp_path / "straight"), prepared(slug, tmp_path / "resumed")
+    straight_job = start_seed_job(slug, straight.out)
+    for saves, resumed_at in kills:
+        killed = run_seed_job(slug, resumed.out, kill_after=saves)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert resumed_at in killed.stderr + killed.stdout, killed.stderr[-2000:]
+        assert resumed.checkpoint_path.exists() and not resumed.run_path(0).exists()
+    rerun = run_seed_job(slug, resumed.out)
+    assert rerun.returncode == 0, rerun.stderr
+    assert finish in rerun.stderr + rerun.stdout, rerun.stderr[-2000:]
+    assert not resumed.checkpoint_path.exists()
+    done = straight_job()
+    assert done.returncode == 0, done.stderr
+    assert not straight.checkpoint_path.exists() and not (straight.out / "checkpoints").exists()
+    return npz_arrays(straight.run_path(0)), npz_arrays(resumed.run_path(0))
+
+
+def assert_same_bits(straight: dict, resumed: dict, wall_clock: list[str]) -> None:
+    """Every array but the wall-clock ones equal bit for bit (NaNs in the same places)."""
+    assert set(straight) == set(resumed)
+    for k in set(straight) - set(wall_clock):
+        assert np.array_equal(straight[k], resumed[k], equal_nan=straight[k].dtype.kind == "f"), k

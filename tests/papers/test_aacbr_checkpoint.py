@@ -6,14 +6,13 @@ uninterrupted fit."""
 from __future__ import annotations
 
 import io
-import signal
 
 import numpy as np
 import torch
 
 from gdrepro.papers.aacbr import experiment as E
 from gdrepro.papers.aacbr import method as M
-from tests.papers.seed_job import npz_arrays, prepared, run_seed_job, start_seed_job
+from tests.papers.seed_job import assert_same_bits, killed_and_resumed
 
 TIMINGS = ("/seconds", "/predict_seconds")  # wall-clock: differ between any two runs
 
@@ -46,31 +45,10 @@ def _saved(state: dict) -> dict:
 
 
 def test_a_killed_train_job_resumes_to_the_same_bits(tmp_path):
-    straight, resumed = prepared("aacbr", tmp_path / "straight"), prepared("aacbr", tmp_path / "resumed")
-    straight_job = start_seed_job("aacbr", straight.out)  # beside the killed and resumed jobs
-
-    # first save: epoch CHECKPOINT_EVERY of the iris fit
-    killed = run_seed_job("aacbr", resumed.out, kill_after=1)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert resumed.checkpoint_path.exists() and not resumed.run_path(0).exists()
-    # resumed inside the iris fit; its remaining save (smoke: 25 epochs, every 10) and the one
-    # after it: killed with iris done and no fit in progress
-    killed = run_seed_job("aacbr", resumed.out, kill_after=2)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert "0 datasets done, iris at epoch 10" in killed.stderr + killed.stdout
-    assert resumed.checkpoint_path.exists() and not resumed.run_path(0).exists()
-
-    rerun = run_seed_job("aacbr", resumed.out)
-    assert rerun.returncode == 0, rerun.stderr
-    assert "1 datasets done" in rerun.stderr + rerun.stdout
-    assert not resumed.checkpoint_path.exists()
-
-    done = straight_job()
-    assert done.returncode == 0, done.stderr
-    assert not straight.checkpoint_path.exists() and not (straight.out / "checkpoints").exists()
-    a, b = npz_arrays(straight.run_path(0)), npz_arrays(resumed.run_path(0))
-    assert set(a) == set(b)
+    # killed at the first save (epoch CHECKPOINT_EVERY of the iris fit), then, resumed inside that
+    # fit, after its remaining save (smoke: 25 epochs, every 10) and the one after it
+    a, b = killed_and_resumed("aacbr", tmp_path, kills=((1, ""), (2, "0 datasets done, iris at epoch 10")),
+                              finish="1 datasets done")
     timed = [k for k in a if k.endswith(TIMINGS)]
     assert len(timed) == 2 * len(E.DATASETS) and all(np.isfinite(a[k]) and a[k] > 0 for k in timed)
-    for k in set(a) - set(timed):
-        assert np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f"), k
+    assert_same_bits(a, b, timed)
