@@ -218,15 +218,29 @@ class StageContext:
 
         return runs.load(self.run_path(seed)).results
 
+    @cached_property
+    def _seed_runs(self) -> list:
+        """Every seed's stored run, read once per context (evaluate asks for both the per-seed
+        results and the pooled ones)."""
+        from gdrepro import runs
+
+        return [runs.load(self.run_path(seed)) for seed in self.seeds]
+
     def runs(self) -> list[Nested]:
         """Every seed's results, in seed order."""
-        return [self.read_run(seed) for seed in self.seeds]
+        return [run.results for run in self._seed_runs]
 
     def pooled(self) -> Nested:
         """All seeds as one run, each quantity pooled by its declared rule (gdrepro.runs.pool)."""
         from gdrepro import runs
 
-        return runs.pool([runs.load(self.run_path(seed)) for seed in self.seeds])
+        return runs.pool(self._seed_runs)
+
+    def pooled_each(self) -> list[Nested]:
+        """Each seed on its own, pooled by the same rules (a ``stack`` gains its one-seed axis)."""
+        from gdrepro import runs
+
+        return [runs.pool([run]) for run in self._seed_runs]
 
     # --- services: seeded randomness, tracking, progress ----------------------------------
 

@@ -19,7 +19,6 @@ and writes the same bits as one that was never interrupted.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import asdict, dataclass, field
 
@@ -458,7 +457,7 @@ def evaluate(ctx: StageContext) -> None:
     macro_labels = [c["label"] for c in prep["macro"]]
     micro_labels = [c["label"] for c in prep["micro"]]
     # each seed alone, pooled the same way (one row per paired run), for the per-seed metrics
-    seed_runs = [dataclasses.replace(ctx, seeds=(seed,)).pooled() for seed in ctx.seeds]
+    seed_runs = ctx.pooled_each()
     pooled = ctx.pooled()
     metrics = across_seeds(lambda r: compute_metrics(r, macro_labels, micro_labels), seed_runs, pooled)
     details = _details(pooled, macro_labels, micro_labels)
