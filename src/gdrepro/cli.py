@@ -23,8 +23,6 @@ import yaml
 from gdrepro import SCALES, __version__, gpu_slots, kernels, papers
 from gdrepro.errors import GdreproError
 
-COMMANDS = ("report", "data", "tracking", "external", "list")
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, no usage dump
@@ -204,6 +202,11 @@ def run_list(argv: list[str]) -> None:
         print(f"{slug}\t{' -> '.join(paper.stage_names)}\t{paper.title}")
 
 
+COMMANDS = {"report": run_report, "data": run_data, "tracking": run_tracking, "external": run_external,
+            "list": run_list}
+"""The commands other than a paper's stages, by name."""
+
+
 def _scale_of(argv: list[str]) -> str | None:
     """The ``--scale`` a command names, read before parsing (the kernels are pinned by scale)."""
     for i, arg in enumerate(argv):
@@ -220,12 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         kernels.mode()  # a bad GDREPRO_KERNELS: one line here, not a traceback at import
         kernels.pin(_scale_of(argv))  # before any paper loads numpy or torch
         gpu_slots.claim_for_job()  # a training job on a multi-GPU machine: before CUDA starts
-        commands = {"report": run_report, "data": run_data, "tracking": run_tracking,
-                    "external": run_external, "list": run_list}
         if argv and argv[0] in papers.SLUGS:  # the hot path (every job): import only this paper
             run_paper(argv[0], argv[1:])
-        elif argv and argv[0] in commands:
-            commands[argv[0]](argv[1:])
+        elif argv and argv[0] in COMMANDS:
+            COMMANDS[argv[0]](argv[1:])
         else:  # --help, --version, or a name that is neither
             args = build_parser().parse_args(argv)
             raise GdreproError(

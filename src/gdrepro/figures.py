@@ -21,8 +21,7 @@ def draw_all(paper: Paper, ctx: StageContext) -> list[Path]:
     experiment = paper.experiment
     metrics = read_metrics(ctx.metrics_path)
     inputs = {"metrics": metrics, "details": metrics["details"], "settings": ctx.settings}
-    if hasattr(experiment, "figure_inputs"):
-        inputs |= experiment.figure_inputs(ctx)
+    inputs |= experiment.figure_inputs(ctx)
     paths: list[Path] = []
     for spec in paper.figures:
         draw = paper.resolve(spec.draw)
