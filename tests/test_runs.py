@@ -63,3 +63,17 @@ def test_seeds_that_hold_different_results_do_not_pool(tmp_path):
     runs.save(tmp_path / "b.npz", {"x": runs.concat(np.zeros(2))})
     with pytest.raises(GdreproError, match="hold different results"):
         runs.pool([runs.load(tmp_path / "a.npz"), runs.load(tmp_path / "b.npz")])
+
+
+def test_metrics_record_the_kernels_the_runs_were_computed_with(tmp_path, monkeypatch):
+    # torch's CPU capability is known only in the per-seed job that loaded torch; evaluate does not
+    from gdrepro import kernels
+    from gdrepro.paper import StageContext
+
+    ctx = StageContext("quantile", "smoke", {}, (0, 1), tmp_path, tmp_path / "data", None, "evaluate")
+    for seed, capability in ((0, "AVX2"), (1, "AVX2")):
+        monkeypatch.setattr(kernels, "effective", lambda c=capability: {"mode": "portable", "torch_cpu_capability": c})
+        runs.save(ctx.run_path(seed), {"x": runs.concat(np.arange(3.0))})
+    monkeypatch.setattr(kernels, "effective", lambda: {"mode": "portable"})
+    assert ctx.kernels() == {"mode": "portable", "torch_cpu_capability": "AVX2"}
+    assert runs.load(ctx.run_path(0)).results["x"].tolist() == [0.0, 1.0, 2.0]  # the record is not a result

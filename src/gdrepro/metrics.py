@@ -6,8 +6,8 @@ estimate the claims are judged on (pooled over all seeds' replications, or the m
 where pooling is meaningless); ``per_seed`` shows the seed-to-seed spread; a non-finite value (a
 diverged run) is stored as ``null`` and judged ❌. ``metrics`` and ``details`` are a function of
 scale, settings, seeds and ``environment.kernels``, the CPU kernel choice they were computed
-with (gdrepro.kernels: in portable mode the same record, and the same numbers, on every x86-64
-machine);
+with (gdrepro.kernels; the evaluating process's record completed by the per-seed runs': in
+portable mode the same record, and the same numbers, on every x86-64 machine);
 ``performance`` (throughput, timings) is the only machine-dependent part.
 """
 
@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from gdrepro import kernels
 from gdrepro.errors import GdreproError
 from gdrepro.paper import StageContext, write_json
 
@@ -62,7 +61,7 @@ def write_metrics(
             "settings": ctx.settings,
             "metrics": metrics,
             "details": details or {},
-            "environment": {"kernels": kernels.effective()},
+            "environment": {"kernels": ctx.kernels()},
             "performance": performance or {},
         },
     )

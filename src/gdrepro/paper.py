@@ -226,6 +226,18 @@ class StageContext:
 
         return [runs.load(self.run_path(seed)) for seed in self.seeds]
 
+    def kernels(self) -> dict:
+        """The kernel record of this stage's numbers (gdrepro.kernels): this process's, completed
+        by what the per-seed runs recorded where they ran code this process did not load (torch)."""
+        from gdrepro import kernels
+
+        record = kernels.effective()
+        if all(self.run_path(seed).exists() for seed in self.seeds):
+            for key in sorted({k for run in self._seed_runs for k in run.kernels} - set(record)):
+                values = sorted({json.dumps(run.kernels.get(key)) for run in self._seed_runs})
+                record[key] = json.loads(values[0]) if len(values) == 1 else [json.loads(v) for v in values]
+        return record
+
     def runs(self) -> list[Nested]:
         """Every seed's results, in seed order."""
         return [run.results for run in self._seed_runs]

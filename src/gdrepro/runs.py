@@ -36,6 +36,7 @@ from gdrepro.errors import GdreproError
 
 RULES = ("concat", "stack", "mean", "max", "first", "own")
 _RULES_KEY = "__pooling__"
+_KERNELS_KEY = "__kernels__"  # the kernel record of the process that computed the run
 _SEP = "/"
 
 Nested = dict[str, Any]
@@ -107,12 +108,16 @@ def _nest(flat: Mapping[str, Any]) -> Nested:
 
 
 def save(path: Path, results: Mapping) -> None:
-    """Write one seed's nested results (leaves: :class:`Quantity`) to ``path`` (.npz)."""
+    """Write one seed's nested results (leaves: :class:`Quantity`) to ``path`` (.npz), with the
+    kernel record of this process (gdrepro.kernels: torch's CPU capability is known only here)."""
+    from gdrepro import kernels
+
     flat = _flatten(results)
     rules = {k: [q.rule, q.axis] for k, q in flat.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {k: q.value for k, q in flat.items()}
-    np.savez_compressed(path, **arrays, **{_RULES_KEY: np.array(json.dumps(rules, sort_keys=True))})
+    meta = {_RULES_KEY: json.dumps(rules, sort_keys=True), _KERNELS_KEY: json.dumps(kernels.effective(), sort_keys=True)}
+    np.savez_compressed(path, **arrays, **{k: np.array(v) for k, v in meta.items()})
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,7 @@ class Run:
 
     results: Nested
     rules: Mapping[str, tuple[str, int]]
+    kernels: Mapping[str, object]  # empty for a file written before runs carried it
 
 
 def load(path: Path) -> Run:
@@ -128,9 +134,10 @@ def load(path: Path) -> Run:
     if not Path(path).exists():
         raise GdreproError(f"missing {path} (run the paper's per-seed stage first)")
     with np.load(path) as npz:
-        flat = {k: npz[k] for k in npz.files if k != _RULES_KEY}
+        flat = {k: npz[k] for k in npz.files if k not in (_RULES_KEY, _KERNELS_KEY)}
         rules = {k: tuple(v) for k, v in json.loads(str(npz[_RULES_KEY])).items()}
-    return Run(_nest(flat), rules)
+        kernels = json.loads(str(npz[_KERNELS_KEY])) if _KERNELS_KEY in npz.files else {}
+    return Run(_nest(flat), rules, kernels)
 
 
 def pool(runs: Sequence[Run]) -> Nested:

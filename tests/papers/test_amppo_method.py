@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch.distributions.normal import Normal
 
+from gdrepro.papers.amppo import envs
 from gdrepro.papers.amppo import method as M
 
 torch.set_num_threads(1)
@@ -80,7 +81,7 @@ def test_minibatch_norm_trap_saturates_far_more_than_the_calibrated_norm():
 def test_running_mean_std_matches_gymnasium():
     from gymnasium.wrappers.utils import RunningMeanStd
 
-    ref, ours = RunningMeanStd(shape=(3,)), M.RunningMeanStd((3,))
+    ref, ours = RunningMeanStd(shape=(3,)), envs.RunningMeanStd((3,))
     for x in np.random.default_rng(0).standard_normal((50, 3)) * 3 + 1:
         ref.update(x[None])
         ours.update_one(x)
@@ -135,7 +136,7 @@ def test_logprob_and_entropy_match_torch_normal():
     dist = Normal(agent.actor_mean(obs), agent.actor_logstd.exp().expand(20, 3))
     torch.testing.assert_close(lp, dist.log_prob(act).sum(1))
     torch.testing.assert_close(ent, dist.entropy().sum(1))
-    np.testing.assert_allclose(M.actor_mean_np(agent.numpy_actor(), obs.numpy()),
+    np.testing.assert_allclose(envs.actor_mean_np(agent.numpy_actor(), obs.numpy()),
                                agent.actor_mean(obs).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 

@@ -18,6 +18,7 @@ import torch
 from torch.distributions.normal import Normal
 
 from gdrepro.papers.amppo import method as M
+from gdrepro.papers.amppo.envs import evaluate_policy
 
 torch.set_num_threads(1)
 
@@ -296,7 +297,7 @@ def test_evaluate_policy_against_a_hand_written_episode_loop():
     obs_var = rng.random(11) * 2 + 0.05
     policy = dict(zip(("w1", "b1", "w2", "b2", "w3", "b3"), params, strict=True)) | {
         "logstd": np.zeros(3, np.float32), "obs_mean": obs_mean, "obs_var": obs_var}
-    got, _ = M.evaluate_policy(policy, "Hopper-v5", 2, seed=9)
+    got, _ = evaluate_policy(policy, "Hopper-v5", 2, seed=9)
     env = gym.make("Hopper-v5")
     expect = []
     for ep in range(2):

@@ -19,6 +19,8 @@ from gdrepro import checkpoint
 from gdrepro.layout import checkpoint_file, run_file
 from gdrepro.paper import StageContext
 from gdrepro.papers.clu import experiment as E
+from gdrepro.papers.clu import method as M
+from gdrepro.papers.clu import protocol as P
 
 TIMINGS = ("seconds", "retrain_seconds_per_request")  # wall clock: differs between any two runs
 
@@ -62,7 +64,7 @@ def test_a_killed_seed_job_resumes_to_the_same_bits(tmp_path):
     assert "resuming from" in second.stderr and "resumed at step" in second.stderr
     state = checkpoint.load(ckpt)
     assert state["count"] == 7 * E.CHECKPOINT_EVERY["smoke"] and state["retrain"]["step"] == 50
-    assert set(state["scenarios"]) == set(E.M.SCENARIOS)
+    assert set(state["scenarios"]) == set(P.SCENARIOS)
 
     last = _train(killed)
     assert last.returncode == 0, last.stderr
@@ -86,7 +88,6 @@ class _Stop(Exception):
 def test_a_learner_with_batchnorm_resumes_mid_phase_to_the_same_bits():
     """The paper-scale path (StackedModule: BatchNorm statistics per model): a learner stopped inside
     a phase, serialised and continued in a fresh learner ends where an uninterrupted one does."""
-    M = E.M
 
     def make() -> nn.Module:
         return nn.Sequential(nn.Conv2d(3, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 10))
@@ -94,8 +95,8 @@ def test_a_learner_with_batchnorm_resumes_mid_phase_to_the_same_bits():
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(60, 3, 4, 4, generator=gen), torch.arange(60) % 10
     hp = M.HParams(batch=4, learn_steps=3, unlearn_steps=4, memory_per_class=2, fisher_batches=2)
-    methods = list(M.METHODS.values())
-    requests = [M.Request("learn", 0), M.Request("learn", 1), M.Request("forget_samples", fraction=0.5)]
+    methods = list(P.METHODS.values())
+    requests = [P.Request("learn", 0), P.Request("learn", 1), P.Request("forget_samples", fraction=0.5)]
 
     def learner() -> M.ContinualUnlearner:
         model = M.StackedModule(make, len(methods), torch.Generator().manual_seed(1))

@@ -14,6 +14,7 @@ from gdrepro import datasets
 from gdrepro.paper import StageContext
 from gdrepro.papers.clu import experiment as E
 from gdrepro.papers.clu import method as M
+from gdrepro.papers.clu import protocol as P
 from gdrepro.tracking import Run
 
 torch.set_num_threads(1)
@@ -35,7 +36,7 @@ def test_paper_scale_path_runs_a_stacked_resnet18_on_a_cifar10_stand_in(tmp_path
     s = dataclasses.replace(E.SETTINGS["paper"], datasets=("cifar10",), data_root=str(tmp_path), batch=4,
                             learn_steps=1, unlearn_steps=1, retrain_steps=1, memory_per_class=2, fisher_batches=1,
                             mia_samples=20, resnet_width=2)
-    monkeypatch.setattr(M, "SCENARIOS", ("class",))  # one scenario keeps the test short
+    monkeypatch.setattr(P, "SCENARIOS", ("class",))  # one scenario keeps the test short
     ctx = StageContext("clu", "paper", s, (0,), tmp_path, tmp_path, seed=0, stage="train")
     results = E.run_dataset(ctx, "cifar10", "cpu", Run(None, None))
     assert results["class"]["learned_at"].rule == "first" and results["class"]["rem"].rule == "mean"
@@ -52,8 +53,8 @@ def test_paper_scale_path_runs_a_stacked_resnet18_on_a_cifar10_stand_in(tmp_path
 def _fake_run(ug_rem: float) -> dict:
     """A hand-made run of one dataset: Retrain row 0, every approximate method equal to Retrain except UG-CLU."""
     run = {}
-    for scen in M.SCENARIOS:
-        reqs = M.scenario(scen)
+    for scen in P.SCENARIOS:
+        reqs = P.scenario(scen)
         n, R = len(E.ORDER), len(reqs)
         learn = np.array([r.kind == "learn" for r in reqs])
         forget = np.array([r.kind.startswith("forget") for r in reqs])

@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from gdrepro.papers.clu import method as M
+from gdrepro.papers.clu import protocol as P
 
 torch.set_num_threads(1)
 
@@ -171,40 +172,40 @@ def test_fisher_of_one_full_batch_is_the_squared_batch_gradient():
 def test_entropy_mia_flags_confident_targets_as_members():
     rng = np.random.default_rng(0)
     members, nonmembers = rng.uniform(0, 0.3, 500), rng.uniform(1.0, 2.0, 500)
-    assert M.entropy_mia(members, nonmembers, rng.uniform(0, 0.3, 100)) > 95
-    assert M.entropy_mia(members, nonmembers, rng.uniform(1.2, 2.0, 100)) < 5
-    np.testing.assert_allclose(M.entropy(np.full((2, 4), 0.25)), np.log(4))
+    assert P.entropy_mia(members, nonmembers, rng.uniform(0, 0.3, 100)) > 95
+    assert P.entropy_mia(members, nonmembers, rng.uniform(1.2, 2.0, 100)) < 5
+    np.testing.assert_allclose(P.entropy(np.full((2, 4), 0.25)), np.log(4))
 
 
 def test_backward_transfer_on_a_hand_made_accuracy_matrix():
     acc = np.array([[90, 0, 0], [70, 80, 0], [60, 70, 95.0]])  # (requests, tasks)
-    assert M.backward_transfer(acc, {0: 0, 1: 1, 2: 2}, [0, 1, 2]) == pytest.approx(((60 - 90) + (70 - 80)) / 2)
-    assert M.backward_transfer(acc, {0: 0, 1: 1, 2: 2}, [1, 2]) == pytest.approx(-10)
+    assert P.backward_transfer(acc, {0: 0, 1: 1, 2: 2}, [0, 1, 2]) == pytest.approx(((60 - 90) + (70 - 80)) / 2)
+    assert P.backward_transfer(acc, {0: 0, 1: 1, 2: 2}, [1, 2]) == pytest.approx(-10)
 
 
 def test_scenarios_follow_clpu_and_cross_task_unlearning():
-    labels = [r.label for r in M.scenario("task_aware")]
+    labels = [r.label for r in P.scenario("task_aware")]
     assert labels == ["L0R", "L1T", "L2T", "L3R", "K1", "F2", "L4T", "F4"]
-    cls = M.scenario("class")
+    cls = P.scenario("class")
     learned = set()
     for r in cls:  # every forgotten class belongs to an earlier task, learned before the request
         if r.kind == "learn":
             learned.add(r.task)
         else:
             assert r.klass // 2 in learned and r.klass // 2 != max(learned)
-    assert sum(r.kind == "forget_samples" and r.fraction == 0.1 for r in M.scenario("samples")) == 2
+    assert sum(r.kind == "forget_samples" and r.fraction == 0.1 for r in P.scenario("samples")) == 2
 
 
 def test_learner_bookkeeping_never_keeps_unlearned_data_and_clpu_rolls_back():
     g = torch.Generator().manual_seed(0)
     n = 200
     x, y = torch.randn(n, 6), torch.arange(n) % 10
-    methods = [M.METHODS["clpu"], M.METHODS["ugclu"]]
+    methods = [P.METHODS["clpu"], P.METHODS["ugclu"]]
     model = M.StackedMLP(2, (6, 8, 10), g)
     hp = M.HParams(batch=8, learn_steps=2, unlearn_steps=2, memory_per_class=5, fisher_batches=2)
     learner = M.ContinualUnlearner(model, methods, x, y, 10, 2, hp, g, np.random.default_rng(0))
     snap_before_task1 = None
-    for r in M.scenario("class")[:4]:  # L0 L1 L2 Uc1
+    for r in P.scenario("class")[:4]:  # L0 L1 L2 Uc1
         if r.kind == "learn" and r.task == 1:
             snap_before_task1 = model.state(0)
         info = learner.apply(r)
@@ -216,5 +217,5 @@ def test_learner_bookkeeping_never_keeps_unlearned_data_and_clpu_rolls_back():
     for a, b in zip(learner.snapshots[0][0], snap_before_task1, strict=True):
         assert not torch.equal(a, b)  # snapshots are per task
     torch.testing.assert_close(learner.snapshots[1][0][0], snap_before_task1[0])
-    info = learner.apply(M.Request("forget_samples", fraction=0.1))
+    info = learner.apply(P.Request("forget_samples", fraction=0.1))
     assert len(info["forget"]) == round(0.1 * 100) and not learner.data.held[info["forget"]].any()

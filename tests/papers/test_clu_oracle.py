@@ -19,6 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from gdrepro.papers.clu import method as M
+from gdrepro.papers.clu import protocol as P
 
 torch.set_num_threads(1)
 
@@ -187,7 +188,7 @@ def _record(monkeypatch):
 def test_learn_and_unlearn_requests_build_the_documented_phases(monkeypatch):
     calls = _record(monkeypatch)  # no training: the model stays at its initialisation
     names = ["ugclu", "ga_ft", "salun", "finetune", "ewc", "ugclu_no_adaptive"]
-    methods = [M.METHODS[k] for k in names]
+    methods = [P.METHODS[k] for k in names]
     n = 200
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(n, 6, generator=gen), torch.arange(n) % 10
@@ -197,7 +198,7 @@ def test_learn_and_unlearn_requests_build_the_documented_phases(monkeypatch):
     learner = M.ContinualUnlearner(model, methods, x, y, 10, 2, hp, gen, np.random.default_rng(0))
     init = [_model_params(model, m) for m in range(len(methods))]
 
-    learner.apply(M.Request("learn", 0))
+    learner.apply(P.Request("learn", 0))
     phase, lr = calls[-1]
     new0 = np.flatnonzero(y.numpy() < 2)
     assert lr == hp.learn_lr and phase.steps.tolist() == [3] * 6 and phase.fast_coef.tolist() == [1.0] * 6
@@ -209,14 +210,14 @@ def test_learn_and_unlearn_requests_build_the_documented_phases(monkeypatch):
         for f, s in zip(learner.ewc_fisher, sq, strict=True):
             torch.testing.assert_close(f[m], s, rtol=1e-4, atol=1e-9)
 
-    learner.apply(M.Request("learn", 1))
+    learner.apply(P.Request("learn", 1))
     phase, lr = calls[-1]
     assert phase.slow_coef.tolist() == [1.0, 1.0, 1.0, 0.0, 0.0, 1.0]  # replay on the memory, except fine-tune / EWC
     assert phase.ewc_coef.tolist() == [0.0, 0.0, 0.0, 0.0, 11.0, 0.0]
     assert set(phase.slow_pool[0, : int(phase.slow_len[0])].tolist()) <= set(new0.tolist())  # task 0's memory
 
-    learner.apply(M.Request("learn", 2))
-    info = learner.apply(M.Request("forget_class", klass=1))
+    learner.apply(P.Request("learn", 2))
+    info = learner.apply(P.Request("forget_class", klass=1))
     phase, lr = calls[-1]
     forget, memory = info["forget"], np.flatnonzero(learner.data.memory)
     assert set(forget.tolist()) == set(np.flatnonzero(y.numpy() == 1).tolist()) and len(memory) == 25
@@ -249,19 +250,19 @@ def test_learn_and_unlearn_requests_build_the_documented_phases(monkeypatch):
 
 def test_clpu_rolls_back_and_relearns_at_the_learning_rate(monkeypatch):
     calls = _record(monkeypatch)
-    methods = [M.METHODS["clpu"], M.METHODS["replay"]]
+    methods = [P.METHODS["clpu"], P.METHODS["replay"]]
     n = 100
     x, y = torch.randn(n, 4, generator=torch.Generator().manual_seed(0)), torch.arange(n) % 10
     model = M.StackedMLP(2, (4, 5, 10), torch.Generator().manual_seed(1))
     hp = M.HParams(batch=5, learn_steps=3, unlearn_steps=4, memory_per_class=2, fisher_batches=2)
     learner = M.ContinualUnlearner(model, methods, x, y, 10, 2, hp, torch.Generator().manual_seed(3), np.random.default_rng(0))
-    learner.apply(M.Request("learn", 0))
+    learner.apply(P.Request("learn", 0))
     before_task1 = [_model_params(model, m) for m in range(2)]
-    learner.apply(M.Request("learn", 1))
+    learner.apply(P.Request("learn", 1))
     with torch.no_grad():
         for p in model.params:
             p.add_(1.0)  # pretend both models trained on task 1
-    learner.apply(M.Request("forget_task", task=1))
+    learner.apply(P.Request("forget_task", task=1))
     (p_other, lr_other), (p_rolled, lr_rolled) = calls[-2:]
     assert (lr_other, lr_rolled) == pytest.approx((hp.unlearn_lr, hp.learn_lr))
     assert p_other.steps.tolist() == [0, 4] and p_rolled.steps.tolist() == [3, 0]
@@ -371,12 +372,12 @@ def test_per_sample_ce_accuracy_and_entropy_against_scipy_and_numpy():
     np.testing.assert_allclose(got, expect, rtol=1e-10)
     probs = rng.dirichlet(np.full(5, 0.3), (2, 6))  # many small probabilities
     probs[0, 0] = [0.997, 0.002, 0.001, 0.0, 0.0]
-    np.testing.assert_allclose(M.entropy(probs), scipy_entropy(probs, axis=-1), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(P.entropy(probs), scipy_entropy(probs, axis=-1), rtol=1e-9, atol=1e-9)
     y = rng.integers(0, 5, 6)
     which = np.array([True, True, False, True, False, True])
     expect = [100 * np.mean([probs[m, i].argmax() == y[i] for i in range(6) if which[i]]) for m in range(2)]
-    np.testing.assert_allclose(M.accuracy(probs, y, which), expect)
-    assert np.isnan(M.accuracy(probs, y, np.zeros(6, bool))).all()
+    np.testing.assert_allclose(P.accuracy(probs, y, which), expect)
+    assert np.isnan(P.accuracy(probs, y, np.zeros(6, bool))).all()
 
 
 def test_sample_batches_is_uniform_over_each_pool_and_never_reads_padding():

@@ -9,6 +9,7 @@ import torch
 from gdrepro.errors import GdreproError
 from gdrepro.papers.traffic import data as D
 from gdrepro.papers.traffic import method as M
+from gdrepro.papers.traffic import objectives as O
 from gdrepro.papers.traffic import simulate as S
 
 
@@ -136,7 +137,7 @@ def test_early_stopping_keeps_each_models_best_iterate():
 
 def test_non_dominated():
     pts = np.array([[1, 5], [2, 2], [5, 1], [3, 3], [1, 5], [6, 6]])
-    assert M.non_dominated(pts).tolist() == [True, True, True, False, True, False]
+    assert O.non_dominated(pts).tolist() == [True, True, True, False, True, False]
 
 
 # --- simulators --------------------------------------------------------------------------------

@@ -12,6 +12,10 @@ literal (loop-based) definitions.
 A seed job checkpoints (:mod:`gdrepro.checkpoint`; Gradual AA-CBR trains for hours at paper
 scale): every ``CHECKPOINT_EVERY[scale]`` epochs of a fit and after each dataset's fit, with the
 finished datasets' results and the fit in progress, and resumes from there bit for bit.
+
+Only the training stage (:func:`run_seed`) needs torch: it and its helpers import torch, the
+model (``method.py``) and networkx where they use them, so prepare, evaluate and the figures
+start without them.
 """
 
 from __future__ import annotations
@@ -21,18 +25,21 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
-import torch
 
 from gdrepro import checkpoint, runs
 from gdrepro.metrics import across_seeds, write_metrics
 from gdrepro.paper import StageContext
 from gdrepro.papers.aacbr import data as D
-from gdrepro.papers.aacbr import method as M
 from gdrepro.runtime import device, log, rng
 from gdrepro.tables import write_table
+
+if TYPE_CHECKING:
+    import torch
+
+    from gdrepro.papers.aacbr import method as M
 
 DATASETS = ("iris", "wdbc", "glioma", "mushroom")
 BINARY = ("glioma", "mushroom")
@@ -160,6 +167,10 @@ def _baselines(split: D.Split, s: AacbrSettings, seed: int) -> dict:
 
 def forward_check(split: D.Split, model: M.GradualAACBR, n: int) -> float:
     """Max |batched forward - literal loop forward| on ``n`` training cases with the learned w, c (float64)."""
+    import torch
+
+    from gdrepro.papers.aacbr import method as M
+
     X, y = split.X_train[:n].astype(np.float64), split.y_train[:n]
     labels = np.searchsorted(model.classes_, y)
     k = len(model.classes_)
@@ -177,6 +188,8 @@ def forward_check(split: D.Split, model: M.GradualAACBR, n: int) -> float:
 
 def _structure(a: np.ndarray, is_default: np.ndarray, s: np.ndarray) -> dict:
     """Edges leaving defaults, acyclicity, depth, and the share of |A| on edges pointing up in s."""
+    import networkx as nx
+
     g = nx.from_numpy_array((a != 0).astype(int), create_using=nx.DiGraph)
     acyclic = nx.is_directed_acyclic_graph(g)
     upward = (s[:, None] < s[None, :]) & ~is_default[None, :]
@@ -206,6 +219,8 @@ def _pooled(key: str, value) -> runs.Quantity:
 def _fit_gradual(ctx: StageContext, name: str, split: D.Split, save, resume: dict | None) -> dict:
     """Gradual AA-CBR on one dataset: the arrays this seed keeps (and, for iris, the forward check
     and an explanation), and the exact loss history for MLflow."""
+    from gdrepro.papers.aacbr import method as M
+
     s: AacbrSettings = ctx.settings
     idx = _casebase(split, s.cases(name), ("aacbr", name, "casebase", ctx.seed))
     model = M.GradualAACBR(
@@ -247,6 +262,8 @@ def _save_progress(path: Path, done: dict, name: str | None, state: dict | None 
 def run_seed(ctx: StageContext) -> dict:
     """One seed: every dataset, Gradual AA-CBR, the sklearn baselines and (binary sets) classic
     AA-CBR; resumes from this seed's checkpoint if a previous run was interrupted."""
+    from gdrepro.papers.aacbr import method as M
+
     s: AacbrSettings = ctx.settings
     results: dict[str, dict] = {}
     splits = _datasets(ctx)

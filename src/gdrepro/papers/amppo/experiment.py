@@ -21,6 +21,7 @@ from gdrepro import checkpoint, runs
 from gdrepro.errors import GdreproError
 from gdrepro.metrics import across_seeds, write_metrics
 from gdrepro.paper import StageContext
+from gdrepro.papers.amppo.envs import evaluate_policy, make_env
 from gdrepro.runtime import log, rng, seed_sequence, torch_generator
 
 METHODS = ("ppo", "amppo", "amppo_batchnorm")
@@ -203,8 +204,6 @@ def run_seed(ctx: StageContext) -> dict:
     ``{"train": {env: {method: ...}}, "throughput": {env: {"ours", "cleanrl_style"}}}``; see
     :func:`_pooling` for how each quantity pools over seeds.
     """
-    from gdrepro.papers.amppo import method as M
-
     s: AMPPOSettings = ctx.settings
     path = ctx.checkpoint_path
     state = checkpoint.load(path) or {}
@@ -229,7 +228,7 @@ def run_seed(ctx: StageContext) -> dict:
     for env_id in s.envs:
         for method in s.methods:
             result = trained[env_id][method]
-            returns, _ = M.evaluate_policy(result["policy"], env_id, s.eval_episodes, seed=10_000 + 100 * ctx.seed)
+            returns, _ = evaluate_policy(result["policy"], env_id, s.eval_episodes, seed=10_000 + 100 * ctx.seed)
             result["eval_returns"] = returns
             log(f"seed {ctx.seed} {env_id} {method}: final {float(result['final_return']):.1f}, "
                 f"deterministic eval {returns.mean():.1f}")
@@ -330,8 +329,6 @@ def render_rollout(policy: dict[str, np.ndarray], env_id: str, path, frames: int
     if os.environ.get("MUJOCO_GL", "").lower() not in ("egl", "osmesa", "glfw"):
         log("no MUJOCO_GL renderer configured (egl/osmesa); skipping the rollout GIF")
         return False
-    from gdrepro.papers.amppo.method import evaluate_policy
-
     try:
         _, images = evaluate_policy(policy, env_id, 1, seed=0, render=True)
         from PIL import Image
@@ -362,8 +359,6 @@ def extra_figures(ctx: StageContext) -> list[Path]:
 
 def prepare(ctx: StageContext) -> None:
     """Check that every env builds (gymnasium[mujoco]); record the design."""
-    from gdrepro.papers.amppo.method import make_env
-
     shapes = {}
     for env_id in ctx.settings.envs:
         try:

@@ -1,6 +1,6 @@
 """UG-CLU experiments: prepare -> train (one job per seed) -> evaluate; the house draws the figures.
 
-Per seed and dataset, the three request sequences of ``method.SCENARIOS`` are run; inside a
+Per seed and dataset, the three request sequences of ``protocol.SCENARIOS`` are run; inside a
 scenario every approximate method (baselines, UG-CLU, its ablations) trains in one stacked model
 from the same initialisation, and Retrain (the oracle) for every request of every scenario is one
 stacked run. After each request every model is evaluated: remaining-test, new-task, forget-train
@@ -10,6 +10,9 @@ A seed job checkpoints every ``CHECKPOINT_EVERY[scale]`` training steps (every p
 request, and Retrain, counted; ``ctx.checkpoint_path``): the learner (models, momentum, data
 held, snapshots, EWC terms, both generators), the request and phase it is in, the per-request
 results so far; a killed job resumes there and gives the same bits.
+
+Only the seed jobs train: torch and :mod:`method` are imported inside the functions that train, so
+``prepare``, ``evaluate`` and the figures never load torch (they need :mod:`protocol` alone).
 """
 
 from __future__ import annotations
@@ -19,20 +22,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from gdrepro import checkpoint, datasets, runs
 from gdrepro.errors import GdreproError
 from gdrepro.metrics import across_seeds, write_metrics
 from gdrepro.paper import StageContext
-from gdrepro.papers.clu import method as M
+from gdrepro.papers.clu import protocol as P
 from gdrepro.runtime import device, log, rng
 from gdrepro.tables import write_table
 
+if TYPE_CHECKING:
+    import torch
+
+    from gdrepro.papers.clu import method as M
+
 DATASETS = ("mnist1d", "cifar10", "tinyimagenet")
-ORDER = ("retrain", *M.APPROXIMATE)
+ORDER = ("retrain", *P.APPROXIMATE)
 STATS = ("rem_final", "rem_u", "new", "fgt_train", "fgt_test", "mia", "aa", "bwt")
 GAP_STATS = ("rem_u", "new", "fgt_train", "fgt_test", "mia")
 
@@ -69,6 +77,8 @@ class CLUSettings:
             raise ValueError("steps, batch and forget_every must be positive")
 
     def hparams(self) -> M.HParams:
+        from gdrepro.papers.clu import method as M
+
         return M.HParams(batch=self.batch, learn_lr=self.learn_lr, unlearn_lr=self.unlearn_lr,
                          learn_steps=self.learn_steps, unlearn_steps=self.unlearn_steps, retrain_steps=self.retrain_steps,
                          forget_every=self.forget_every, forget_alpha=self.forget_alpha, clip=self.clip, lam=self.lam,
@@ -101,6 +111,8 @@ CHECKPOINT_FORMAT = 1  # what a checkpoint holds; a checkpoint of another format
 
 def load(dataset: str, s: CLUSettings, dev: str) -> dict:
     """Tensors on ``dev`` and a per-batch transform (uint8 images -> normalised floats)."""
+    import torch
+
     if dataset == "mnist1d":
         raw = datasets.mnist1d(s.mnist_samples)
         transform = None
@@ -121,6 +133,8 @@ def load(dataset: str, s: CLUSettings, dev: str) -> dict:
 
 
 def stacked_model(dataset: str, n_models: int, s: CLUSettings, d: dict, g: torch.Generator, dev: str):
+    from gdrepro.papers.clu import method as M
+
     if dataset == "mnist1d":
         return M.StackedMLP(n_models, (d["x"].shape[1], s.hidden, s.hidden, d["n_classes"]), g, dev)
     from gdrepro.nn import ResNet18
@@ -136,23 +150,23 @@ def _evaluate_request(probs_test, probs_train, d, held_classes, held, info, requ
     yt, ytr = d["y_test"], d["y_train"]
     n_models = probs_test.shape[0]
     held_test = np.isin(yt, sorted(held_classes))
-    out = {"rem": M.accuracy(probs_test, yt, held_test)}
+    out = {"rem": P.accuracy(probs_test, yt, held_test)}
     nan = np.full(n_models, np.nan)
-    out["new"] = M.accuracy(probs_test, yt, np.isin(yt, list(range(request.task * cpt, (request.task + 1) * cpt)))) \
+    out["new"] = P.accuracy(probs_test, yt, np.isin(yt, list(range(request.task * cpt, (request.task + 1) * cpt)))) \
         if request.kind == "learn" else nan
     forget = info["forget"]
-    out["fgt_train"] = M.accuracy(probs_train[:, forget], ytr[forget], np.ones(len(forget), bool)) if len(forget) else nan
+    out["fgt_train"] = P.accuracy(probs_train[:, forget], ytr[forget], np.ones(len(forget), bool)) if len(forget) else nan
     gone = sorted(set(np.unique(ytr[forget]).tolist()) - set(held_classes)) if len(forget) else []
-    out["fgt_test"] = M.accuracy(probs_test, yt, np.isin(yt, gone)) if gone else nan
-    out["task_acc"] = np.stack([M.accuracy(probs_test, yt, np.isin(yt, list(range(t * cpt, (t + 1) * cpt))))
+    out["fgt_test"] = P.accuracy(probs_test, yt, np.isin(yt, gone)) if gone else nan
+    out["task_acc"] = np.stack([P.accuracy(probs_test, yt, np.isin(yt, list(range(t * cpt, (t + 1) * cpt))))
                                 for t in range(5)], 1)
     if len(forget):
         r = rng("clu", "mia", *key)
         members = r.choice(np.flatnonzero(held), min(mia_n, int(held.sum())), replace=False)
         nonmembers = np.flatnonzero(held_test)
         nonmembers = r.choice(nonmembers, min(mia_n, len(nonmembers)), replace=False)
-        ent_tr, ent_te = M.entropy(probs_train), M.entropy(probs_test)
-        out["mia"] = np.array([M.entropy_mia(ent_tr[m, members], ent_te[m, nonmembers], ent_tr[m, forget], seed=int(m))
+        ent_tr, ent_te = P.entropy(probs_train), P.entropy(probs_test)
+        out["mia"] = np.array([P.entropy_mia(ent_tr[m, members], ent_te[m, nonmembers], ent_tr[m, forget], seed=int(m))
                                for m in range(n_models)])
     else:
         out["mia"] = nan
@@ -212,9 +226,13 @@ def _run_scenario(ctx: StageContext, dataset: str, scen: str, d: dict, dev: str,
                   done: dict, at: dict | None) -> dict:
     """One request sequence, every approximate method in one stacked model; from checkpoint ``at`` if given.
     Returns the scenario's record: per-request rows (without Retrain), seconds, and what was held."""
+    import torch
+
+    from gdrepro.papers.clu import method as M
+
     s, seed, hp = ctx.settings, ctx.seed, ctx.settings.hparams()
-    methods = list(M.METHODS.values())
-    requests = M.scenario(scen, 5, d["cpt"])
+    methods = list(P.METHODS.values())
+    requests = P.scenario(scen, 5, d["cpt"])
     g = ctx.torch_generator(dataset, scen, "batches")
     model = stacked_model(dataset, len(methods), s, d, ctx.torch_generator(dataset, "init"), dev)
     with torch.no_grad():  # one initialisation shared by every method
@@ -261,21 +279,25 @@ def _run_scenario(ctx: StageContext, dataset: str, scen: str, d: dict, dev: str,
 def run_dataset(ctx: StageContext, dataset: str, dev: str, run, saver: Checkpoints | None = None) -> dict:
     """All scenarios of one dataset for ``ctx.seed``: ``{scenario: {quantity: (models, requests[, tasks])},
     "retrain_seconds_per_request": ...}``, model axis ORDER; resumed from ``saver``'s checkpoint if any."""
+    import torch
+
+    from gdrepro.papers.clu import method as M
+
     s, seed, hp = ctx.settings, ctx.seed, ctx.settings.hparams()
     saver = saver or Checkpoints()
     d = load(dataset, s, dev)
     at = saver.take(dataset)
     done: dict[str, dict] = at.get("scenarios", {})
-    for scen in M.SCENARIOS:
+    for scen in P.SCENARIOS:
         if scen not in done:
             done[scen] = _run_scenario(ctx, dataset, scen, d, dev, saver, done, at if at.get("scenario") == scen else None)
-    ug = list(M.METHODS).index("ugclu")
-    for scen in M.SCENARIOS:
+    ug = list(P.METHODS).index("ugclu")
+    for scen in P.SCENARIOS:
         rows = done[scen]["rows"]
         run.log_curve(f"{dataset}.{scen}.ugclu_remaining_acc", range(len(rows)), [row["rem"][ug] for row in rows])
     # Retrain: one stacked run for every request of every scenario
-    retrain_sets = [np.flatnonzero(held) for scen in M.SCENARIOS for held, *_ in done[scen]["states"]]
-    retrain_where = [(scen, r_i) for scen in M.SCENARIOS for r_i in range(len(done[scen]["states"]))]
+    retrain_sets = [np.flatnonzero(held) for scen in P.SCENARIOS for held, *_ in done[scen]["states"]]
+    retrain_where = [(scen, r_i) for scen in P.SCENARIOS for r_i in range(len(done[scen]["states"]))]
     resumed = at.get("retrain")
     start = time.perf_counter() - (resumed["elapsed"] if resumed else 0.0)
     oracle = stacked_model(dataset, len(retrain_sets), s, d, ctx.torch_generator(dataset, "retrain-init"), dev)
@@ -300,7 +322,7 @@ def run_dataset(ctx: StageContext, dataset: str, dev: str, run, saver: Checkpoin
     probs_test = M.predict_proba(oracle, d["x_test"], transform=d["transform"]).cpu().numpy()
     probs_train = M.predict_proba(oracle, d["x"], transform=d["transform"]).cpu().numpy()
     out = {}
-    for scen in M.SCENARIOS:
+    for scen in P.SCENARIOS:
         states, rows = done[scen]["states"], done[scen]["rows"]
         full = []
         for r_i, ((held, classes, info, req), row) in enumerate(zip(states, rows, strict=True)):
@@ -330,7 +352,7 @@ def prepare(ctx: StageContext) -> None:
                            f"{root}, or set GDREPRO_EXTERNAL_DATA to the folder that holds cifar-10-batches-py/")
     if "tinyimagenet" in s.datasets and not (root / "tiny-imagenet-200").is_dir():
         raise GdreproError(f"tinyimagenet: missing {root / 'tiny-imagenet-200'}; " + datasets.TINY_HELP.format(root=root))
-    ctx.write_prepared({"methods": list(ORDER), "scenarios": {sc: [r.label for r in M.scenario(sc)] for sc in M.SCENARIOS}})
+    ctx.write_prepared({"methods": list(ORDER), "scenarios": {sc: [r.label for r in P.scenario(sc)] for sc in P.SCENARIOS}})
 
 
 def run_seed(ctx: StageContext) -> dict:
@@ -367,7 +389,7 @@ def scenario_stats(run: dict, scen: str) -> dict[str, np.ndarray]:
         return np.nanmean(v, 1) if v.size and not np.all(np.isnan(v)) else np.full(len(ORDER), np.nan)
 
     learned_at = {int(t): i for i, t in enumerate(r["learned_at"]) if t >= 0}
-    bwt = np.array([M.backward_transfer(r["task_acc"][m], learned_at, r["final_tasks"].tolist())
+    bwt = np.array([P.backward_transfer(r["task_acc"][m], learned_at, r["final_tasks"].tolist())
                     for m in range(len(ORDER))])
     return {"rem_final": r["rem"][:, -1], "rem_u": mean_over("rem", forget), "new": mean_over("new", learn),
             "fgt_train": mean_over("fgt_train", forget), "fgt_test": mean_over("fgt_test", forget),
@@ -386,7 +408,7 @@ def compute_metrics(run: dict, prefix: str = "") -> dict[str, float]:
     i = {name: ORDER.index(name) for name in ORDER}
     m: dict[str, float] = {}
     all_gaps = []
-    for scen in M.SCENARIOS:
+    for scen in P.SCENARIOS:
         st = scenario_stats(run, scen)
         g = gaps(st)
         all_gaps.append(g)
@@ -398,9 +420,9 @@ def compute_metrics(run: dict, prefix: str = "") -> dict[str, float]:
     for name in ORDER:
         m[f"{prefix}gap_{name}"] = float(mean_gap[i[name]])
     ug = i["ugclu"]
-    m[f"{prefix}gap_ugclu_minus_best_baseline"] = float(mean_gap[ug] - min(mean_gap[i[b]] for b in M.BASELINES))
-    m[f"{prefix}gap_ablation_min_minus_ugclu"] = float(min(mean_gap[i[a]] for a in M.ABLATIONS) - mean_gap[ug])
-    for a in M.ABLATIONS:
+    m[f"{prefix}gap_ugclu_minus_best_baseline"] = float(mean_gap[ug] - min(mean_gap[i[b]] for b in P.BASELINES))
+    m[f"{prefix}gap_ablation_min_minus_ugclu"] = float(min(mean_gap[i[a]] for a in P.ABLATIONS) - mean_gap[ug])
+    for a in P.ABLATIONS:
         m[f"{prefix}gap_{a}_minus_ugclu"] = float(mean_gap[i[a]] - mean_gap[ug])
     c = m  # claim shorthands
     m[f"{prefix}class_forget_test_max"] = max(c[f"{prefix}class_ugclu_fgt_test"], c[f"{prefix}task_aware_ugclu_fgt_test"])
@@ -409,9 +431,9 @@ def compute_metrics(run: dict, prefix: str = "") -> dict[str, float]:
     m[f"{prefix}samples_fgt_train_gap"] = abs(c[f"{prefix}samples_ugclu_fgt_train"] - c[f"{prefix}samples_retrain_fgt_train"])
     m[f"{prefix}samples_gaft_fgt_train_minus_retrain"] = c[f"{prefix}samples_ga_ft_fgt_train"] - c[f"{prefix}samples_retrain_fgt_train"]
     m[f"{prefix}new_ugclu_minus_finetune"] = float(np.mean([c[f"{prefix}{sc}_ugclu_new"] - c[f"{prefix}{sc}_finetune_new"]
-                                                            for sc in M.SCENARIOS]))
+                                                            for sc in P.SCENARIOS]))
     m[f"{prefix}mia_gap_ugclu"] = float(np.mean([abs(c[f"{prefix}{sc}_ugclu_mia"] - c[f"{prefix}{sc}_retrain_mia"])
-                                                 for sc in M.SCENARIOS]))
+                                                 for sc in P.SCENARIOS]))
     return m
 
 
@@ -427,7 +449,7 @@ def evaluate(ctx: StageContext) -> None:
     for i, dataset in enumerate(s.datasets):
         prefix = _prefix(i, dataset)
         tables = {}
-        for scen in M.SCENARIOS:
+        for scen in P.SCENARIOS:
             rows = []
             for name in ORDER:
                 row = {"method": name}
@@ -442,19 +464,18 @@ def evaluate(ctx: StageContext) -> None:
             scen_run = pooled[dataset][scen]
             details[f"{prefix}{scen}_curves"] = {name: np.nan_to_num(scen_run["rem"][j], nan=-1).tolist()
                                                  for j, name in enumerate(ORDER)}
-            details[f"{prefix}{scen}_labels"] = [r.label for r in M.scenario(scen)]
+            details[f"{prefix}{scen}_labels"] = [r.label for r in P.scenario(scen)]
             perf[f"{prefix}{scen}_seconds_per_request_all_approximate_methods"] = float(scen_run["seconds"].mean())
         details[f"{prefix}tables"] = tables
         perf[f"{prefix}retrain_seconds_per_request"] = float(pooled[dataset]["retrain_seconds_per_request"])
-        approx = np.mean([perf[f"{prefix}{sc}_seconds_per_request_all_approximate_methods"] for sc in M.SCENARIOS])
-        perf[f"{prefix}seconds_per_request_per_approximate_method"] = float(approx / len(M.APPROXIMATE))
-    hp = s.hparams()
+        approx = np.mean([perf[f"{prefix}{sc}_seconds_per_request_all_approximate_methods"] for sc in P.SCENARIOS])
+        perf[f"{prefix}seconds_per_request_per_approximate_method"] = float(approx / len(P.APPROXIMATE))
     details["gradient_evaluations_per_request"] = {  # forward+backward sample passes, per method
-        "retrain": hp.retrain_steps * hp.batch,
-        "finetune_learn": hp.learn_steps * hp.batch, "replay_learn": 2 * hp.learn_steps * hp.batch,
-        "ugclu_learn": 2 * hp.learn_steps * hp.batch,
-        "ugclu_unlearn": (hp.unlearn_steps + hp.unlearn_steps // hp.forget_every) * hp.batch,
-        "clpu_unlearn": hp.learn_steps * hp.batch,
+        "retrain": s.retrain_steps * s.batch,
+        "finetune_learn": s.learn_steps * s.batch, "replay_learn": 2 * s.learn_steps * s.batch,
+        "ugclu_learn": 2 * s.learn_steps * s.batch,
+        "ugclu_unlearn": (s.unlearn_steps + s.unlearn_steps // s.forget_every) * s.batch,
+        "clpu_unlearn": s.learn_steps * s.batch,
     }
     write_metrics(ctx, metrics, details, perf)
     log(f"wrote {ctx.metrics_path}")

@@ -17,6 +17,10 @@ Training a seed takes hours at paper scale (ResNet-18 on CIFAR), so it checkpoin
 (:mod:`gdrepro.checkpoint`): every ``CHECKPOINT_EVERY[scale]`` steps of an arm and after each arm,
 with the finished arms' results, the arm in progress (model, optimizer, scheduler, batch generator,
 torch's global RNG, curves so far, elapsed seconds), and resumes from there bit for bit.
+
+Only the training stage (:func:`run_seed` and the functions it calls) uses torch, and imports it
+(and :mod:`.method`, :mod:`.models`) inside those functions: prepare, evaluate and figures start
+without it.
 """
 
 from __future__ import annotations
@@ -25,21 +29,20 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
 from gdrepro import checkpoint, datasets, runs
 from gdrepro.errors import GdreproError
 from gdrepro.metrics import across_seeds, write_metrics
-from gdrepro.nn import ResNet18
 from gdrepro.paper import StageContext
 from gdrepro.papers.ko import data as D
-from gdrepro.papers.ko import method as M
-from gdrepro.papers.ko import models
 from gdrepro.runtime import device, log, rng, seed_sequence
 from gdrepro.tables import write_table
+
+if TYPE_CHECKING:
+    import torch
 
 MNIST_TASKS, TEXT_TASKS, IMAGE_TASKS = ("mlp", "cnn"), ("text", "imdb"), ("cifar10", "cifar100")
 ALL_TASKS = MNIST_TASKS + TEXT_TASKS + IMAGE_TASKS
@@ -153,6 +156,8 @@ def arms(s: KOSettings) -> list[Arm]:
 
 def load_task_data(task: str, s: KOSettings, dev: str) -> dict:
     """Tensors x, y, x_test, y_test on ``dev`` plus the numbers the model needs."""
+    import torch
+
     if task in MNIST_TASKS:
         raw = datasets.mnist1d(s.mnist_samples)
         info = {"classes": 10, "length": raw["x"].shape[1]}
@@ -174,6 +179,9 @@ def load_task_data(task: str, s: KOSettings, dev: str) -> dict:
 
 
 def build_model(task: str, d: dict) -> torch.nn.Module:
+    from gdrepro.nn import ResNet18
+    from gdrepro.papers.ko import models
+
     if task == "mlp":
         return models.mlp(d["length"], 128, d["classes"])
     if task == "cnn":
@@ -188,6 +196,8 @@ def task_steps(task: str, s: KOSettings) -> int:
 
 
 def make_optimizer(arm: Arm, model: torch.nn.Module, s: KOSettings, seed: int) -> torch.optim.Optimizer:
+    from gdrepro.papers.ko import method as M
+
     # fused Adam/AdamW: torch's fused kernel takes an exact square root, the same on every CPU
     kwargs = {"lr": s.lr_sgd, "momentum": s.momentum} if arm.base == "sgd" else {"lr": s.lr_adam, "fused": True}
     if arm.variant == "base":
@@ -199,6 +209,9 @@ def make_optimizer(arm: Arm, model: torch.nn.Module, s: KOSettings, seed: int) -
 
 def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """CIFAR augmentation: random horizontal flip and random 32x32 crop of the 4-padded image."""
+    import torch
+    from torch.nn import functional as F
+
     n = x.shape[0]
     flip = torch.rand(n, generator=g, device=x.device) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -207,21 +220,27 @@ def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return padded[..., dy : dy + 32, dx : dx + 32]
 
 
-@torch.no_grad()
 def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 1000) -> float:
+    import torch
+
     model.eval()
-    hits = sum(int((model(x[i : i + chunk]).argmax(1) == y[i : i + chunk]).sum()) for i in range(0, len(y), chunk))
+    with torch.no_grad():
+        hits = sum(int((model(x[i : i + chunk]).argmax(1) == y[i : i + chunk]).sum()) for i in range(0, len(y), chunk))
     model.train()
     return hits / len(y)
 
 
 def _rng_state() -> dict:
     """torch's global RNG states (CPU and every GPU)."""
+    import torch
+
     return {"cpu": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def _set_rng_state(state: dict) -> None:
+    import torch
+
     torch.set_rng_state(state["cpu"].cpu())
     if state["cuda"] is not None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
@@ -235,6 +254,11 @@ def train_arm(arm: Arm, d: dict, ctx: StageContext, dev: str, save: Callable[[di
     scheduler, batch generator, torch's RNG, curves so far); ``resume``, such a state, continues
     the arm from there with the same bits as an uninterrupted run.
     """
+    import torch
+    from torch.nn import functional as F
+
+    from gdrepro.papers.ko import method as M
+
     s: KOSettings = ctx.settings
     steps = task_steps(arm.task, s)
     torch.manual_seed(int(seed_sequence("ko", "init", arm.task, arm.init, ctx.seed).generate_state(1)[0]))
@@ -300,6 +324,11 @@ def train_arm(arm: Arm, d: dict, ctx: StageContext, dev: str, save: Callable[[di
 
 def exactness(ctx: StageContext, d: dict, dev: str) -> dict[str, np.ndarray]:
     """Checks of the method itself on this seed's numbers (claim C4 and the hard-collision laws)."""
+    import torch
+    from torch.nn import functional as F
+
+    from gdrepro.papers.ko import method as M
+
     s: KOSettings = ctx.settings
     seed = ctx.seed
     out = {}
@@ -350,6 +379,9 @@ def exactness(ctx: StageContext, d: dict, dev: str) -> dict[str, np.ndarray]:
 def step_timing(ctx: StageContext, d: dict, dev: str) -> dict[str, np.ndarray]:
     """Seconds per training iteration (forward, backward, step) of base and KO, MLP, interleaved
     rounds so that machine load hits every variant alike; the median round counts."""
+    import torch
+    from torch.nn import functional as F
+
     s: KOSettings = ctx.settings
     seed = ctx.seed
     variants = [Arm("mlp", "standard", b, v, m, "thresh", gm) for b, v, m, gm in (

@@ -23,13 +23,13 @@ import functools
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import stats
 
 from gdrepro import checkpoint, runs
 from gdrepro.errors import GdreproError
 from gdrepro.metrics import across_seeds, write_metrics
 from gdrepro.paper import StageContext
 from gdrepro.papers.traffic import data as D
+from gdrepro.papers.traffic.objectives import Config, non_dominated, relative_l2
 from gdrepro.runtime import log, rng, torch_generator
 from gdrepro.tables import write_table
 
@@ -107,8 +107,6 @@ change a single result bit, so it stays out of the settings that stamp the outpu
 
 def configs(s: TrafficSettings) -> dict[str, list]:
     """The stacked configurations of each experiment (label, method, weights, patience)."""
-    from gdrepro.papers.traffic.method import Config
-
     macro = [Config("ls", (100.0, 100.0, c), s.macro_patience, f"LS c={c:g}") for c in s.ls_c]
     macro += [Config(m, (), s.macro_patience, m) for m in OTHERS]
     micro = [Config("ls", (a, 1 - a), s.micro_patience, f"LS a={a:g}") for a in s.ls_alpha]
@@ -175,8 +173,8 @@ def run_macro(s: TrafficSettings, seed: int, save=None, save_every: int = 0, res
                            **_checkpointing(draws, save, save_every, resume))
     rho_hat, u_hat = M.macro_predict(model, data, f32((xt[te] - mu) / sd))
     out = {
-        "err_rho": M.relative_l2(rho_hat, obs["rho"][te]),
-        "err_u": M.relative_l2(u_hat, obs["u"][te]),
+        "err_rho": relative_l2(rho_hat, obs["rho"][te]),
+        "err_u": relative_l2(u_hat, obs["u"][te]),
         **{k: v for k, v in result.items()},
     }
     if obs["grid_rho"].size:
@@ -365,6 +363,8 @@ def _select(exp: dict, metric: str, cols: list[int]) -> np.ndarray:
 
 def _one_sided(gain: np.ndarray) -> float:
     """p-value of the one-sided paired t-test H1: mean(LS - method) > 0."""
+    from scipy import stats
+
     if gain.size < 2 or np.allclose(gain, gain[0]):
         return float("nan") if gain.size < 2 else (0.0 if gain[0] > 0 else 1.0)
     return float(stats.ttest_1samp(gain, 0.0, alternative="greater").pvalue)
@@ -373,8 +373,6 @@ def _one_sided(gain: np.ndarray) -> float:
 def _front_share(l_data: np.ndarray, l_phys: np.ndarray, mgda_cols: list[int], ls_cols: list[int]) -> tuple[float, float]:
     """Share of paired runs where some MGDA/DCGD run is non-dominated among all runs, and where one
     is, at a data loss outside the range of LS's own front (a part of the front LS does not reach)."""
-    from gdrepro.papers.traffic.method import non_dominated
-
     on, beyond = [], []
     cols = ls_cols + mgda_cols
     for ld, lp in zip(l_data, l_phys):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gdrepro.papers.traffic.objectives import non_dominated
+
 OTHER_STYLE = {"mgda": ("TMGD raw", "s"), "mgda_norm": ("TMGD normalised", "D"), "dcgd_proj": ("DCGD proj", "^"),
                "dcgd_avg": ("DCGD avg", "v"), "dcgd_center": ("DCGD center", "P"),
                "mgda_norm official patience": ("official TMGD (patience 350)", "X")}
@@ -49,8 +51,6 @@ def draw_micro_rmse(axes, details, **_) -> None:
 
 
 def _pareto(ax, l_data, l_phys, labels, title) -> None:
-    from gdrepro.papers.traffic.method import non_dominated
-
     pts = np.stack([l_data, l_phys], 1)
     nd = non_dominated(pts)
     order = np.argsort(pts[nd, 0])

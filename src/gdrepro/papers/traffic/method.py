@@ -17,6 +17,9 @@ Three pieces, usable without the rest of gdrepro:
   per-model early stopping on the validation data loss. Both loops hand their state (models, Adam,
   early stopping, diagnostics) to a ``save`` callback every ``save_every`` iterations and continue
   from such a state (``resume``) bit for bit: training itself draws no random numbers.
+
+A stack's configurations (``objectives.Config``) and the measures of finished runs (relative L2
+error, Pareto front) are in ``objectives.py``, in numpy, for the stages that load no torch.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import torch
 from torch import Tensor
 
 from gdrepro.nn import portable_sqrt
+from gdrepro.papers.traffic.objectives import Config
 from gdrepro.papers.traffic.simulate import DT, VEHICLE_LENGTH, idm_acceleration
 
 AGGREGATORS = ("ls", "mgda", "mgda_norm", "dcgd_proj", "dcgd_avg", "dcgd_center")
@@ -216,16 +220,6 @@ def set_gradients(params: Sequence[Tensor], d: Tensor) -> None:
         n = p[0].numel()
         p.grad = d[:, offset : offset + n].reshape(p.shape).contiguous()
         offset += n
-
-
-@dataclass(frozen=True)
-class Config:
-    """One training configuration in a stack: aggregator, LS weights, early-stopping patience."""
-
-    method: str
-    weights: tuple[float, ...] = ()
-    patience: int = 150
-    label: str = ""
 
 
 def stacked_directions(G: Tensor, configs: Sequence[Config], two_task: Tensor | None = None) -> tuple[Tensor, dict]:
@@ -539,17 +533,3 @@ def macro_predict(model: MacroPINN, data: MacroData, xt: Tensor) -> tuple[np.nda
     with torch.no_grad():
         rho_n, _, u_n = model(xt.expand(model.R, -1, -1), data)
     return (rho_n * data.rho_sd + data.rho_mean).cpu().numpy(), (u_n * data.u_sd + data.u_mean).cpu().numpy()
-
-
-def relative_l2(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """||pred - truth|| / ||truth|| along the last axis."""
-    return np.linalg.norm(pred - truth, axis=-1) / np.linalg.norm(truth, axis=-1)
-
-
-def non_dominated(points: np.ndarray) -> np.ndarray:
-    """Mask of the Pareto-optimal rows of ``points`` (n, k) (minimisation; ties are kept)."""
-    p = np.asarray(points)
-    le = (p[:, None, :] <= p[None, :, :]).all(-1)
-    lt = (p[:, None, :] < p[None, :, :]).any(-1)
-    dominates = le & lt  # dominates[i, j]: i dominates j
-    return ~dominates.any(0)
