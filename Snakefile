@@ -31,6 +31,8 @@ include: "workflow/rules/report.smk"
 
 onstart:
     shell("gdrepro tracking init")
+    # REPORT.md records the command and config it was produced with (read by `gdrepro report`)
+    record_invocation(sys.argv, config)
 
 
 rule all:

@@ -68,7 +68,7 @@ def test_report_rolls_up_every_paper(smoke_run, smoke_papers):
         assert f"## {slug}: " in report
         assert all((smoke_run / "results" / "smoke" / slug / "figures" / f"{f}.png").stat().st_size > 5000
                    for f in papers.get(slug).figure_names)
-    assert "| paper | title | reproduced |" in report
+    assert "| paper | recipe: ✅ reproduced |" in report and "by `snakemake --cores 2 --config scale=smoke" in report
     assert (smoke_run / "results" / "smoke" / "summary.tex").read_text().startswith(r"\begin{table}")
 
 
@@ -114,7 +114,7 @@ def test_the_browsable_report_holds_every_papers_figures_and_claims(smoke_run, s
     assert "Redrawn from the" in html  # the figure caption was rendered
     assert not re.search(r'<(script|link|img)[^>]+(src|href)="https?://', html), "needs the network to open"
     for slug in smoke_papers:
-        assert html.count(f"results/smoke/{slug}/tables/claims.csv") >= 1, slug
+        assert html.count(f"results/smoke/{slug}/tables/claims.html") >= 1, slug
         for figure in papers.get(slug).figures:
             assert f"results/smoke/{slug}/figures/{figure.name}.png" in html, (slug, figure.name)
             words = re.findall(r"[A-Za-z]{4,}", figure.caption)[:3]  # the declared caption, not a generic one

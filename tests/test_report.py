@@ -28,20 +28,29 @@ def test_wall_time_sums_benchmark_files(tmp_path):
     assert report.wall_time(tmp_path / "missing") == 0.0
 
 
-def test_report_counts_paper_claims_and_lists_deviations(tmp_path, monkeypatch):
+def test_report_separates_recipe_and_reduced_budget_and_records_the_command(tmp_path):
     from gdrepro import claims as C
 
-    judged = [
-        {"id": "A", "kind": "paper", "statement": "s", "where": "w", "paper": "p", "applicable": True,
-         "verdict": C.REPRODUCED, "checks": [{"metric": "m", "op": ">=", "value": 1, "tolerance": 0,
-                                              "reproduced": 2.0, "sd": None}]},
-        {"id": "B", "kind": "paper", "statement": "s", "where": "w", "paper": "p", "applicable": True,
-         "verdict": C.FAILED, "checks": [{"metric": "m", "op": "<=", "value": 1, "tolerance": 0,
-                                          "reproduced": 2.0, "sd": 0.1}]},
-    ]
+    def claim(cid, kind, verdict, recipe, applicable=True):
+        return {"id": cid, "kind": kind, "statement": "s", "where": "w", "paper": "p", "applicable": applicable,
+                "verdict": verdict, "verdict_text": C.verdict_text(verdict, None), "checks": [],
+                "budget_at_scale": None if not applicable else {"recipe": recipe, "fraction": 0.1, "what": "x"}}
+
+    judged = [claim("A", "paper", C.REPRODUCED, True), claim("B", "paper", C.FAILED, False),
+              claim("C", "paper", C.INCONCLUSIVE, False), claim("D", "paper", C.NOT_APPLICABLE, True, False),
+              claim("E", "stress", C.FAILED, True), claim("F", "sanity", C.REPRODUCED, True)]
     (tmp_path / "quantile").mkdir()
     (tmp_path / "quantile" / "claims.json").write_text(json.dumps({"claims": judged}))
-    text = report.write_report("smoke", tmp_path, ["quantile"]).read_text()
-    assert "| quantile | Smoothed SGD" in text and "| 1/2 | 0 | 1 |" in text
+    (tmp_path / "invocation.json").write_text(json.dumps({"command": "snakemake --cores 2", "config": {"scale": "smoke"}}))
+    text = report.write_report("smoke", tmp_path, ["quantile"], tmp_path / "invocation.json").read_text()
+    assert 'by `snakemake --cores 2` with config `{"scale": "smoke"}`' in text
+    header = next(line for line in text.splitlines() if line.startswith("| paper |"))
+    row = next(line for line in text.splitlines() if line.startswith("| quantile |"))
+    cells = dict(zip(header.split(" | "), row.split(" | ")))
+    assert cells["recipe: ✅ reproduced"] == "1" and cells["reduced budget: ❌ not reproduced"] == "1"
+    assert cells["reduced budget: ❔ inconclusive"] == "1" and cells["not run"] == "1"
+    assert cells["stress (ours) passed"] == "0/1" and cells["implementation checks passed"] == "1/1"
     assert "### Deviations from the paper" in text and "Hall-Sheather" in text
     assert "![curves](quantile/figures/curves.png)" in text
+    assert "<table>" in (tmp_path / "summary.html").read_text()
+    assert "not recorded" in report.write_report("smoke", tmp_path, ["quantile"], tmp_path / "missing.json").read_text()

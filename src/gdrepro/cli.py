@@ -142,10 +142,12 @@ def run_report(argv: list[str]) -> None:
     _scale_arg(parser)
     parser.add_argument("--results", type=Path, required=True)
     parser.add_argument("--papers", nargs="+", default=list(papers.SLUGS))
+    parser.add_argument("--invocation", type=Path, default=None,
+                        help="the pipeline's recorded command and config (default: the last `snakemake` run's)")
     args = parser.parse_args(argv)
     for slug in args.papers:
         papers.get(slug)
-    print(write_report(check_scale(args.scale), args.results, args.papers))
+    print(write_report(check_scale(args.scale), args.results, args.papers, args.invocation))
 
 
 def run_data(argv: list[str]) -> None:

@@ -9,7 +9,7 @@ for free. A paper's folder is ``results/<scale>/<paper>/``:
 - ``metrics.json``                      evaluate
 - ``tables/<name>.csv|.md|.tex``        evaluate
 - ``figures/<name>.png|.pdf``           figures
-- ``claims.md|.json``, ``tables/claims.csv``   claims
+- ``claims.md|.json``, ``tables/claims.csv|.html|.md|.tex``   claims
 - ``logs/<stage>[_seed<k>].log``, ``benchmarks/...tsv``   what Snakemake records per job
 """
 
@@ -22,8 +22,10 @@ RESULTS = "results"
 PREPARED = "prepared.json"
 METRICS = "metrics.json"
 CLAIMS_MD = "claims.md"
+INVOCATION = ".snakemake/gdrepro_invocation.json"  # the last pipeline command and config (Snakefile onstart)
 CLAIMS_JSON = "claims.json"
 CLAIMS_TABLE = "tables/claims.csv"
+CLAIMS_HTML = "tables/claims.html"
 REPORT = "REPORT.md"
 SUMMARY = "summary.csv"
 DATA_RECORD = "data.json"

@@ -38,7 +38,7 @@ def judge_claims(paper: Paper, scale: str, out: Path) -> None:
 
     for claim in claims.write(paper.title, paper.slug, scale, papers.claims_file(paper.slug),
                               out / layout.METRICS, out):
-        print(f"{claim['verdict']} {claim['id']}: {claim['statement']}")
+        print(f"{claim['verdict_text']} [{claim['kind']}] {claim['id']}: {claim['statement']}")
 
 
 def outputs(paper: Paper, stage: str, ctx: StageContext) -> list[Path]:

@@ -35,7 +35,7 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}",
                   "`": "", "±": r"$\pm$", "≈": r"$\approx$", "✅": r"\checkmark", "❌": r"$\times$",
-                  "—": "--", "τ": r"$\tau$"}
+                  "—": "--", "τ": r"$\tau$", "❔": "?"}
 
 
 def latex_escape(text: str) -> str:
@@ -64,13 +64,40 @@ def latex_table(rows: list[dict], caption: str) -> str:
     )
 
 
-def write_table(stem: Path, rows: list[dict], caption: str) -> None:
-    """Write ``stem.csv``, ``stem.tex`` and ``stem.md``."""
+def html_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """An HTML ``<table>`` of ``rows`` (text escaped; Markdown backticks become ``<code>``)."""
+    import html
+    import re
+
+    columns = columns or list(rows[0])
+
+    def cell(value) -> str:
+        return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(_cell(value)))
+
+    head = "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>"
+    body = ["<tr>" + "".join(f"<td>{cell(r[c])}</td>" for c in columns) + "</tr>" for r in rows]
+    return "<table>\n" + "\n".join([head, *body]) + "\n</table>"
+
+
+def write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    """A CSV file with ``columns``; numbers stay numbers (full precision), None is empty."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({c: "" if r.get(c) is None else r[c] for c in columns} for r in rows)
+    path.write_text(buffer.getvalue())
+
+
+def write_table(stem: Path, rows: list[dict], caption: str, csv_too: bool = True) -> None:
+    """Write ``stem.csv`` (unless ``csv_too`` is False), ``stem.tex`` and ``stem.md``."""
     stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".tex").write_text(latex_table(rows, caption))
+    stem.with_suffix(".md").write_text(markdown_table(rows) + "\n")
+    if not csv_too:
+        return
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows({k: _cell(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows)
     stem.with_suffix(".csv").write_text(buffer.getvalue())
-    stem.with_suffix(".tex").write_text(latex_table(rows, caption))
-    stem.with_suffix(".md").write_text(markdown_table(rows) + "\n")

@@ -122,8 +122,17 @@ def house_sources():
     """The shared code that judges claims and writes reports."""
     root = Path(workflow.basedir) / "src" / "gdrepro"
     return [
-        str(root / f) for f in ("claims.py", "report.py", "metrics.py", "tables.py")
+        str(root / f)
+        for f in ("claims.py", "verdicts.py", "report.py", "metrics.py", "tables.py")
     ]
+
+
+def record_invocation(argv, config):
+    """Write the command line and config of this run where `gdrepro report` reads them."""
+    path = Path(layout.INVOCATION)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    command = shlex.join(["snakemake", *argv[1:]])
+    path.write_text(json.dumps({"command": command, "config": dict(config)}, indent=1))
 
 
 def job_resources(paper, stage):

@@ -40,8 +40,9 @@ rule claims:
     output:
         "results/{scale}/{paper}/claims.md",
         "results/{scale}/{paper}/claims.json",
+        "results/{scale}/{paper}/tables/claims.csv",
         report(
-            "results/{scale}/{paper}/tables/claims.csv",
+            "results/{scale}/{paper}/tables/claims.html",
             caption="../report/claims.rst",
             category="{paper}",
             subcategory="claims",
@@ -70,8 +71,9 @@ rule report:
         code=house_sources(),
     output:
         "results/{scale}/REPORT.md",
+        "results/{scale}/summary.csv",
         report(
-            "results/{scale}/summary.csv",
+            "results/{scale}/summary.html",
             caption="../report/summary.rst",
             category="summary",
             labels={"table": "verdicts per paper"},
