@@ -38,6 +38,9 @@ def test_help_lists_papers_and_stages():
         (["report", "--scale", "smoke", "--results", "nowhere"], "missing nowhere/quantile/claims.json"),
         (["quantile", "simulate", "--scale", "smoke", "--out", "x", "--set", "a=0.3"], "a=0.3 must exceed 1/2"),
         (["quantile", "claims", "--scale", "smoke", "--out", "nowhere", "--no-deps"], "missing nowhere/metrics.json"),
+        (["quantile", "evaluate", "--scale", "smoke", "--out", "x", "--seeds", "0", "-1"],
+         "a seed is a non-negative integer, got '-1'"),
+        (["quantile", "settings", "--scale", "huge"], "unknown scale 'huge'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message):
@@ -45,6 +48,36 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gdrepro: error: ") and message in lines[0], result.stderr
+
+
+def test_no_arguments_print_the_help():
+    result = gdrepro()
+    assert result.returncode == 0 and "papers and their stages:" in result.stdout
+
+
+@pytest.mark.parametrize("slug", ["grokking", "quantile"])
+def test_a_papers_help_and_settings_show_every_setting_at_every_scale(slug):
+    import dataclasses
+
+    from gdrepro import papers
+
+    presets = papers.get(slug).settings
+    table = gdrepro(slug, "settings").stdout.splitlines()
+    help_text = gdrepro(slug, "--help").stdout
+    fields = dataclasses.fields(presets["smoke"])
+    assert len(table) == 1 + len(fields) and table[0].split()[:4] == ["setting", "smoke", "default", "paper"]
+    for field, row in zip(fields, table[1:], strict=True):
+        assert row.split()[0] == field.name and row.strip() in help_text
+        for scale in ("smoke", "default", "paper"):
+            value = repr(getattr(presets[scale], field.name))
+            assert value[:27] in row, (field.name, scale, value)
+    steps = next(r for r in table if r.split()[0] == ("steps" if slug == "grokking" else "n"))
+    assert ("step cap" if slug == "grokking" else "stream length") in steps  # the meaning, from the source
+
+
+def test_run_outside_the_repository_says_where_to_run(tmp_path):
+    result = gdrepro("quantile", "prepare", "--scale", "smoke", "--out", "out", cwd=tmp_path)
+    assert result.returncode == 2 and "run gdrepro from the repository root, or pass --data" in result.stderr
 
 
 def test_missing_dataset_is_one_line(tmp_path):

@@ -20,14 +20,19 @@ def _split(requirement: str) -> tuple[str, str]:
     return CONDA_NAMES.get(name.lower(), name.lower()), spec.replace(" ", "")
 
 
-def test_environment_yml_mirrors_pyproject():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pip = dict(_split(r) for r in project["dependencies"] + project["optional-dependencies"]["test"])
-    listed = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+def _conda(path) -> dict[str, str]:
+    listed = yaml.safe_load(path.read_text())["dependencies"]
     from_pip = [r for d in listed if isinstance(d, dict) for r in d.get("pip", [])]
-    conda = dict(_split(d) for d in listed + from_pip
-                 if isinstance(d, str) and not d.startswith(("python", "pip")))
-    assert conda == pip
+    return dict(_split(d) for d in listed + from_pip if isinstance(d, str) and not d.startswith(("python", "pip")))
+
+
+def test_environment_files_mirror_pyproject():
+    """environment.yml = runtime + test (development); the rules' conda env = runtime only."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = dict(_split(r) for r in project["dependencies"])
+    test = dict(_split(r) for r in project["optional-dependencies"]["test"])
+    assert _conda(ROOT / "environment.yml") == runtime | test
+    assert _conda(ROOT / "workflow" / "envs" / "gdrepro.yaml") == runtime
 
 
 def _older_python() -> str | None:
@@ -60,3 +65,19 @@ def test_ci_stops_on_an_old_python_with_one_line(tmp_path):
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert result.stderr.startswith("gdrepro CI: needs Python >= 3.11, found 3.")
+
+
+def test_the_lock_pins_every_dependency_within_pyprojects_ranges():
+    """requirements-lock.txt (the environment results are made with) satisfies pyproject.toml."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pinned = {canonicalize_name(m.group(1)): m.group(2) for m in
+              re.finditer(r"^([A-Za-z0-9_.\-]+)==(\S+)", (ROOT / "requirements-lock.txt").read_text(), re.M)}
+    for text in project["dependencies"] + project["optional-dependencies"]["test"]:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in pinned, f"{name} is not in the lock"
+        assert requirement.specifier.contains(pinned[name], prereleases=True), (name, pinned[name])
+    assert pinned["torch"].endswith("+cpu")  # the CPU build, not the multi-GB CUDA one

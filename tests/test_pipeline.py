@@ -105,6 +105,8 @@ def test_every_paper_tracks_each_seed_and_a_summary_with_its_figures(smoke_run, 
     assert len(summary) == 1 and all(r.info.status == "FINISHED" for r in runs)
     figures = {a.path for a in client.list_artifacts(summary[0].info.run_id, "figures")}
     assert {f"figures/{name}.png" for name in papers.get(paper).figure_names} <= figures
+    assert {"claims.md", "claims.json", "metrics.json"} <= {a.path for a in client.list_artifacts(summary[0].info.run_id)}
+    assert "verdicts.paper.reproduced" in summary[0].data.metrics
 
 
 def test_the_browsable_report_holds_every_papers_figures_and_claims(smoke_run, smoke_papers):

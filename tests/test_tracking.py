@@ -92,3 +92,55 @@ def test_an_unreachable_server_costs_seconds_and_never_a_failure(monkeypatch, tm
     with tracking.tracked_run("quantile", "plain", "smoke", 0, {}, "test") as run:
         run.log_metrics({"x": 1.0})
     assert run.run_id is None and time.perf_counter() - start < 30
+
+
+def test_training_curves_are_live_with_their_own_timestamps(monkeypatch, tmp_path):
+    """A long run's metrics reach the store while it trains, each stamped when it was logged."""
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setattr(tracking, "FLUSH_SECONDS", 0.0)
+    client = MlflowClient(uri)
+    with tracking.tracked_run("grokking", "mlp", "smoke", 3, {}, "test") as run:
+        run.log_metrics({"acc": 0.1}, step=0)
+        time.sleep(0.05)
+        run.log_metrics({"acc": 0.5}, step=50)
+        live = client.get_metric_history(run.run_id, "acc")  # the run has not ended
+        assert client.get_run(run.run_id).info.status == "RUNNING"
+    assert [m.value for m in live] == [0.1, 0.5] and live[1].timestamp > live[0].timestamp
+    name = client.get_run(run.run_id).info.run_name
+    assert name.startswith("grokking/mlp/seed3/smoke/") and len(name.split("/")) == 5  # + the start time
+
+
+def test_the_summary_run_has_every_scalar_the_verdicts_and_the_claims(monkeypatch, tmp_path):
+    import json
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    from gdrepro import papers, stages
+    from tests.conftest import ROOT
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("GDREPRO_TRACKING", "on")
+    out = tmp_path / "grokking"
+    out.mkdir()
+    shutil.copy(ROOT / "results" / "default" / "grokking" / "metrics.json", out)
+    stages.judge_claims(papers.get("grokking"), "default", out)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("gdrepro/grokking")
+    (summary,) = client.search_runs([experiment.experiment_id])
+    assert summary.data.tags["gdrepro.seed"] == "all" and summary.info.run_name.startswith("grokking/summary/default/")
+    scalars = {k: v["value"] for k, v in json.loads((out / "metrics.json").read_text())["metrics"].items()
+               if v["value"] is not None}
+    logged = summary.data.metrics
+    assert all(logged[k] == pytest.approx(v) for k, v in scalars.items())
+    judged = json.loads((out / "claims.json").read_text())["claims"]
+    paper_claims = [c for c in judged if c["kind"] == "paper"]
+    assert sum(v for k, v in logged.items() if k.startswith("verdicts.paper.")) == len(paper_claims)
+    assert logged["verdicts.paper.reproduced"] == sum(c["verdict"] == "✅" for c in paper_claims)
+    assert {a.path for a in client.list_artifacts(summary.info.run_id)} >= {"claims.md", "claims.json", "metrics.json"}

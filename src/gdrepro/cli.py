@@ -1,6 +1,7 @@
 """``gdrepro``: the command line the Snakemake rules call, usable without Snakemake.
 
     gdrepro <paper> <stage> --scale S --out DIR [--seed K] [--seeds K ...] [--set key=value ...]
+    gdrepro <paper> settings [--scale S]
     gdrepro report --scale S --results DIR
     gdrepro data {build,verify} [--build-missing] [--out FILE]
     gdrepro tracking init
@@ -46,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gdrepro {__version__}")
     parser.add_argument("command", metavar="PAPER|COMMAND", help="a paper slug or " + ", ".join(COMMANDS))
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="stage and options (see above)")
+    parser.add_argument("args", nargs=argparse.REMAINDER,
+                        help="a paper's stage and options (`gdrepro <paper> --help`; its settings: "
+                             "`gdrepro <paper> settings`), or the command's options")
     return parser
 
 
@@ -54,19 +57,77 @@ def _scale_arg(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument("--scale", required=required, help=" | ".join(SCALES))
 
 
-def _stage_parser(slug: str) -> argparse.ArgumentParser:
+def _stage_parser(slug: str, with_settings: bool = False) -> argparse.ArgumentParser:
+    """The paper's stage options; ``with_settings`` (for --help) lists its settings, which loads its
+    experiment module (a job's start-up does not pay for that)."""
     paper = papers.get(slug)
-    parser = _Parser(prog=f"gdrepro {slug}", description=paper.title)
-    parser.add_argument("stage", help=" | ".join(paper.stage_names))
+    description = paper.title + "."
+    if with_settings:
+        description += f"\n\nsettings (--set KEY=VALUE) at each scale:\n{settings_table(slug)}"
+    parser = _Parser(prog=f"gdrepro {slug}", description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", help=" | ".join(paper.stage_names) + " (or `settings`: the table below)")
     _scale_arg(parser)
     parser.add_argument("--out", type=Path, required=True, help="the paper's results folder")
-    parser.add_argument("--seed", type=int, help="only this seed (per-seed stages)")
-    parser.add_argument("--seeds", type=int, nargs="+", help="all seeds (default: the config schema's)")
+    parser.add_argument("--seed", type=_seed, help="only this seed (per-seed stages)")
+    parser.add_argument("--seeds", type=_seed, nargs="+", help="all seeds (default: the config schema's)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="replace a setting of the scale preset (repeatable)")
     parser.add_argument("--data", type=Path, default=Path("data"), help="the DVC-tracked data folder")
     parser.add_argument("--no-deps", action="store_true", help="do not run missing upstream stages")
     return parser
+
+
+def _seed(text: str) -> int:
+    """A seed is a non-negative integer (as in the config schema)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"a seed is a non-negative integer, got {text!r}")
+    return seed
+
+
+def setting_meanings(cls: type) -> dict[str, str]:
+    """``field -> meaning`` from the settings dataclass's source: the comment on the field's line,
+    or a string right after it."""
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    lines = source.splitlines()
+    body = ast.parse(source).body[0].body
+    meanings = {}
+    for node, nxt in zip(body, [*body[1:], None], strict=True):
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            continue
+        line = lines[node.end_lineno - 1]
+        comment = line[line.index("#") + 1:].strip() if "#" in line[node.end_col_offset:] else ""
+        if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+            comment = comment or " ".join(nxt.value.value.split())
+        meanings[node.target.id] = comment
+    return meanings
+
+
+def settings_table(slug: str, scale: str | None = None) -> str:
+    """Every setting of the paper with its value at each scale (or one) and its meaning."""
+    import dataclasses
+
+    presets = papers.get(slug).settings
+    scales = [scale] if scale else list(presets)
+    first = presets[scales[0]]
+    meanings = setting_meanings(type(first))
+    rows = [["setting", *scales, "meaning"]]
+    for field in dataclasses.fields(first):
+        rows.append([field.name, *(repr(getattr(presets[s], field.name)) for s in scales), meanings.get(field.name, "")])
+    clip = [min(max(len(r[i]) for r in rows), 28) for i in range(len(rows[0]) - 1)]
+    cell = lambda text, width: text if len(text) <= width else text[: width - 1] + "…"  # noqa: E731
+    return "\n".join("  " + "  ".join(cell(c, w).ljust(w) for c, w in zip(r, clip, strict=False)) + "  " + r[-1]
+                     for r in rows)
 
 
 def _overrides(pairs: list[str]) -> dict:
@@ -86,7 +147,13 @@ def run_paper(slug: str, argv: list[str]) -> None:
     from gdrepro.runtime import pin_threads, timed
 
     paper = papers.get(slug)
-    args = _stage_parser(slug).parse_args(argv)
+    if argv and argv[0] == "settings":
+        parser = _Parser(prog=f"gdrepro {slug} settings", description="the settings of every scale")
+        _scale_arg(parser, required=False)
+        args = parser.parse_args(argv[1:])
+        print(settings_table(slug, check_scale(args.scale) if args.scale else None))
+        return
+    args = _stage_parser(slug, with_settings=bool({"-h", "--help"} & set(argv))).parse_args(argv)
     if args.stage not in paper.stage_names:
         raise GdreproError(f"unknown stage {args.stage!r} for {slug} (stages: {', '.join(paper.stage_names)})")
     scale = check_scale(args.scale)
@@ -221,6 +288,8 @@ def _scale_of(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        argv = ["--help"]
     try:
         kernels.mode()  # a bad GDREPRO_KERNELS: one line here, not a traceback at import
         kernels.pin(_scale_of(argv))  # before any paper loads numpy or torch

@@ -66,7 +66,8 @@ def directory_hash(data_dir: Path) -> dict:
 def pinned_hash(dvc_file: Path) -> dict:
     """The ``outs[0]`` entry of ``data.dvc``."""
     if not dvc_file.exists():
-        raise GdreproError(f"missing {dvc_file}: run `dvc add data` in the repository root")
+        raise GdreproError(f"missing {dvc_file.resolve()}: run gdrepro from the repository root, or pass "
+                           "--data <repository>/data (data.dvc sits beside it)")
     outs = yaml.safe_load(dvc_file.read_text()).get("outs") or [{}]
     return outs[0]
 

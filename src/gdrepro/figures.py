@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gdrepro import plotting, tracking
+from gdrepro import plotting
 from gdrepro.metrics import read_metrics
 from gdrepro.paper import Paper, StageContext
 
@@ -31,5 +31,4 @@ def draw_all(paper: Paper, ctx: StageContext) -> list[Path]:
             paths += plotting.save(fig, ctx.figures_dir, spec.name)
     if hasattr(experiment, "extra_figures"):
         paths += experiment.extra_figures(ctx)
-    tracking.log_summary(ctx.paper, ctx.scale, paths, [ctx.metrics_path])
     return paths

@@ -68,6 +68,15 @@ def invocation(path: Path = Path(layout.INVOCATION)) -> tuple[str, str]:
     return record["command"], json.dumps(record["config"], sort_keys=True)
 
 
+def environment_lock(path: Path = Path("requirements-lock.txt")) -> str:
+    """``requirements-lock.txt sha256:<12 hex>``: the pinned environment results are made with."""
+    if not path.exists():
+        return "no lock file"
+    import hashlib
+
+    return f"`{path.name}` sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+
+
 def write_report(scale: str, results: Path, slugs: list[str], invocation_file: Path | None = None) -> Path:
     """Roll the papers' claims up into ``results/<scale>/REPORT.md`` and ``summary.{csv,tex,md,html}``."""
     summary, sections = [], []
@@ -108,8 +117,8 @@ def write_report(scale: str, results: Path, slugs: list[str], invocation_file: P
     lines = [
         f"# gdrepro reproduction report: scale `{scale}`",
         "",
-        f"Produced at commit `{_short(git_commit())}` by `{command}` with config `{config}`. "
-        "Never edited by hand.",
+        f"Produced at commit `{_short(git_commit())}` by `{command}` with config `{config}`, in the "
+        f"environment pinned by {environment_lock()}. Never edited by hand.",
         "",
         "Each row counts the paper's claims that were run at this scale, judged at the paper's own "
         "recipe apart from those judged at a reduced budget (a ❌ there reads \"not reproduced at 1/N of "

@@ -33,12 +33,33 @@ def run_stage(paper: Paper, stage: str, ctx: StageContext) -> None:
 
 
 def judge_claims(paper: Paper, scale: str, out: Path) -> None:
-    """The claims stage: verdicts from ``out/metrics.json`` alone (gdrepro.claims), printed."""
-    from gdrepro import claims
+    """The claims stage: verdicts from ``out/metrics.json`` alone (gdrepro.claims), printed, and
+    the paper's summary run tracked (every scalar, the verdict counts, claims and figures)."""
+    from gdrepro import claims, tracking
 
-    for claim in claims.write(paper.title, paper.slug, scale, papers.claims_file(paper.slug),
-                              out / layout.METRICS, out):
+    judged = claims.write(paper.title, paper.slug, scale, papers.claims_file(paper.slug), out / layout.METRICS, out)
+    for claim in judged:
         print(f"{claim['verdict_text']} [{claim['kind']}] {claim['id']}: {claim['statement']}")
+    if tracking.enabled():
+        tracking.log_summary(paper.slug, scale, summary_metrics(out / layout.METRICS, judged),
+                             [out / layout.CLAIMS_MD, out / layout.CLAIMS_JSON, out / layout.METRICS],
+                             [p for p in (out / layout.figure_file(n) for n in paper.figure_names) if p.exists()])
+
+
+def summary_metrics(metrics_path: Path, judged: list[dict]) -> dict[str, float]:
+    """Every finite scalar of metrics.json and the verdict counts per kind (``verdicts.paper.reproduced``)."""
+    import json
+    import math
+
+    from gdrepro import claims
+    from gdrepro.verdicts import WORDS
+
+    values = {k: v["value"] for k, v in json.loads(metrics_path.read_text())["metrics"].items()}
+    out = {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+    for kind in claims.KINDS:
+        for verdict, n in claims.tally(judged, kind).items():
+            out[f"verdicts.{kind}.{WORDS[verdict].replace(' ', '_')}"] = float(n)
+    return out
 
 
 def outputs(paper: Paper, stage: str, ctx: StageContext) -> list[Path]:

@@ -6,8 +6,15 @@ SQLite file ``mlflow.db`` in the working directory (git ignores it).
 
 Parallel jobs share one SQLite file, so: the store and the experiments are created once
 (``gdrepro tracking init``, run by the Snakefile's ``onstart``, and under a file lock by
-whoever comes first); metrics go out in batches (``log_batch``, 1000 per call) instead of one
-call per step; and every write is retried with back-off on "database is locked".
+whoever comes first); metrics go out in batches (``log_batch``, at most 1000 per call, and at
+least every ``FLUSH_SECONDS`` while a run trains, with the time each value was logged, so curves
+are live in the UI); and every write is retried with back-off on "database is locked".
+
+Runs are named ``<paper>/<method>/seed<k>/<scale>/<start time>`` (reruns are told apart) and
+tagged with the paper, method, scale, seed, rule, git commit and the ``data.dvc`` hash. The
+claims stage logs the paper's summary run ``<paper>/summary/<scale>/<start time>``: every scalar
+of metrics.json, the verdict counts, claims.md/.json, metrics.json and the figures as artifacts,
+and the latest per-seed runs as its children.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from gdrepro.runtime import git_commit, log
 
 T = TypeVar("T")
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
+FLUSH_SECONDS = float(os.environ.get("GDREPRO_FLUSH_SECONDS", "10"))  # buffered metrics are at most this old
 RETRIES = 12
 
 
@@ -123,14 +131,18 @@ class Run:
         self._client = client
         self.run_id = run_id
         self._pending: list = []
+        self._flushed = time.monotonic()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Buffer ``metrics`` at ``step``, stamped now; sent when the buffer is full or old."""
         if self.run_id is None:  # tracking off or unavailable: not even the import
             return
         from mlflow.entities import Metric
 
         stamp = int(time.time() * 1000)
         self._pending += [Metric(k, float(v), stamp, int(step)) for k, v in metrics.items()]
+        if len(self._pending) >= BATCH or time.monotonic() - self._flushed >= FLUSH_SECONDS:
+            self.flush()
 
     def log_curve(self, name: str, steps: Iterable[int], values: Iterable[float]) -> None:
         """A metric curve (e.g. loss per step), buffered and sent with the next flush."""
@@ -146,10 +158,10 @@ class Run:
 
     @best_effort
     def flush(self) -> None:
+        pending, self._pending, self._flushed = self._pending, [], time.monotonic()
         if self.run_id is not None:
-            for i in range(0, len(self._pending), BATCH):
-                _retry(self._client.log_batch, self.run_id, metrics=self._pending[i : i + BATCH])
-        self._pending = []
+            for i in range(0, len(pending), BATCH):
+                _retry(self._client.log_batch, self.run_id, metrics=pending[i : i + BATCH])
 
 
 @contextmanager
@@ -161,7 +173,7 @@ def tracked_run(
     params: Mapping[str, Any],
     rule: str,
 ) -> Iterator[Run]:
-    """One MLflow run named ``<paper>/<method>/seed<seed>/<scale>`` with params and tags.
+    """One MLflow run named ``<paper>/<method>/seed<seed>/<scale>/<start time>`` with params and tags.
 
     Yields a :class:`Run` that does nothing when tracking is off or the store is unreachable;
     metrics are flushed in batches when the block ends.
@@ -181,8 +193,10 @@ def tracked_run(
             "gdrepro.scale": scale,
             "gdrepro.seed": "all" if seed is None else str(seed),
             "gdrepro.rule": rule,
+            "gdrepro.data_md5": data_version(),
         }
-        name = f"{paper}/{method}/" + ("summary" if seed is None else f"seed{seed}") + f"/{scale}"
+        who = method if seed is None else f"{method}/seed{seed}"
+        name = f"{paper}/{who}/{scale}/{time.strftime('%Y%m%d-%H%M%S')}"
         run_info = _retry(client.create_run, experiment, tags=tags, run_name=name).info
         params_list = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
         for i in range(0, len(params_list), 100):
@@ -227,10 +241,24 @@ def link_children(paper: str, scale: str, parent: Run) -> None:
         _retry(client.set_tag, run_id, "mlflow.parentRunId", parent.run_id)
 
 
-def log_summary(paper: str, scale: str, figures: Iterable[Path], files: Iterable[Path] = ()) -> None:
-    """The paper's summary run (seed "all"): its figures and ``files`` (metrics.json) as artifacts,
-    and the latest per-seed runs at ``scale`` linked to it as children."""
-    with tracked_run(paper, "summary", scale, None, {}, f"{paper}_figures") as run:
+def data_version(dvc_file: Path = Path("data.dvc")) -> str:
+    """The md5 that ``data.dvc`` pins for data/ (the version every job reads), or "unknown"."""
+    try:
+        import yaml
+
+        return str(yaml.safe_load(dvc_file.read_text())["outs"][0]["md5"])
+    except Exception:
+        return "unknown"
+
+
+def log_summary(paper: str, scale: str, metrics: Mapping[str, float], artifacts: Iterable[Path],
+                figures: Iterable[Path]) -> str | None:
+    """The paper's summary run (seed "all"): every scalar ``metrics`` (metrics.json values and the
+    verdict counts), ``artifacts`` (claims.md, claims.json, metrics.json) and ``figures``; the
+    latest per-seed runs at ``scale`` become its children. Returns the run id (None if off)."""
+    with tracked_run(paper, "summary", scale, None, {}, f"{paper}_claims") as run:
+        run.log_metrics(metrics)
+        run.log_artifacts(artifacts)
         run.log_artifacts(figures, "figures")
-        run.log_artifacts(files)
         link_children(paper, scale, run)
+    return run.run_id

@@ -36,6 +36,8 @@ rule claims:
     input:
         metrics="results/{scale}/{paper}/metrics.json",
         claims="src/gdrepro/papers/{paper}/claims.yaml",
+        # the summary run in MLflow carries the figures beside the verdicts
+        figures=lambda wc: figure_files(wc.paper, wc.scale, annotate=False),
         code=house_sources(),
     output:
         "results/{scale}/{paper}/claims.md",

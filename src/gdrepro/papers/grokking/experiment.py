@@ -203,13 +203,12 @@ def run_seed(ctx: StageContext) -> dict:
                 weight_decay=s.weight_decay, batch=s.batch, d=s.d, hidden=s.hidden, eval_every=s.eval_every,
                 margin=s.margin, diag_steps=s.diag_steps, hessian_iters=s.hessian_iters,
                 hessian_batch=s.hessian_batch, decoupled=s.decoupled,
-                log=lambda m, method=method: log(f"seed {seed} {method}: {m}"), device=device(),
+                log=lambda m, method=method: log(f"seed {seed} {method}: {m}"),
+                progress=lambda step, values, run=run: run.log_metrics(values, step=step), device=device(),
                 save=functools.partial(save, tag), save_every=CHECKPOINT_EVERY[ctx.scale],
                 resume=state.get("trainer") if state.get("stack") == tag else None)
             perf = res.pop("__perf__")
-            for name, r in res.items():
-                run.log_curve(f"{name}.test_acc", r["steps"].astype(int), r["test_acc"])
-                run.log_curve(f"{name}.train_acc", r["steps"].astype(int), r["train_acc"])
+            for name, r in res.items():  # the accuracy curves went to MLflow live (progress)
                 log(f"seed {seed} {name}: 99% train at {r['step_train']}, 95% test at {r['step_test']}, "
                     f"stop {int(r['stop'])}, test acc {r['test_acc'][-1]:.3f}")
             run.log_metrics({"model_steps_per_second": float(perf["model_steps"] / perf["train_seconds"])})

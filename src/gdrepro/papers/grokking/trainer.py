@@ -61,6 +61,7 @@ def train_runs(
     adaptive_every: int = 50,
     decoupled: bool = False,
     log=None,
+    progress=None,
     device: str = "cpu",
     save=None,
     save_every: int = 0,
@@ -69,7 +70,8 @@ def train_runs(
     """Train ``runs`` (all the same model kind) as one stack; returns per-run arrays.
 
     ``generator_for(*key)`` gives a torch.Generator for a key (initialisation and batches are
-    drawn per run from ``(kind, op, init_key)``, so paired runs share them). Returned per run:
+    drawn per run from ``(kind, op, init_key)``, so paired runs share them); ``progress(step,
+    {"<run>.train_acc": ..., "<run>.test_acc": ...})`` is called at every evaluation (live curves). Returned per run:
     ``steps`` (eval steps), ``train_acc``, ``test_acc``, ``train_loss``, ``test_loss`` curves;
     ``step_train`` / ``step_test`` (first eval step reaching the targets, nan if never),
     ``stop``; ``norms`` (final per-token embedding norms), ``freq`` (rows per token), and with
@@ -193,6 +195,9 @@ def train_runs(
                     o["done_at"] = step + margin
                 if step >= runs[i].cap or (o["done_at"] is not None and step >= o["done_at"]):
                     drop.append(j)
+            if progress:
+                progress(step, {f"{runs[i].name}.{key}": out[runs[i].name][key][-1]
+                                for i in live for key in ("train_acc", "test_acc")})
             if drop:
                 for j in drop:
                     finish(j, step)
