@@ -144,3 +144,20 @@ def test_the_summary_run_has_every_scalar_the_verdicts_and_the_claims(monkeypatc
     assert sum(v for k, v in logged.items() if k.startswith("verdicts.paper.")) == len(paper_claims)
     assert logged["verdicts.paper.reproduced"] == sum(c["verdict"] == "✅" for c in paper_claims)
     assert {a.path for a in client.list_artifacts(summary.info.run_id)} >= {"claims.md", "claims.json", "metrics.json"}
+
+
+def test_paper_scale_runs_record_system_metrics(monkeypatch, tmp_path):
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setattr(tracking, "SYSTEM_METRICS_SECONDS", 0.2)
+    with tracking.tracked_run("ko", "sgd", "paper", 0, {}, "test") as run:
+        time.sleep(1.5)
+    metrics = MlflowClient(uri).get_run(run.run_id).data.metrics
+    assert "system/cpu_utilization_percentage" in metrics and 0 <= metrics["system/cpu_utilization_percentage"] <= 100
+    with tracking.tracked_run("ko", "sgd", "smoke", 0, {}, "test") as run:
+        time.sleep(0.5)
+    assert not [k for k in MlflowClient(uri).get_run(run.run_id).data.metrics if k.startswith("system/")]

@@ -14,7 +14,8 @@ Runs are named ``<paper>/<method>/seed<k>/<scale>/<start time>`` (reruns are tol
 tagged with the paper, method, scale, seed, rule, git commit and the ``data.dvc`` hash. The
 claims stage logs the paper's summary run ``<paper>/summary/<scale>/<start time>``: every scalar
 of metrics.json, the verdict counts, claims.md/.json, metrics.json and the figures as artifacts,
-and the latest per-seed runs as its children.
+and the latest per-seed runs as its children. At the paper scale every run also records MLflow's
+system metrics (CPU, memory, GPU utilisation).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from gdrepro.runtime import git_commit, log
 T = TypeVar("T")
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
 FLUSH_SECONDS = float(os.environ.get("GDREPRO_FLUSH_SECONDS", "10"))  # buffered metrics are at most this old
+SYSTEM_METRICS_SECONDS = float(os.environ.get("GDREPRO_SYSTEM_METRICS_SECONDS", "10"))  # paper scale: CPU, memory, GPU
 RETRIES = 12
 
 
@@ -206,6 +208,7 @@ def tracked_run(
         log(f"MLflow tracking unavailable ({type(error).__name__}: {error}); continuing")
         yield Run(None, None)
         return
+    monitor = _system_metrics(run.run_id) if scale == "paper" else None
     status = "FINISHED"
     try:
         yield run
@@ -214,10 +217,23 @@ def tracked_run(
         raise
     finally:
         try:
+            if monitor is not None:
+                monitor.finish()
             run.flush()
             _retry(client.set_terminated, run.run_id, status)
         except Exception as error:
             log(f"MLflow: could not finish run {run.run_id}: {error}")
+
+
+@best_effort
+def _system_metrics(run_id: str):
+    """MLflow's system metrics (CPU, memory, disk, network, GPU) sampled every
+    ``SYSTEM_METRICS_SECONDS`` into the run, for the long jobs of the paper scale."""
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=SYSTEM_METRICS_SECONDS, tracking_uri=tracking_uri())
+    monitor.start()
+    return monitor
 
 
 @best_effort
