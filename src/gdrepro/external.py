@@ -2,7 +2,9 @@
 
 ``gdrepro external fetch NAME`` (what the Snakemake rule ``external_dataset`` runs) downloads an
 archive into the external data folder (``GDREPRO_EXTERNAL_DATA``, default ``./external``, ignored
-by git and by DVC), checks its MD5 against the publisher's, unpacks it, and writes a marker file
+by git and by DVC) with pooch (a progress bar, an atomic temporary file, the hash check; we retry
+a failed download a few times with back-off), checks its MD5 against the publisher's, unpacks it,
+and writes a marker file
 ``.fetched/<NAME>`` there that the paper-scale rules depend on, so nothing is downloaded twice.
 Without network access it stops with a one-line error that says what to download by hand and
 where to put it. The smoke and default scales never need any of this.
@@ -11,9 +13,9 @@ where to put it. The smoke and default scales never need any of this.
 from __future__ import annotations
 
 import shutil
+import sys
 import tarfile
-import urllib.error
-import urllib.request
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +68,30 @@ def marker(name: str, root: Path | None = None) -> Path:
     return Path(root or external_root()) / ".fetched" / name
 
 
+ATTEMPTS = 3
+
+
+def download(spec: ExternalDataset, root: Path, timeout: float) -> Path:
+    """``spec``'s file in ``root``, downloaded with pooch (``ATTEMPTS`` tries, back-off between)."""
+    import pooch
+
+    progress = sys.stderr.isatty()  # a bar on a terminal; a job's log gets pooch's start/end lines
+    downloader = pooch.HTTPDownloader(progressbar=progress, timeout=timeout)
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return Path(pooch.retrieve(spec.url, known_hash=None, fname=spec.filename, path=root,
+                                       downloader=downloader, progressbar=progress))
+        except Exception as error:  # requests' and pooch's errors: connection, timeout, HTTP status
+            if attempt == ATTEMPTS:
+                raise GdreproError(
+                    f"cannot download {spec.filename} ({type(error).__name__}: {error}); without network, "
+                    f"download {spec.url} elsewhere and put {spec.filename} into {root}/, then rerun"
+                ) from None
+            log(f"download of {spec.url} failed ({error}); retry {attempt}/{ATTEMPTS - 1}")
+            time.sleep(2.0**attempt)
+    raise AssertionError("unreachable")
+
+
 def fetch(name: str, root: Path | None = None, timeout: float = 60.0) -> Path:
     """Download, check and unpack dataset ``name`` once; return its folder."""
     if name not in CATALOG:
@@ -78,17 +104,7 @@ def fetch(name: str, root: Path | None = None, timeout: float = 60.0) -> Path:
     archive = root / spec.filename
     if not archive.exists():
         log(f"downloading {spec.url} -> {archive}")
-        partial = archive.with_name(archive.name + ".part")
-        try:
-            with urllib.request.urlopen(spec.url, timeout=timeout) as response, partial.open("wb") as out:
-                shutil.copyfileobj(response, out, 1 << 20)
-        except (urllib.error.URLError, OSError) as error:
-            partial.unlink(missing_ok=True)
-            raise GdreproError(
-                f"cannot download {name} ({error}); without network, download {spec.url} elsewhere and "
-                f"put {spec.filename} into {root}/, then rerun"
-            ) from None
-        partial.rename(archive)
+        archive = download(spec, root, timeout)
     actual = file_md5(archive)
     if spec.md5 is not None and actual != spec.md5:
         raise GdreproError(f"{archive}: MD5 {actual} != published {spec.md5}; delete it and download again")
