@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -107,8 +109,53 @@ def test_seeds_pool_as_one_run_of_all_replications(tmp_path):
     assert pooled["main"]["plain"]["seconds"] == np.mean([r["main"]["plain"]["seconds"] for r in seed_runs])
     np.testing.assert_array_equal(pooled["fine"]["plain"]["checkpoints"], seed_runs[0]["fine"]["plain"]["checkpoints"])
     assert runs.load(ctx("evaluate").run_path(0)).rules["heavy/smoothed/last"] == ("concat", -2)
+    # both extreme-level experiments read the same streams: from the same start they coincide
+    truth = replace(settings, start="truth")
+    tctx = StageContext("quantile", "smoke", truth, (0,), tmp_path / "truth", tmp_path / "data", None, "prepare")
+    stages.run_stage(paper, "prepare", tctx)
+    stages.run_stage(paper, "simulate", StageContext("quantile", "smoke", truth, (0,), tmp_path / "truth",
+                                                      tmp_path / "data", 0, "simulate"))
+    run = tctx.read_run(0)
+    np.testing.assert_array_equal(run["extreme"]["smoothed"]["last"], run["extreme_truth"]["smoothed"]["last"])
+    assert not np.array_equal(seed_runs[0]["extreme"]["smoothed"]["last"], seed_runs[0]["extreme_truth"]["smoothed"]["last"])
 
 
 def test_default_scale_has_hundreds_of_replications_for_coverage_claims():
     s = SETTINGS["default"]
     assert s.reps * len(default_seeds()) >= 500 and s.n >= 100_000
+
+
+def test_path_scores_standardise_both_iterates_at_the_last_two_decades():
+    """Errors built from known draws at the theoretical scales come back as those draws; the
+    RMSE slopes are -1/2 and -beta/2 exactly when the same draws are used at every checkpoint."""
+    from gdrepro.papers.quantile import method as M
+    from gdrepro.papers.quantile.experiment import path_scores
+
+    taus = np.array([0.1, 0.5, 0.9])
+    q, f = stats.norm.ppf(taus), stats.norm.pdf(stats.norm.ppf(taus))
+    k = np.array([10, 50, 100, 1000, 10_000])
+    z = np.random.default_rng(2).standard_normal((1, 40, 3))
+    c, beta = 1.5, 0.7
+    gamma = c * k.astype(float) ** -beta
+    exp = {"taus": taus.tolist(), "quantile": q.tolist(), "density": f.tolist(), "n": 10_000}
+    sd = M.asymptotic_sd(taus, f)
+    extra = np.zeros((k.size, 40, 6))  # tau -+ h columns, ignored here
+    run = {"checkpoints": k,
+           "average_path": np.concatenate([q + z * sd / np.sqrt(k)[:, None, None], extra], axis=-1),
+           "last_path": np.concatenate([q + z * np.sqrt(gamma[:, None, None] * taus * (1 - taus) / (2 * f)), extra], axis=-1)}
+    out = path_scores(exp, run, c, beta)
+    assert out["k"].tolist() == [100, 1000, 10_000]  # k >= n / 100
+    np.testing.assert_allclose(out["z_average"], np.broadcast_to(z, (3, 40, 3)), atol=1e-9)
+    np.testing.assert_allclose(out["z_last"], np.broadcast_to(z, (3, 40, 3)), atol=1e-9)
+    np.testing.assert_allclose(M.log_log_slope(out["k"], out["rmse_average"]), -0.5, atol=1e-9)
+    np.testing.assert_allclose(M.log_log_slope(out["k"], out["rmse_last"]), -beta / 2, atol=1e-9)
+
+
+def test_start_values_are_zero_or_the_true_quantiles_in_order():
+    from gdrepro.papers.quantile.experiment import start_values
+
+    levels = np.array([0.01, 0.0085, 0.0115])
+    assert start_values("normal", levels, "zero").tolist() == [0.0, 0.0, 0.0]
+    np.testing.assert_allclose(start_values("t3", levels, "truth"), stats.t(3).ppf(levels))
+    with pytest.raises(ValueError, match="start"):
+        dataclasses.replace(SETTINGS["smoke"], start="median")

@@ -298,3 +298,56 @@ def test_crossing_rate_counts_decreasing_adjacent_pairs():
     est = np.array([[0.0, 1.0, 0.5, 2.0], [0.0, 0.0, 1.0, 1.5], [3.0, 2.0, 1.0, 0.0]])
     # decreases: 1 (row 0), 0 (row 1, a tie is no crossing), 3 (row 2) of 9 pairs
     assert M.crossing_rate(est) == pytest.approx(4 / 9)
+
+
+# --- tail bounds and rates (round 2) ---------------------------------------------------------------
+
+
+def _linearised_variance(n: int, f: float, tau: float, c: float = 1.0, beta: float = 0.6) -> float:
+    """Exact variance of the linearised recursion e_{k+1} = (1 - gamma_k f) e_k + gamma_k xi_k,
+    Var xi = tau (1 - tau), from e_1 = 0: v_{k+1} = (1 - gamma_k f)^2 v_k + gamma_k^2 tau (1 - tau)."""
+    v = 0.0
+    for k in range(1, n):
+        gamma = c * k ** (-beta)
+        v = (1 - gamma * f) ** 2 * v + gamma**2 * tau * (1 - tau)
+    return v
+
+
+@pytest.mark.parametrize(("f", "tau", "c", "beta"), [(0.4, 0.5, 1.0, 0.6), (0.1, 0.05, 2.0, 0.7)])
+def test_last_iterate_sd_is_the_limit_of_the_linearised_variance(f, tau, c, beta):
+    """sqrt(gamma_n tau (1 - tau) / (2 f)) is the stationary sd: the exact sd of the linearised
+    recursion exceeds it by beta / (4 f c n^(1 - beta)) to first order (the step shrinks while the
+    variance settles), which vanishes as n grows."""
+    ns = np.array([10_000, 100_000])
+    gap = [math.sqrt(_linearised_variance(n, f, tau, c, beta)) / M.last_iterate_sd(tau, f, c * n ** (-beta)) - 1
+           for n in ns]
+    np.testing.assert_allclose(gap, beta / (4 * f * c * ns ** (1 - beta)), rtol=0.25)
+
+
+def test_last_iterate_of_smoothed_sgd_has_the_stationary_spread_on_exponential_data():
+    """Exp(1), tau = 1/2: q = log 2, f(q) = 1/2. 3000 streams of n = 10000 from the true quantile:
+    the sd of Y_n matches sqrt(gamma_n / 4) / sqrt(2 f) up to the linearised excess (0.8%) and 3 se."""
+    n, reps = 10_000, 3000
+    out = M.smoothed_sgd_quantiles(lambda g, size: g.exponential(size=size), [0.5], n=n, reps=reps,
+                                   rng=np.random.default_rng(21), y0=math.log(2))
+    ratio = out.last[:, 0].std() / float(M.last_iterate_sd(0.5, 0.5, n ** (-0.6)))
+    assert abs(ratio - 1.008) < 0.04, ratio  # se of an sd from 3000 draws: 1.3%
+
+
+def test_tail_over_bound_by_hand_and_for_a_gaussian():
+    z = np.array([0.5, -1.5, 2.5, 0.1])
+    np.testing.assert_allclose(M.tail_over_bound(z, np.array([1.0, 3.0])), [0.5 / (2 * math.exp(-0.5)), 0.0])
+    t = np.array([0.25, 1.0, 2.0])
+    gauss = np.random.default_rng(4).standard_normal((2, 400_000))  # two rows, judged apart
+    ratio = M.tail_over_bound(gauss, t)
+    assert ratio.shape == (2, 3)
+    exact = stats.norm.sf(t) / np.exp(-(t**2) / 2)  # 2 (1 - Phi(t)) / (2 exp(-t^2/2)); 0.414 at t = 1/4
+    np.testing.assert_allclose(ratio, np.broadcast_to(exact, (2, 3)), rtol=0.02)
+    assert exact[0] == pytest.approx(0.414, abs=0.001)
+
+
+def test_log_log_slope_recovers_power_laws_per_column():
+    k = np.array([1000, 2154, 4641, 10_000, 100_000])
+    values = np.column_stack([3.0 * k**-0.3, 0.5 * k**-0.5])
+    np.testing.assert_allclose(M.log_log_slope(k, values), [-0.3, -0.5], atol=1e-12)
+    assert M.log_log_slope(k, values[:, 0]) == pytest.approx(-0.3, abs=1e-12)

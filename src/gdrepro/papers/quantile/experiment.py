@@ -1,16 +1,20 @@
 """Simulation study for smoothed-SGD quantiles: prepare -> simulate -> evaluate -> figures.
 
-Four experiments, all on streams generated in code (the paper's own simulation tables were not
+Five experiments, all on streams generated in code (the paper's own simulation tables were not
 available to us, so the design below is ours, built from the paper's setting):
 
-- ``main``     N(0,1), 19 levels 0.05..0.95, n samples: efficiency, coverage, tails (smoothed and
-               plain SGD on the *same* streams, so their RMSEs compare pairwise)
-- ``fine``     N(0,1), 99 levels 0.01..0.99: crossings of the estimated curve
-- ``heavy``    Student t3, 19 levels: coverage under heavy tails (a stress test)
-- ``extreme``  N(0,1), levels 0.01 and 0.99: coverage at extreme levels (a stress test)
+- ``main``           N(0,1), 19 levels 0.05..0.95, n samples: efficiency, coverage, tails at several
+                     n (smoothed and plain SGD on the *same* streams, so their RMSEs compare pairwise)
+- ``fine``           N(0,1), 99 levels 0.01..0.99: crossings of the estimated curve
+- ``heavy``          Student t3, 19 levels: coverage under heavy tails (a stress test)
+- ``extreme``        N(0,1), levels 0.01 and 0.99: coverage at extreme levels (a stress test)
+- ``extreme_truth``  the same streams as ``extreme``, every level started at its true quantile
 
+Every experiment starts from the setting ``start`` (``zero``: Y_0 = 0, the design; ``truth``:
+Y_0 = q_tau, an oracle start) except ``extreme_truth``, which always starts at the truth.
 Replications are split over seeds; seed ``k`` draws its streams from
-``rng("quantile", experiment, k)``.
+``rng("quantile", stream, k)`` (``stream`` is the experiment's name, ``extreme`` for both
+extreme-level experiments).
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ DISTRIBUTIONS = {
 }
 TRUTH_GRID = np.round(np.arange(1, 100) / 100, 2)
 TAIL_T = np.round(np.arange(0.25, 4.01, 0.25), 2)
+STARTS = ("zero", "truth")
+SMALL_N = (100, 1000)  # checkpoints where smoothing's cost at small n is judged (S3)
+PATH_DECADES = 2  # tails and rates at several n: the checkpoints k in [n / 10**PATH_DECADES, n]
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class QuantileSettings:
     c: float = 1.0  # step size gamma_k = c k^-beta
     beta: float = 0.6
     checkpoints: int = 13  # log-spaced sample sizes at which the running average is recorded
+    start: str = "zero"  # Y_0: "zero" (the design) or "truth" (each level at its true quantile)
 
     def __post_init__(self) -> None:
         if self.a <= 0.5:
@@ -67,6 +75,8 @@ class QuantileSettings:
             raise ValueError("need at least 1 replication and 10 samples per experiment")
         if self.checkpoints < 2:
             raise ValueError(f"checkpoints={self.checkpoints} must be at least 2")
+        if self.start not in STARTS:
+            raise ValueError(f"start={self.start!r} must be one of {STARTS}")
 
 
 SETTINGS = {
@@ -114,21 +124,31 @@ def _truth(data_dir: Path, distribution: str, taus: np.ndarray) -> tuple[list, l
 # --- stages -----------------------------------------------------------------------------------
 
 
+def start_values(distribution: str, levels: np.ndarray, start: str) -> np.ndarray:
+    """``Y_0`` for every tracked level: 0, or the level's true quantile (non-decreasing in the
+    level either way, so smoothed SGD keeps its non-crossing guarantee)."""
+    if start == "zero":
+        return np.zeros(len(levels))
+    return DISTRIBUTIONS[distribution][0].ppf(np.asarray(levels, dtype=float))
+
+
 def prepare(ctx: StageContext) -> None:
-    """Resolve the four experiments of this scale: distribution, levels, truth, n, reps."""
+    """Resolve the five experiments of this scale: distribution, levels, truth, n, reps, start."""
     s: QuantileSettings = ctx.settings
     main_taus = np.unique(np.round(np.linspace(0.05, 0.95, s.levels), 2))
-    design = {
-        "main": ("normal", main_taus, s.n, s.reps, ["smoothed", "plain"], True),
-        "fine": ("normal", TRUTH_GRID, s.fine_n, s.fine_reps, ["smoothed", "plain"], False),
-        "heavy": ("t3", main_taus, s.stress_n, s.stress_reps, ["smoothed"], True),
-        "extreme": ("normal", np.array([0.01, 0.99]), s.stress_n, s.stress_reps, ["smoothed"], True),
+    extremes = np.array([0.01, 0.99])
+    design = {  # distribution, levels, n, reps, methods, plug-in, start, stream
+        "main": ("normal", main_taus, s.n, s.reps, ["smoothed", "plain"], True, s.start, "main"),
+        "fine": ("normal", TRUTH_GRID, s.fine_n, s.fine_reps, ["smoothed", "plain"], False, s.start, "fine"),
+        "heavy": ("t3", main_taus, s.stress_n, s.stress_reps, ["smoothed"], True, s.start, "heavy"),
+        "extreme": ("normal", extremes, s.stress_n, s.stress_reps, ["smoothed"], True, s.start, "extreme"),
+        "extreme_truth": ("normal", extremes, s.stress_n, s.stress_reps, ["smoothed"], True, "truth", "extreme"),
     }
     experiments = {}
-    for name, (dist, taus, n, reps, methods, plugin) in design.items():
+    for name, (dist, taus, n, reps, methods, plugin, start, stream) in design.items():
         q, f = _truth(ctx.data_dir, dist, taus)
         levels = M.augmented_levels(taus, n) if plugin else taus
-        marks = np.unique(np.geomspace(10, n, s.checkpoints).astype(int)).tolist()
+        marks = {int(k) for k in np.geomspace(10, n, s.checkpoints)} | {k for k in SMALL_N if k <= n}
         experiments[name] = {
             "distribution": dist,
             "taus": taus.tolist(),
@@ -138,7 +158,10 @@ def prepare(ctx: StageContext) -> None:
             "n": n,
             "reps": reps,
             "methods": methods,
-            "checkpoints": marks,
+            "checkpoints": sorted(marks),
+            "start": start,
+            "y0": start_values(dist, levels, start).tolist(),  # per tracked level; plain SGD: the first len(taus)
+            "stream": stream,
         }
     ctx.write_prepared({"experiments": experiments})
 
@@ -165,7 +188,8 @@ def run_seed(ctx: StageContext) -> dict:
                     beta=s.beta,
                     n=exp["n"],
                     reps=exp["reps"],
-                    rng=ctx.rng(name),  # same streams for both methods
+                    rng=ctx.rng(exp["stream"]),  # same streams for both methods (and both extreme starts)
+                    y0=np.array(exp["y0"][: len(levels)]),
                     checkpoints=exp["checkpoints"],
                     **kwargs,
                 )
@@ -218,15 +242,66 @@ def standardised_scores(exp: dict, run: dict) -> dict[str, np.ndarray]:
     return scores
 
 
+def rmse_curves(exp: dict, run: dict) -> dict[str, np.ndarray]:
+    """RMSE per checkpoint and level of the averaged and the un-averaged iterate, (K, L)."""
+    err = {key: run[f"{key}_path"][..., : len(exp["taus"])].astype(float) - np.array(exp["quantile"])
+           for key in ("average", "last")}
+    return {key: np.sqrt((e**2).mean(axis=1)) for key, e in err.items()}
+
+
+def path_scores(exp: dict, run: dict, c: float, beta: float) -> dict[str, np.ndarray]:
+    """Errors of the averaged and the un-averaged iterate at the checkpoints ``k`` in
+    ``[n / 10**PATH_DECADES, n]`` of one experiment/method, standardised by their scales:
+    ``sqrt(k)(Ybar_k - q) / sd`` (:func:`method.asymptotic_sd`) and ``(Y_k - q) / sd_k``
+    (:func:`method.last_iterate_sd`). ``z_*`` are (K, reps, L); ``rmse_*`` are (K, L)."""
+    taus = np.array(exp["taus"])
+    q, f = np.array(exp["quantile"]), np.array(exp["density"])
+    k = np.asarray(run["checkpoints"])
+    keep = k >= exp["n"] / 10**PATH_DECADES
+    k = k[keep]
+    err_avg = run["average_path"][keep][..., : taus.size].astype(float) - q
+    err_last = run["last_path"][keep][..., : taus.size].astype(float) - q
+    gamma = c * k.astype(float) ** (-beta)
+    rmse = rmse_curves(exp, run)
+    return {
+        "k": k,
+        "z_average": np.sqrt(k)[:, None, None] * err_avg / M.asymptotic_sd(taus, f),
+        "z_last": err_last / M.last_iterate_sd(taus, f, gamma[:, None, None]),
+        "rmse_average": rmse["average"][keep],
+        "rmse_last": rmse["last"][keep],
+    }
+
+
+def rmse_at(exp: dict, run: dict, k: int) -> np.ndarray:
+    """RMSE per level of the averaged estimator after ``k`` samples (a recorded checkpoint)."""
+    at = int(np.flatnonzero(np.asarray(run["checkpoints"]) == k)[0])
+    return rmse_curves(exp, run)["average"][at]
+
+
+def _tail_max(z: np.ndarray) -> float:
+    """Largest ratio of the empirical tail to the bound over ``TAIL_T`` and the checkpoints
+    (axis 0 of ``z``), replications and levels pooled."""
+    ratio = M.tail_over_bound(z.reshape(z.shape[0], -1), TAIL_T)
+    return float(ratio[np.isfinite(ratio)].max())
+
+
 def evaluate(ctx: StageContext) -> None:
     """Every number the claims need, pooled over seeds and per seed; per-level tables."""
     exps = ctx.read_prepared()["experiments"]
     seed_runs = ctx.runs()
+    s: QuantileSettings = ctx.settings
 
     def compute(run: dict) -> dict[str, float]:
         main = {m: standardised_scores(exps["main"], run["main"][m]) for m in ("smoothed", "plain")}
         heavy = standardised_scores(exps["heavy"], run["heavy"]["smoothed"])
         extreme = standardised_scores(exps["extreme"], run["extreme"]["smoothed"])
+        extreme_truth = standardised_scores(exps["extreme_truth"], run["extreme_truth"]["smoothed"])
+        path = path_scores(exps["main"], run["main"]["smoothed"], s.c, s.beta)
+        small_n = {
+            k: rmse_at(exps["main"], run["main"]["smoothed"], k) / rmse_at(exps["main"], run["main"]["plain"], k)
+            for k in SMALL_N
+            if k <= exps["main"]["n"]
+        }
         fine = run["fine"]
         smoothed_fine = [fine["smoothed"][k] for k in ("last", "average", "last_path", "average_path")]
         ratio = main["smoothed"]["rmse_ratio"] / main["plain"]["rmse_ratio"]
@@ -255,13 +330,21 @@ def evaluate(ctx: StageContext) -> None:
             "coverage_heavy_tail_max": heavy["hit_true"].mean(axis=0).max(),
             "coverage_extreme_min": extreme["hit_true"].mean(axis=0).min(),
             "coverage_extreme_max": extreme["hit_true"].mean(axis=0).max(),
+            "coverage_extreme_true_start_min": extreme_truth["hit_true"].mean(axis=0).min(),
+            "coverage_extreme_true_start_max": extreme_truth["hit_true"].mean(axis=0).max(),
             "standardised_error_ks": stats.kstest(main["smoothed"]["z"].ravel(), "norm").statistic,
             "tail_over_bound_max": tail[np.isfinite(tail)].max(),
+            "tail_over_bound_max_path": _tail_max(path["z_average"]),
+            "tail_last_over_bound_max": _tail_max(path["z_last"]),
+            "rate_average": float(M.log_log_slope(path["k"], path["rmse_average"]).mean()),
+            "rate_last": float(M.log_log_slope(path["k"], path["rmse_last"]).mean()),
+            **{f"rmse_smoothed_over_plain_max_k{k}": float(r.max()) for k, r in small_n.items()},
+            **{f"rmse_smoothed_over_plain_min_k{k}": float(r.min()) for k, r in small_n.items()},
         }
 
     pooled = ctx.pooled()
     metrics = across_seeds(compute, seed_runs, pooled)
-    details = _details(exps, pooled)
+    details = _details(exps, pooled, seed_runs)
     performance = {f"updates_per_second_{m}": _throughput(seed_runs, m) for m in METHODS}
     write_metrics(ctx, metrics, details, performance)
     write_table(ctx.tables_dir / "levels", details["levels"], caption="Per-level results, main experiment")
@@ -274,8 +357,14 @@ def _throughput(seed_runs: list[dict], method: str) -> float:
     return sum(float(t["updates"]) for t in timed) / sum(float(t["seconds"]) for t in timed)
 
 
-def _details(exps: dict, pooled: dict) -> dict:
-    """Per-level and per-sample-size numbers the figures and tables show."""
+def _crossing_curve(run: dict) -> np.ndarray:
+    """Share of adjacent level pairs out of order at each checkpoint (last iterate)."""
+    return (np.diff(run["last_path"], axis=-1) < 0).mean(axis=(1, 2))
+
+
+def _details(exps: dict, pooled: dict, seed_runs: list[dict]) -> dict:
+    """Per-level and per-sample-size numbers the figures and tables show; ``per_seed`` entries
+    (seeds first) give the figures their intervals over seeds."""
     main = exps["main"]
     sm = standardised_scores(main, pooled["main"]["smoothed"])
     pl = standardised_scores(main, pooled["main"]["plain"])
@@ -292,18 +381,28 @@ def _details(exps: dict, pooled: dict) -> dict:
         }
         for j, tau in enumerate(main["taus"])
     ]
-    curves = {}
+    curves, seeds = {}, {}
     for method in ("smoothed", "plain"):
-        path = pooled["main"][method]["average_path"][..., : len(main["taus"])]
-        k = pooled["main"][method]["checkpoints"]
+        pooled_rmse = rmse_curves(main, pooled["main"][method])
+        seeds[method] = [rmse_curves(main, run["main"][method]) for run in seed_runs]
         curves[method] = {
-            "n": k.tolist(),
-            "rmse": np.sqrt(((path - np.array(main["quantile"])) ** 2).mean(axis=1)).tolist(),
+            "n": pooled["main"][method]["checkpoints"].tolist(),
+            "rmse": pooled_rmse["average"].tolist(),
+            "rmse_last": pooled_rmse["last"].tolist(),
+            "per_seed": {key: [c[key].mean(axis=1).tolist() for c in seeds[method]] for key in ("average", "last")},
         }
+    ratio = np.array(curves["smoothed"]["rmse"]) / np.array(curves["plain"]["rmse"])
+    curves["smoothed_over_plain"] = {  # the averaged estimators on the same streams
+        "min": ratio.min(axis=1).tolist(),
+        "max": ratio.max(axis=1).tolist(),
+        "per_seed": [(sm["average"] / pl["average"]).mean(axis=1).tolist()
+                     for sm, pl in zip(seeds["smoothed"], seeds["plain"], strict=True)],
+    }
     crossings = {
         method: {
             "n": pooled["fine"][method]["checkpoints"].tolist(),
-            "rate": (np.diff(pooled["fine"][method]["last_path"], axis=-1) < 0).mean(axis=(1, 2)).tolist(),
+            "rate": _crossing_curve(pooled["fine"][method]).tolist(),
+            "per_seed": [_crossing_curve(run["fine"][method]).tolist() for run in seed_runs],
         }
         for method in ("smoothed", "plain")
     }
@@ -313,6 +412,7 @@ def _details(exps: dict, pooled: dict) -> dict:
         "crossings_vs_n": crossings,
         "reps_total": int(sm["z"].shape[0]),
         "fine_reps_total": int(pooled["fine"]["plain"]["last"].shape[0]),
+        "stress_reps_total": int(pooled["extreme"]["smoothed"]["last"].shape[0]),
     }
 
 
@@ -320,8 +420,11 @@ def figure_inputs(ctx: StageContext) -> dict:
     """What the figures are drawn from: the design, the pooled scores and seed 0's streams."""
     exps = ctx.read_prepared()["experiments"]
     pooled = ctx.pooled()
+    s: QuantileSettings = ctx.settings
     return {
         "exps": exps,
-        "scores": {name: standardised_scores(exps[name], pooled[name]["smoothed"]) for name in ("main", "extreme")},
+        "scores": {name: standardised_scores(exps[name], pooled[name]["smoothed"])
+                   for name in ("main", "extreme", "extreme_truth")},
+        "paths": path_scores(exps["main"], pooled["main"]["smoothed"], s.c, s.beta),
         "first": ctx.read_run(ctx.seeds[0]),
     }

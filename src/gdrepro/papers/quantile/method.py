@@ -216,6 +216,39 @@ def asymptotic_sd(taus: np.ndarray, density_at_quantile: np.ndarray) -> np.ndarr
     return np.sqrt(taus * (1 - taus)) / np.asarray(density_at_quantile, dtype=float)
 
 
+def last_iterate_sd(taus: np.ndarray, density_at_quantile: np.ndarray, gamma: np.ndarray | float) -> np.ndarray:
+    """``sqrt(gamma_k tau (1 - tau) / (2 f(q_tau)))``: the scale of the un-averaged iterate ``Y_k``.
+
+    Linearised at ``q_tau`` the recursion is ``Y_{k+1} - q = (1 - gamma_k f)(Y_k - q) + gamma_k xi_k``
+    with ``Var xi = tau (1 - tau)``; its stationary variance for a slowly varying step is
+    ``gamma_k tau (1 - tau) / (2 f)``, the scale ``sqrt(gamma_n)`` of the tail bound without
+    averaging (the paper's constants were not available to us; this is the classical limit of SGD
+    with ``gamma_k = c k^-beta``, ``beta < 1``). ``gamma`` broadcasts against the levels.
+    """
+    taus = np.asarray(taus, dtype=float)
+    return np.sqrt(np.asarray(gamma, dtype=float) * taus * (1 - taus) / (2 * np.asarray(density_at_quantile, dtype=float)))
+
+
+def tail_over_bound(z: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``P(|Z| > t) / (2 exp(-t^2/2))``: the empirical tail of ``z`` (last axis) over the
+    sub-Gaussian bound, for every ``t``; shape ``z.shape[:-1] + t.shape``.
+
+    A value above 1 at some ``t`` means the tail of the standardised error is heavier than the
+    bound allows there (the tail bounds, with or without averaging).
+    """
+    t = np.asarray(t, dtype=float)
+    share = (np.abs(np.asarray(z))[..., None, :] > t[:, None]).mean(axis=-1)
+    return share / (2 * np.exp(-(t**2) / 2))
+
+
+def log_log_slope(k: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Least-squares slope of ``log values`` against ``log k`` (axis 0 of ``values``): the rate
+    exponent ``r`` of ``values ~ k^r`` (``-beta/2`` without, ``-1/2`` with averaging)."""
+    x = np.log(np.asarray(k, dtype=float))
+    y = np.log(np.asarray(values, dtype=float))
+    return np.polyfit(x, y.reshape(len(x), -1), 1)[0].reshape(y.shape[1:])
+
+
 def hall_sheather_bandwidth(taus: np.ndarray, n: int, alpha: float = 0.05) -> np.ndarray:
     """Hall-Sheather (1988) bandwidth ``h`` for the difference-quotient density estimate.
 
