@@ -11,7 +11,8 @@ zCDP accounting. Equation / algorithm numbers of the paper were not available.
 
 Recipe (reconstructed), for an exponential family p_theta(x) ~ h(x) exp(theta . T(x)):
 
-1. a coarse estimate theta_0 (public, or a cheap private estimate, :func:`private_coarse_mean`);
+1. a coarse estimate theta_0 (public, or a cheap private estimate, :func:`private_coarse_mean`,
+   :func:`private_coarse_covariance`);
 2. a truncation set S around theta_0 holding a constant fraction of the mass: the ball
    ``||x - mu_0|| <= r`` (mean) or ``||Sigma_0^{-1/2} x|| <= r`` (covariance), ``r = sqrt(d) + pad``;
    samples outside S are *dropped*, not clipped;
@@ -22,7 +23,14 @@ Recipe (reconstructed), for an exponential family p_theta(x) ~ h(x) exp(theta . 
    ``E_{theta|S}`` is estimated by rejection sampling from p_theta (no data, no privacy cost) on a
    fixed pool of ``pool_factor * n`` standard normal draws (common random numbers);
 4. full-batch DP gradient descent for T steps, Gaussian noise per step calibrated by zCDP,
-   projection onto the feasible set, output the average of the last T/2 iterates.
+   projection onto the feasible set, output the average of the last T/2 iterates. For the mean,
+   T is the fewest steps after which the step-1 iteration has contracted by a factor 100 at the
+   data-free curvature of the truncated likelihood (:func:`dpgd_steps`, :func:`truncated_curvature`),
+   at least 20 (the note's T ~ 20-30).
+
+Every released statistic is a function of the data (``*_statistic``) and every estimator can keep
+a :class:`Transcript` of its releases (``audit=True``), so that the noise actually added and the
+sensitivity can be audited from outside (``experiment.audit_noise`` / ``audit_sensitivity``).
 
 Accounting is in rho-zCDP (Bun & Steinke 2016): a Gaussian mechanism with L2 sensitivity Delta
 and noise sd sigma is (Delta^2 / 2 sigma^2)-zCDP, zCDP composes additively, and rho-zCDP implies
@@ -38,7 +46,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -203,12 +211,36 @@ def _project_ball(v: np.ndarray, radius: float) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Transcript:
+    """What one Gaussian mechanism of an estimator published, kept for the privacy audit.
+
+    Call k released ``released[k]`` (E, R, ...) = ``statistic(x, **states[k])`` + noise of sd
+    ``sigma`` (E,) per coordinate (``symmetric``: a symmetrised matrix, sd ``sigma`` on the
+    diagonal and ``sigma / sqrt 2`` off it). ``states[k]`` holds the public inputs of the
+    statistic at that call (the current iterate's model moment, the centre), arrays with leading
+    (E, R) axes; ``sensitivity`` is the L2 (Frobenius) sensitivity the noise was calibrated to;
+    ``region`` = (centre, shape, radius), arrays with leading (E, R) axes, describes the set the
+    statistic truncates or clips to, ``{centre + shape @ u : ||u|| <= radius}`` (where an
+    adversarial record is most influential)."""
+
+    name: str
+    statistic: Callable[..., np.ndarray]
+    sensitivity: float
+    sigma: np.ndarray
+    region: tuple[np.ndarray, np.ndarray, float]
+    states: list[dict[str, np.ndarray]] = field(default_factory=list)
+    released: list[np.ndarray] = field(default_factory=list)
+    symmetric: bool = False
+
+
+@dataclass(frozen=True)
 class Estimate:
     """An estimator's output: ``estimate`` (E, R, ...) and one ledger per privacy level (E,)."""
 
     estimate: np.ndarray
     ledgers: tuple[PrivacyLedger, ...]
     kept_fraction: np.ndarray | None = None  # n_S / n per (E, R) (diagnostic, not released)
+    transcripts: tuple[Transcript, ...] = ()  # filled with audit=True
 
     def epsilons(self, delta: float) -> np.ndarray:
         return np.array([ledger.epsilon(delta) for ledger in self.ledgers])
@@ -217,8 +249,35 @@ class Estimate:
 # --- mean ------------------------------------------------------------------------------------
 
 
+def _gaussian_mechanism(clean: np.ndarray, sigma: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``clean`` (E, R, ...) plus N(0, sigma_e^2) on every coordinate, sigma (E,) one per privacy level."""
+    return clean + sigma.reshape(-1, *([1] * (clean.ndim - 1))) * rng.standard_normal(clean.shape)
+
+
+def _transcript(audit: bool, name: str, statistic: Callable, sensitivity: float, sigma: np.ndarray,
+                region: tuple[np.ndarray, np.ndarray, float], symmetric: bool = False) -> Transcript | None:
+    return Transcript(name, statistic, sensitivity, np.asarray(sigma, float), region, symmetric=symmetric) if audit else None
+
+
+def _record(transcript: Transcript | None, released: np.ndarray, **state: np.ndarray) -> None:
+    if transcript is not None:
+        transcript.states.append(state)
+        transcript.released.append(released)
+
+
+def _ball_region(centre: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """The ball ``||x - centre|| <= radius`` as a :class:`Transcript` region (centre (E, R, d))."""
+    return centre, np.broadcast_to(np.eye(centre.shape[-1]), (*centre.shape, centre.shape[-1])), radius
+
+
+def coarse_mean_statistic(x: np.ndarray, bound: float) -> np.ndarray:
+    """The coarse step's statistic: the mean of the coordinate-clipped data, (R, d)."""
+    return np.clip(x, -bound, bound).mean(axis=1)
+
+
 def private_coarse_mean(
-    x: np.ndarray, eps: np.ndarray | float, delta: float, bound: float, rng: np.random.Generator
+    x: np.ndarray, eps: np.ndarray | float, delta: float, bound: float, rng: np.random.Generator,
+    *, audit: bool = False,
 ) -> Estimate:
     """Coarse private mean (step 1): clip each coordinate to [-bound, bound], average, add
     Gaussian noise (L2 sensitivity ``2 bound sqrt(d) / n``). Reconstructed; the paper's coarse
@@ -227,14 +286,18 @@ def private_coarse_mean(
     x = _check_data(x, 2)
     if bound <= 0:
         raise ValueError(f"bound={bound} must be > 0")
-    _, n, d = x.shape
+    n_rep, n, d = x.shape
     rho = zcdp_budget(eps, delta)
     delta_2 = 2.0 * bound * math.sqrt(d) / n
     sigma = gaussian_sigma(delta_2, rho)
-    mean = np.clip(x, -bound, bound).mean(axis=1)
-    noisy = mean[None] + sigma[:, None, None] * rng.standard_normal((eps.size, *mean.shape))
+    mean = coarse_mean_statistic(x, bound)
+    noisy = _gaussian_mechanism(np.broadcast_to(mean, (eps.size, *mean.shape)), sigma, rng)
+    cube = _ball_region(np.zeros((eps.size, n_rep, d)), bound * math.sqrt(d))  # corners at distance bound sqrt(d)
+    transcript = _transcript(audit, "coarse mean", functools.partial(coarse_mean_statistic, bound=bound),
+                             delta_2, sigma, cube)
+    _record(transcript, noisy)
     ledgers = tuple(PrivacyLedger((GaussianRelease("coarse mean", delta_2, float(s)),)) for s in sigma)
-    return Estimate(noisy, ledgers)
+    return Estimate(noisy, ledgers, transcripts=(transcript,) if audit else ())
 
 
 def _ball_data_stats(x: np.ndarray, centre: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
@@ -247,6 +310,16 @@ def _ball_data_stats(x: np.ndarray, centre: np.ndarray, radius: float) -> tuple[
     count = keep.sum(axis=1).T / n  # (E, R)
     sums = np.moveaxis(np.swapaxes(keep, 1, 2) @ x, 0, 1) / n  # (E, R, d)
     return count, sums - count[..., None] * centre
+
+
+def mean_gradient_statistic(x: np.ndarray, centre: np.ndarray, moment: np.ndarray, radius: float) -> np.ndarray:
+    """The statistic each DP-GD step of the mean releases (step 3), the data part of the gradient
+    of the truncated negative log-likelihood at the iterate whose model moment is ``moment``:
+    ``(1/n) sum_i 1_S(x_i) [E_{v|S}[y] - (x_i - mu_0)]``, S = ball(mu_0, r), (E, R, d). Each term
+    lies in a ball of radius 2r whatever x_i is (both points lie in S, or the term is 0): the
+    replace-one sensitivity is 2r/n, no clipping needed."""
+    kept, data_term = _ball_data_stats(x, centre, radius)
+    return kept[..., None] * moment - data_term
 
 
 def truncated_mean_moment(
@@ -273,6 +346,65 @@ def truncated_mean_moment(
     return moment, count / pool.shape[1] * trace / v.shape[-1]
 
 
+QUADRATURE_NODES = 400
+"""Gauss-Legendre nodes of :func:`truncated_mean_fisher` (in the angle: the integrands are smooth)."""
+
+
+@functools.cache
+def truncated_mean_fisher(d: int, radius: float, distance: float) -> tuple[float, float, float]:
+    """``(P_v(S), radial, tangential)``: the mass of S = {||y|| <= r} under y ~ N(v, I) with
+    ||v|| = ``distance`` and the variances of y | S along v and across it (Cov_v[y | S] has these
+    two eigenvalues, the second with multiplicity d - 1), data-free. By one-dimensional
+    Gauss-Legendre quadrature in the angle phi, a = r sin(phi): y = a u + w with a ~ N(distance, 1)
+    along u = v / ||v|| and ||w||^2 ~ chi^2_{d-1},
+    y in S iff ||w||^2 <= r^2 - a^2, and E[||w||^2 1{||w||^2 <= t}] = (d - 1) F_{chi^2_{d+1}}(t)."""
+    from scipy import special, stats
+
+    theta, weight = special.roots_legendre(QUADRATURE_NODES)
+    a = radius * np.sin(0.5 * np.pi * theta)  # a = r sin(phi), phi in (-pi/2, pi/2): smooth at a = +-r
+    weight = weight * 0.5 * np.pi * radius * np.cos(0.5 * np.pi * theta) * stats.norm.pdf(a - distance)
+    room = radius**2 - a * a
+
+    def chi2_cdf(k: int) -> np.ndarray:
+        return np.ones_like(a) if k == 0 else stats.chi2.cdf(room, k)
+
+    inside = chi2_cdf(d - 1)
+    mass = float(weight @ inside)
+    first, second = float(weight @ (a * inside)) / mass, float(weight @ (a * a * inside)) / mass
+    across = float(weight @ chi2_cdf(d + 1)) / mass if d > 1 else 0.0
+    return mass, second - first**2, across
+
+
+def truncated_curvature(d: int, radius: float, distance: float) -> float:
+    """The slowest curvature of the truncated mean likelihood on the way from mu_0 to mu,
+    data-free: at v with ||v|| = ``distance`` (a public bound on ||mu - mu_0||), along v,
+    ``P_v(S) Var_v[u . y | S]`` (the Hessian of L is (n_S/n) Cov_v[y | S], n_S/n -> P_mu(S),
+    and the radial variance is the smaller one)."""
+    mass, radial, _ = truncated_mean_fisher(d, radius, distance)
+    return mass * radial
+
+
+def truncated_mle_rmse(d: int, radius: float, distance: float, n: int, pool_factor: float) -> float:
+    """Asymptotic RMSE of the converged truncated MLE of the mean (eps = inf), by the delta
+    method: the MLE solves E_v[y | S] = mean of the kept points, so its covariance is
+    Cov[y | S]^{-1} / (n P(S)), plus the same again over the pool of ``pool_factor n`` draws
+    (common random numbers): ``sqrt(tr Cov[y|S]^{-1} (1 + 1/pool_factor) / (n P(S)))``."""
+    mass, radial, across = truncated_mean_fisher(d, radius, distance)
+    trace_inv = 1.0 / radial + ((d - 1) / across if d > 1 else 0.0)
+    return math.sqrt(trace_inv * (1.0 + 1.0 / pool_factor) / (n * mass))
+
+
+def dpgd_steps(curvature: float, tol: float = 0.01, minimum: int = 20) -> int:
+    """Number of DP-GD steps T (even) after which step-1 gradient descent has contracted the
+    initial error by ``tol`` before the averaging window starts: the error shrinks by (1 - c)
+    per step, so ``(1 - c)^{T/2} <= tol``; at least ``minimum`` (the note's T ~ 20-30). The
+    rule uses only the data-free curvature c, so T is public."""
+    if not 0.0 < curvature or not 0.0 < tol < 1.0:
+        raise ValueError(f"need curvature > 0 and 0 < tol < 1, got {curvature}, {tol}")
+    half = math.ceil(math.log(1.0 / tol) / -math.log1p(-min(curvature, 1.0 - 1e-12)))
+    return max(int(minimum), 2 * half)
+
+
 def dp_truncated_mean(
     x: np.ndarray,
     eps: np.ndarray | float,
@@ -281,12 +413,16 @@ def dp_truncated_mean(
     centre: np.ndarray | None = None,
     *,
     pad: float = 0.0,
-    steps: int = 20,
+    steps: int | None = None,
     step_size: float | None = 1.0,
     pool_factor: float = 4.0,
     coarse_fraction: float = 0.25,
     coarse_bound: float = 10.0,
+    centre_distance: float = 1.0,
+    tol: float = 0.01,
+    min_steps: int = 20,
     pool_dtype: type = np.float32,
+    audit: bool = False,
 ) -> Estimate:
     """(eps, delta)-DP mean of N(mu, I) data by truncation + truncated MLE with DP gradient descent.
 
@@ -298,30 +434,37 @@ def dp_truncated_mean(
         g_t = (n_S/n) E_{N(v_t, I)|S}[y] - (1/n) sum_{i in S} (x_i - mu_0) + N(0, sigma^2 I)
         v_{t+1} = Proj_{||v|| <= r}(v_t - eta_t g_t)
 
-    sensitivity 2r/n per step, ``sigma = (2r/n) sqrt(T / (2 rho_GD))``; the output is mu_0 plus the
-    average of the last T/2 iterates. ``step_size = 1`` (default) is the textbook 1/L step (the
-    curvature P(S) Cov[y | S] of the truncated likelihood is at most I) and the natural-gradient
-    step of the untruncated family. ``step_size=None`` takes instead a scalar Newton step
-    ``1 / (P_v(S) tr Cov_v[y | S] / d)`` from the rejection sampler (data-free, so privacy is
-    untouched), clipped to [1, 20]: it converges in fewer steps when the ball is tight (the
-    curvature is ~0.2 at d = 5), but amplifies the privacy noise, which the projection then caps.
-    Reconstructed from the note; see the module docstring.
+    sensitivity 2r/n per step (:func:`mean_gradient_statistic`), ``sigma = (2r/n) sqrt(T / (2
+    rho_GD))``; the output is mu_0 plus the average of the last T/2 iterates. ``steps=None``
+    (default) takes T from the data-free curvature (:func:`dpgd_steps` of
+    :func:`truncated_curvature` at ``||mu - mu_0|| = centre_distance``, contraction ``tol``, at
+    least ``min_steps``), so that the fixed step converges in every dimension (T = 34 / 28 / 22 /
+    20 at d = 5 / 10 / 20 / >= 50 for r = sqrt(d), distance 1). ``step_size = 1`` (default) is
+    the textbook 1/L step (the curvature of the truncated likelihood is at most I) and the
+    natural-gradient step of the untruncated family. ``step_size=None`` takes instead a scalar
+    Newton step ``1 / (P_v(S) tr Cov_v[y | S] / d)`` from the rejection sampler (data-free, so
+    privacy is untouched), clipped to [1, 20]: fewer steps when the ball is tight, but it
+    amplifies the privacy noise, which the projection then caps. ``audit=True`` keeps every
+    release (:class:`Transcript`). Reconstructed from the note; see the module docstring.
     """
     eps = _check_privacy(eps, delta)
     x = _check_data(x, 10)
+    n_rep, n, d = x.shape
+    radius = truncation_radius(d, pad)
+    if steps is None:
+        steps = dpgd_steps(truncated_curvature(d, radius, centre_distance), tol, min_steps)
     _check_steps(steps, pool_factor)
     if not 0.0 < coarse_fraction < 1.0:
         raise ValueError(f"coarse_fraction={coarse_fraction} must lie in (0, 1)")
-    n_rep, n, d = x.shape
     n_eps = eps.size
-    radius = truncation_radius(d, pad)
     rho = zcdp_budget(eps, delta)
     coarse_ledgers: tuple[PrivacyLedger, ...] = tuple(PrivacyLedger() for _ in eps)
+    transcripts: tuple[Transcript, ...] = ()
     if centre is None:
         rho_coarse, rho = _split_rho(rho, coarse_fraction)
         eps_coarse = np.where(np.isinf(rho_coarse), np.inf, zcdp_to_dp(rho_coarse, delta))
-        coarse = private_coarse_mean(x, eps_coarse, delta, coarse_bound, rng)
-        centre_b, coarse_ledgers = coarse.estimate, coarse.ledgers
+        coarse = private_coarse_mean(x, eps_coarse, delta, coarse_bound, rng, audit=audit)
+        centre_b, coarse_ledgers, transcripts = coarse.estimate, coarse.ledgers, coarse.transcripts
     else:
         centre = np.asarray(centre, dtype=float)
         centre_b = np.broadcast_to(centre, (n_eps, n_rep, d)).copy()
@@ -329,6 +472,8 @@ def dp_truncated_mean(
 
     sensitivity = 2.0 * radius / n
     sigma = gaussian_sigma(sensitivity, rho / steps)  # per step
+    transcript = _transcript(audit, "DP-GD gradient", functools.partial(mean_gradient_statistic, radius=radius),
+                             sensitivity, sigma, _ball_region(centre_b, radius))
     pool_size = int(math.ceil(pool_factor * n))
     pool = rng.standard_normal((n_rep, pool_size, d), dtype=pool_dtype)
     pool_sq = np.einsum("rmd,rmd->rm", pool, pool)
@@ -341,8 +486,8 @@ def dp_truncated_mean(
             eta = np.clip(1.0 / np.maximum(curv, 1e-3), 1.0, 20.0)[..., None]
         else:
             moment, eta = truncated_mean_moment(v, pool, pool_sq, radius), step_size
-        grad = kept[..., None] * moment - data_term
-        grad += sigma[:, None, None] * rng.standard_normal(v.shape)
+        grad = _gaussian_mechanism(kept[..., None] * moment - data_term, sigma, rng)
+        _record(transcript, grad, centre=centre_b, moment=moment)
         v = _project_ball(v - eta * grad, radius)
         if t >= burn:
             average += v
@@ -351,12 +496,17 @@ def dp_truncated_mean(
         PrivacyLedger(cl.releases + (GaussianRelease("DP-GD gradient", sensitivity, float(s), steps),))
         for cl, s in zip(coarse_ledgers, sigma, strict=True)
     )
-    return Estimate(estimate, ledgers, kept)
+    return Estimate(estimate, ledgers, kept, transcripts + ((transcript,) if audit else ()))
+
+
+def clip_mean_statistic(x: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
+    """The clipping baseline's statistic: the mean of the points projected onto ball(mu_0, r), (R, d)."""
+    return _project_ball(x - centre[..., None, :], radius).mean(axis=-2) + centre
 
 
 def clip_mean(
     x: np.ndarray, eps: np.ndarray | float, delta: float, rng: np.random.Generator, centre: np.ndarray,
-    *, pad: float = 0.0,
+    *, pad: float = 0.0, audit: bool = False,
 ) -> Estimate:
     """Baseline: clip-and-noise Gaussian mechanism. Project every x_i onto ball(mu_0, r), average,
     add N(0, sigma^2 I) with sensitivity 2r/n. Biased whenever mu != mu_0 (the bias floor)."""
@@ -365,17 +515,31 @@ def clip_mean(
     n_rep, n, d = x.shape
     radius = truncation_radius(d, pad)
     centre = np.broadcast_to(np.asarray(centre, dtype=float), (n_rep, d))
-    clipped = _project_ball(x - centre[:, None, :], radius).mean(axis=1) + centre  # (R, d)
+    clipped = clip_mean_statistic(x, centre, radius)  # (R, d)
     sensitivity = 2.0 * radius / n
     sigma = gaussian_sigma(sensitivity, zcdp_budget(eps, delta))
-    estimate = clipped[None] + sigma[:, None, None] * rng.standard_normal((eps.size, n_rep, d))
+    estimate = _gaussian_mechanism(np.broadcast_to(clipped, (eps.size, n_rep, d)), sigma, rng)
+    centre_b = np.broadcast_to(centre, (eps.size, n_rep, d))
+    transcript = _transcript(audit, "clipped mean", functools.partial(clip_mean_statistic, radius=radius),
+                             sensitivity, sigma, _ball_region(centre_b, radius))
+    _record(transcript, estimate, centre=centre_b)
     ledgers = tuple(PrivacyLedger((GaussianRelease("clipped mean", sensitivity, float(s)),)) for s in sigma)
-    return Estimate(estimate, ledgers)
+    return Estimate(estimate, ledgers, transcripts=(transcript,) if audit else ())
+
+
+def drop_count_statistic(x: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
+    """Drop-and-average's first statistic: the number of points in ball(mu_0, r), (E, R)."""
+    return x.shape[1] * _ball_data_stats(x, centre, radius)[0]
+
+
+def drop_sum_statistic(x: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
+    """Drop-and-average's second statistic: sum_{i in S} (x_i - mu_0), (E, R, d)."""
+    return x.shape[1] * _ball_data_stats(x, centre, radius)[1]
 
 
 def drop_mean(
     x: np.ndarray, eps: np.ndarray | float, delta: float, rng: np.random.Generator, centre: np.ndarray,
-    *, pad: float = 0.0, count_fraction: float = 0.1,
+    *, pad: float = 0.0, count_fraction: float = 0.1, audit: bool = False,
 ) -> Estimate:
     """Baseline: drop and average. Keep x_i in ball(mu_0, r) and release the noisy sum of
     ``x_i - mu_0`` (sensitivity 2r) and the noisy count (sensitivity 1, a fraction
@@ -386,18 +550,28 @@ def drop_mean(
     n_rep, n, d = x.shape
     radius = truncation_radius(d, pad)
     centre = np.broadcast_to(np.asarray(centre, dtype=float), (n_rep, d))
-    kept, sums = _ball_data_stats(x, np.broadcast_to(centre, (1, n_rep, d)), radius)
+    centre_1 = np.broadcast_to(centre, (1, n_rep, d))
+    count, total = drop_count_statistic(x, centre_1, radius), drop_sum_statistic(x, centre_1, radius)
     rho_count, rho_sum = _split_rho(zcdp_budget(eps, delta), count_fraction)
     s_count, s_sum = gaussian_sigma(1.0, rho_count), gaussian_sigma(2.0 * radius, rho_sum)
-    count = n * kept + s_count[:, None] * rng.standard_normal((eps.size, n_rep))
-    total = n * sums + s_sum[:, None, None] * rng.standard_normal((eps.size, n_rep, d))
+    count = _gaussian_mechanism(np.broadcast_to(count, (eps.size, n_rep)), s_count, rng)
+    total = _gaussian_mechanism(np.broadcast_to(total, (eps.size, n_rep, d)), s_sum, rng)
     estimate = centre + total / np.maximum(count, 1.0)[..., None]
+    centre_b = np.broadcast_to(centre, (eps.size, n_rep, d))
+    region = _ball_region(centre_b, radius)
+    transcripts = (
+        _transcript(audit, "kept count", functools.partial(drop_count_statistic, radius=radius), 1.0, s_count, region),
+        _transcript(audit, "kept sum", functools.partial(drop_sum_statistic, radius=radius), 2.0 * radius, s_sum,
+                    region),
+    )
+    _record(transcripts[0], count, centre=centre_b)
+    _record(transcripts[1], total, centre=centre_b)
     ledgers = tuple(
         PrivacyLedger((GaussianRelease("kept count", 1.0, float(a)),
                        GaussianRelease("kept sum", 2.0 * radius, float(b))))
         for a, b in zip(s_count, s_sum, strict=True)
     )
-    return Estimate(estimate, ledgers)
+    return Estimate(estimate, ledgers, transcripts=transcripts if audit else ())
 
 
 # --- covariance ------------------------------------------------------------------------------
@@ -415,21 +589,67 @@ def _project_eigs(a: np.ndarray, low: float, high: float) -> np.ndarray:
     return (u * np.clip(w, low, high)[..., None, :]) @ np.swapaxes(u, -1, -2)
 
 
-def _sym_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: np.ndarray) -> np.ndarray:
-    """Gaussian mechanism on a d x d matrix (iid N(0, sigma^2) entries), then symmetrised."""
-    w = rng.standard_normal(shape) * sigma.reshape(-1, *([1] * (len(shape) - 1)))
-    return 0.5 * (w + np.swapaxes(w, -1, -2))
+def _sym_gaussian_mechanism(clean: np.ndarray, sigma: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian mechanism on a symmetric d x d statistic (E, R, d, d): iid N(0, sigma_e^2) entries,
+    symmetrised (sd sigma on the diagonal, sigma / sqrt 2 off it: N(0, sigma^2) on the isometric
+    coordinates (diagonal, sqrt 2 upper triangle), so the Frobenius sensitivity calibrates it)."""
+    w = rng.standard_normal(clean.shape) * sigma.reshape(-1, *([1] * (clean.ndim - 1)))
+    return clean + 0.5 * (w + np.swapaxes(w, -1, -2))
 
 
-def _whiten(x: np.ndarray, sigma0: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check_sigma0(sigma0: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The coarse covariance, checked and broadcast to (R, d, d)."""
     sigma0 = np.asarray(sigma0, dtype=float)
     if sigma0.shape[-2:] != (x.shape[2], x.shape[2]):
         raise ValueError(f"sigma0 must be (d, d) or (R, d, d) with d={x.shape[2]}, got {sigma0.shape}")
     if np.any(np.linalg.eigvalsh(sigma0) <= 0):
         raise ValueError("sigma0 must be positive definite")
-    sigma0 = np.broadcast_to(sigma0, (x.shape[0], *sigma0.shape[-2:]))
-    inv_half = _sym_power(sigma0, -0.5)
-    return x @ inv_half, _sym_power(sigma0, 0.5), sigma0
+    return np.broadcast_to(sigma0, (x.shape[0], *sigma0.shape[-2:]))
+
+
+def _check_cov_data(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    return _check_data(x, max(10, 2 * (x.shape[-1] + 1)))
+
+
+def clip_second_moment_statistic(x: np.ndarray, inv_half: np.ndarray, radius: float) -> np.ndarray:
+    """The clipping baseline's statistic: ``(1/n) sum_i c(z_i) c(z_i)^T`` of the whitened points
+    z_i = Sigma_0^{-1/2} x_i projected onto the ball of radius r, (..., R, d, d)."""
+    z = _project_ball(x @ inv_half, radius)
+    return np.swapaxes(z, -1, -2) @ z / x.shape[1]
+
+
+def cov_gradient_statistic(x: np.ndarray, inv_half: np.ndarray, moment: np.ndarray, radius: float) -> np.ndarray:
+    """The statistic each DP-GD step of the covariance releases, the data part of the gradient of
+    the truncated negative log-likelihood in the precision at the iterate whose model second
+    moment is ``moment``: ``(1/n) sum_i 1_S(z_i) [E_{Lambda|S}[y y^T] - z_i z_i^T]``, z_i =
+    Sigma_0^{-1/2} x_i, S = {||z|| <= r}, (E, R, d, d). Replacing z_i by z' changes it by
+    ``(z z^T - z' z'^T)/n`` (both in S) or ``(M - z z^T)/n`` (one dropped), at most sqrt(2) r^2 / n
+    in Frobenius norm (M is PSD with trace <= r^2)."""
+    z = x @ inv_half  # (E, R, n, d)
+    keep = (np.einsum("...nd,...nd->...n", z, z) <= radius**2).astype(float)
+    kept = keep.mean(axis=-1)
+    second = np.swapaxes(z * keep[..., None], -1, -2) @ z / x.shape[1]
+    return kept[..., None, None] * moment - second
+
+
+def private_coarse_covariance(
+    x: np.ndarray, eps: np.ndarray | float, delta: float, rng: np.random.Generator, scale_bounds: tuple[float, float],
+    *, pad: float = 0.0, audit: bool = False,
+) -> Estimate:
+    """Coarse private covariance (step 1 for the covariance; reconstructed, the paper's coarse
+    step was not available): the clipping baseline run at the public a-priori scale, i.e. with
+    ``Sigma_0 = high * I`` for public bounds ``low I <= Sigma <= high I``: every x_i is projected
+    onto the ball of radius ``sqrt(high) (sqrt(d) + pad)``, the second moment released with a
+    symmetrised Gaussian (Frobenius sensitivity sqrt(2) high (sqrt(d) + pad)^2 / n) and its
+    eigenvalues projected onto [low, high^2 / low]. Accurate to a constant factor once n
+    eps >> high d^{3/2} / low, which is all step 2 needs."""
+    low, high = scale_bounds
+    if not 0 < low < high:
+        raise ValueError(f"scale_bounds must satisfy 0 < low < high, got {scale_bounds}")
+    d = np.shape(x)[-1]
+    return clip_covariance(x, eps, delta, rng, high * np.eye(d), pad=pad, eig_bound=high / low, audit=audit,
+                           name="coarse covariance")
 
 
 def dp_truncated_covariance(
@@ -437,45 +657,62 @@ def dp_truncated_covariance(
     eps: np.ndarray | float,
     delta: float,
     rng: np.random.Generator,
-    sigma0: np.ndarray,
+    sigma0: np.ndarray | None,
     *,
     pad: float = 0.0,
     steps: int = 20,
     step_size: float = 1.0,
     pool_factor: float = 4.0,
     eig_bound: float = 4.0,
+    coarse_fraction: float = 0.25,
+    scale_bounds: tuple[float, float] = (0.5, 20.0),
     pool_dtype: type = np.float32,
+    audit: bool = False,
 ) -> Estimate:
     """(eps, delta)-DP covariance of N(0, Sigma) data by truncation + truncated MLE with DP-GD.
 
-    Whiten with the coarse (public) ``sigma0``: z = Sigma_0^{-1/2} x ~ N(0, A); truncate to
-    S = {||z|| <= r}; fit the precision Lambda = A^{-1} of the truncated family by DP-GD on the
-    released gradient ``g_t = (n_S/n) E_{Lambda_t|S}[y y^T] - (1/n) sum_{i in S} z_i z_i^T`` plus a
-    symmetrised Gaussian matrix (Frobenius sensitivity sqrt(2) r^2 / n per step), with the
-    Fisher-preconditioned (natural-gradient) step ``Lambda <- Proj(Lambda + eta Lambda g Lambda)``
-    (post-processing of g) and projection onto eigenvalues in [1/eig_bound, eig_bound].
-    Output ``Sigma_0^{1/2} Lambdabar^{-1} Sigma_0^{1/2}``, Lambdabar the average of the last T/2
-    iterates. Reconstructed (the note gives r^2/n for the sensitivity; a replace-one neighbour
-    changes ``z z^T`` by up to sqrt(2) r^2 in Frobenius norm, so we use that).
+    Whiten with the coarse ``sigma0`` (public; with ``sigma0=None`` a fraction ``coarse_fraction``
+    of the zCDP budget buys it from :func:`private_coarse_covariance` under the public
+    ``scale_bounds``): z = Sigma_0^{-1/2} x ~ N(0, A); truncate to S = {||z|| <= r}; fit the
+    precision Lambda = A^{-1} of the truncated family by DP-GD on the released gradient
+    ``g_t = (n_S/n) E_{Lambda_t|S}[y y^T] - (1/n) sum_{i in S} z_i z_i^T`` plus a symmetrised
+    Gaussian matrix (:func:`cov_gradient_statistic`, Frobenius sensitivity sqrt(2) r^2 / n per
+    step), with the Fisher-preconditioned (natural-gradient) step
+    ``Lambda <- Proj(Lambda + eta Lambda g Lambda)`` (post-processing of g) and projection onto
+    eigenvalues in [1/eig_bound, eig_bound]. Output ``Sigma_0^{1/2} Lambdabar^{-1} Sigma_0^{1/2}``,
+    Lambdabar the average of the last T/2 iterates. Reconstructed (the note gives r^2/n for the
+    sensitivity; a replace-one neighbour changes ``z z^T`` by up to sqrt(2) r^2 in Frobenius
+    norm, so we use that). ``audit=True`` keeps every release (:class:`Transcript`).
     """
     eps = _check_privacy(eps, delta)
-    x = np.asarray(x, dtype=float)
-    d = x.shape[-1]
-    x = _check_data(x, max(10, 2 * (d + 1)))
+    x = _check_cov_data(x)
     _check_steps(steps, pool_factor)
     if eig_bound <= 1:
         raise ValueError(f"eig_bound={eig_bound} must exceed 1")
     n_rep, n, d = x.shape
     n_eps = eps.size
-    z, half, _ = _whiten(x, sigma0)
-    radius = truncation_radius(d, pad)
-    keep = (np.einsum("rnd,rnd->rn", z, z) <= radius**2).astype(float)
-    kept = keep.mean(axis=1)  # (R,)
-    second = np.einsum("rn,rni,rnj->rij", keep, z, z) / n  # (R, d, d)
-
     rho = zcdp_budget(eps, delta)
+    coarse_ledgers: tuple[PrivacyLedger, ...] = tuple(PrivacyLedger() for _ in eps)
+    transcripts: tuple[Transcript, ...] = ()
+    if sigma0 is None:
+        rho_coarse, rho = _split_rho(rho, coarse_fraction)
+        eps_coarse = np.where(np.isinf(rho_coarse), np.inf, zcdp_to_dp(rho_coarse, delta))
+        coarse = private_coarse_covariance(x, eps_coarse, delta, rng, scale_bounds, pad=pad, audit=audit)
+        sigma0_b, coarse_ledgers, transcripts = coarse.estimate, coarse.ledgers, coarse.transcripts
+    else:
+        sigma0_b = np.broadcast_to(_check_sigma0(sigma0, x), (n_eps, n_rep, d, d))
+    half, inv_half = _sym_power(sigma0_b, 0.5), _sym_power(sigma0_b, -0.5)  # (E, R, d, d)
+    radius = truncation_radius(d, pad)
+    kept, second = np.empty((n_eps, n_rep)), np.empty((n_eps, n_rep, d, d))
+    for e in range(n_eps):  # whitened data per privacy level (the coarse estimate may differ)
+        z = x @ inv_half[e]
+        keep = (np.einsum("rnd,rnd->rn", z, z) <= radius**2).astype(float)
+        kept[e], second[e] = keep.mean(axis=1), np.einsum("rn,rni,rnj->rij", keep, z, z) / n
+
     sensitivity = math.sqrt(2.0) * radius**2 / n
     sigma = gaussian_sigma(sensitivity, rho / steps)
+    transcript = _transcript(audit, "DP-GD gradient", functools.partial(cov_gradient_statistic, radius=radius),
+                             sensitivity, sigma, (np.zeros((n_eps, n_rep, d)), half, radius), symmetric=True)
     pool = rng.standard_normal((n_rep, int(math.ceil(pool_factor * n)), d), dtype=pool_dtype)
     lam = np.broadcast_to(np.eye(d), (n_eps, n_rep, d, d)).copy()
     average = np.zeros_like(lam)
@@ -489,40 +726,45 @@ def dp_truncated_covariance(
             count = np.maximum(accept.sum(axis=1), 1).astype(float)
             y *= accept[..., None]
             moment[e] = (np.swapaxes(y, 1, 2) @ y).astype(float) / count[:, None, None]
-        grad = kept[None, :, None, None] * moment - second[None]
-        grad += _sym_noise(rng, lam.shape, sigma)
+        grad = _sym_gaussian_mechanism(kept[..., None, None] * moment - second, sigma, rng)
+        _record(transcript, grad, inv_half=inv_half, moment=moment)
         lam = _project_eigs(lam + step_size * lam @ grad @ lam, 1.0 / eig_bound, eig_bound)
         if t >= burn:
             average += lam
     cov_white = np.linalg.inv(average / (steps - burn))
-    estimate = half[None] @ cov_white @ half[None]
-    ledgers = tuple(PrivacyLedger((GaussianRelease("DP-GD gradient", sensitivity, float(s), steps),)) for s in sigma)
-    return Estimate(estimate, ledgers, np.broadcast_to(kept, (n_eps, n_rep)))
+    estimate = half @ cov_white @ half
+    ledgers = tuple(
+        PrivacyLedger(cl.releases + (GaussianRelease("DP-GD gradient", sensitivity, float(s), steps),))
+        for cl, s in zip(coarse_ledgers, sigma, strict=True)
+    )
+    return Estimate(estimate, ledgers, kept, transcripts + ((transcript,) if audit else ()))
 
 
 def clip_covariance(
     x: np.ndarray, eps: np.ndarray | float, delta: float, rng: np.random.Generator, sigma0: np.ndarray,
-    *, pad: float = 0.0, eig_bound: float = 4.0,
+    *, pad: float = 0.0, eig_bound: float = 4.0, audit: bool = False, name: str = "clipped second moment",
 ) -> Estimate:
     """Baseline: whiten with Sigma_0, clip every z_i to norm r, release the second moment plus a
     symmetrised Gaussian matrix (Frobenius sensitivity sqrt(2) r^2 / n), project the eigenvalues
     to [1/eig_bound, eig_bound], unwhiten. Clipping shrinks the large directions: a bias floor."""
     eps = _check_privacy(eps, delta)
-    x = np.asarray(x, dtype=float)
-    d = x.shape[-1]
-    x = _check_data(x, max(10, 2 * (d + 1)))
+    x = _check_cov_data(x)
     n_rep, n, d = x.shape
-    z, half, _ = _whiten(x, sigma0)
+    sigma0 = _check_sigma0(sigma0, x)
+    half, inv_half = _sym_power(sigma0, 0.5), _sym_power(sigma0, -0.5)
     radius = truncation_radius(d, pad)
-    z = _project_ball(z, radius)
-    second = np.einsum("rni,rnj->rij", z, z) / n
+    second = clip_second_moment_statistic(x, inv_half, radius)
     sensitivity = math.sqrt(2.0) * radius**2 / n
     sigma = gaussian_sigma(sensitivity, zcdp_budget(eps, delta))
-    noisy = second[None] + _sym_noise(rng, (eps.size, n_rep, d, d), sigma)
+    noisy = _sym_gaussian_mechanism(np.broadcast_to(second, (eps.size, n_rep, d, d)), sigma, rng)
+    region = (np.zeros((eps.size, n_rep, d)), np.broadcast_to(half, (eps.size, n_rep, d, d)), radius)
+    transcript = _transcript(audit, name, functools.partial(clip_second_moment_statistic, radius=radius),
+                             sensitivity, sigma, region, symmetric=True)
+    _record(transcript, noisy, inv_half=np.broadcast_to(inv_half, (eps.size, n_rep, d, d)))
     cov_white = _project_eigs(noisy, 1.0 / eig_bound, eig_bound)
     estimate = half[None] @ cov_white @ half[None]
-    ledgers = tuple(PrivacyLedger((GaussianRelease("clipped second moment", sensitivity, float(s)),)) for s in sigma)
-    return Estimate(estimate, ledgers)
+    ledgers = tuple(PrivacyLedger((GaussianRelease(name, sensitivity, float(s)),)) for s in sigma)
+    return Estimate(estimate, ledgers, transcripts=(transcript,) if audit else ())
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -533,8 +775,9 @@ def mean_error(estimate: np.ndarray, mu: np.ndarray) -> np.ndarray:
     return np.linalg.norm(estimate - mu, axis=-1)
 
 
-def covariance_error(estimate: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """Affine-invariant ``||Sigma^{-1/2} Sigma_hat Sigma^{-1/2} - I||_F``."""
+def covariance_error(estimate: np.ndarray, sigma: np.ndarray, norm: str = "fro") -> np.ndarray:
+    """Affine-invariant ``||Sigma^{-1/2} Sigma_hat Sigma^{-1/2} - I||``: Frobenius (``"fro"``) or
+    spectral (``"op"``, the norm of the paper's covariance bound)."""
     inv_half = _sym_power(np.asarray(sigma, dtype=float), -0.5)
-    rel = inv_half @ estimate @ inv_half
-    return np.linalg.norm(rel - np.eye(rel.shape[-1]), axis=(-2, -1))
+    rel = inv_half @ estimate @ inv_half - np.eye(np.shape(estimate)[-1])
+    return np.linalg.norm(rel, ord={"fro": "fro", "op": 2}[norm], axis=(-2, -1))
