@@ -57,6 +57,37 @@ def test_run_loss_shapes_and_the_admissible_step_is_the_pilots_smallest(tiny_run
     np.testing.assert_allclose(eta[:, k0, 0], eta[:, ada, 0], rtol=1e-6)  # 1/K_0 = first adaptive step
 
 
+def test_running_each_width_on_its_own_matches_the_padded_batch(tiny_run):
+    """Zero padding is exact: cutting each width's batch to its own width changes no result beyond
+    rounding, and the configurations come back in the grid's order."""
+    grid, run = tiny_run
+    g = np.random.default_rng(0)
+    X, theta = g.standard_normal((TINY.N, TINY.D)), g.standard_normal((TINY.D, TINY.m))
+    W1, W2 = E._initial_weights(TINY, 0, grid)
+    loss = M.make_loss("square", X, theta, np.random.default_rng(1))
+    cut = E.run_loss_by_width(TINY, loss, W1, W2)
+    assert set(cut) == set(run["square"])
+    np.testing.assert_array_equal(cut["iters_target"], run["square"]["iters_target"])
+    np.testing.assert_array_equal(cut["grid_certified"], run["square"]["grid_certified"])
+    np.testing.assert_allclose(cut["gap_curve"], run["square"]["gap_curve"], rtol=1e-5, atol=0)
+    np.testing.assert_allclose(cut["sharpness"], run["square"]["sharpness"], rtol=1e-8)
+    np.testing.assert_array_equal(E._widths(W1), [c["h"] for c in grid])
+
+
+def test_constant_grid_contains_fixed_k0_and_certifies_only_steps_up_to_it(tiny_run):
+    """The grid's c = 1 run is the fixed 1/K_0 run; eta K_0(eta) grows with eta and equals 1 at
+    1/K_0, so no c > 1 can keep eta K_t <= 1 at its first step, while c = 1/8 keeps it throughout."""
+    grid, run = tiny_run
+    one = int(np.flatnonzero(E.CONSTANT_GRID == 1.0)[0])
+    k0 = E.RULES.index("fixed_k0")
+    for kind in TINY.losses:
+        np.testing.assert_array_equal(run[kind]["grid_iters"][:, one], run[kind]["iters_target"][:, k0])
+        assert not run[kind]["grid_certified"][:, one + 1:].any()
+        assert run[kind]["grid_certified"][:, 0].all()
+        assert (run[kind]["grid_certified2"] >= run[kind]["grid_certified"]).all()
+        assert run[kind]["sharpness"].shape == (len(grid), 2) and (run[kind]["sharpness"] > 0).all()
+
+
 def _pool_twice(run: dict, tmp_path) -> dict:
     """The run stored as the house stores a seed (every quantity stacks) and pooled with itself."""
     path = tmp_path / "seed0.npz"
@@ -117,7 +148,34 @@ def test_compute_on_a_hand_built_run():
     sq["rho_first"] = table(adaptive=[0.9, 0.9, 0.8, 0.7])
     sq["rho_last"] = table(adaptive=[0.8, 0.95, 0.7, 0.7])
     sq["eta_growth"] = table(adaptive=[1.2, 1.0, 0.9, 3.0])
+    sq["fast_tail"] = table(adaptive=[1, 1, 0, 1])
+    sq["eta_tail_falls"] = table(adaptive=[0, 2, nan, 0])
+    sq["pl_violations"] = table(fixed_k0=[0, 0, 1, 0])
+    lam = np.array([[1.0, 2], [3, 4], [5, 6], [7, 8]])
+    sq["sharpness"], sq["curvature_bound"] = lam, 2 * lam
+    sq["curvature_bound"][3, 1] = 7.9  # below the measured 8: one violation
+    # PRIOR columns: balanced, margin, width_ok, arora_ok
+    sq["prior"] = np.array([[1.0, 1, 1, 1], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]])
+    G = E.CONSTANT_GRID.size
+    sq["grid_iters"] = np.full((4, G), nan)
+    sq["grid_certified"], sq["grid_certified2"] = np.zeros((4, G)), np.zeros((4, G))
+    sq["grid_iters"][0], sq["grid_iters"][0, 5] = 20, 8  # certified up to index 4 (20), descent up to 6 (8)
+    sq["grid_certified"][0, :5], sq["grid_certified2"][0, :7] = 1, 1
+    sq["grid_iters"][2, 3] = 15  # the one grid step that reaches the target, certified; adaptive does not
+    sq["grid_certified"][2, 3] = sq["grid_certified2"][2, 3] = 1
     m = E.compute(run, ("square",))
+    assert m["fast_tail_share_square"] == 0.75
+    assert m["eta_tail_monotone_share"] == pytest.approx(2 / 3) and m["eta_tail_runs_share"] == 0.75
+    assert m["pl_violations"] == 1 and m["sharpness_violations"] == 1
+    assert m["curvature_bound_over_sharpness_median"] == pytest.approx(2.0)
+    # adaptive [10, 12, nan, nan] vs certified [20, nan, 15, nan]: yes, yes, no (row 4: neither)
+    assert m["adaptive_not_slower_than_certified_share"] == pytest.approx(2 / 3)
+    assert m["adaptive_not_slower_than_certified2_share"] == pytest.approx(1 / 3)  # 10 > 8, yes, no
+    assert m["adaptive_not_slower_than_tuned_share"] == pytest.approx(1 / 3)
+    assert m["certified_constant_exists_share"] == 0.5
+    assert m["prior_excluded_width_share"] == 0.5 and m["converged_share_excluded_width"] == 0.5
+    assert m["prior_excluded_init_share"] == 0.75 and m["converged_share_excluded_init"] == pytest.approx(1 / 3)
+    assert m["prior_excluded_all_share"] == 0.5 and m["converged_share_excluded_all"] == 0.5
     assert m["adaptive_violations"] == 3 and m["adaptive_checked_steps"] == 260
     assert m["adaptive_not_slower_share"] == pytest.approx(1 / 3)  # tie yes, 12 > 10 no, nan vs 20 no
     assert m["fixed_k0_faster_share"] == pytest.approx(2 / 3)  # 9 < 10, 12 = 12 no, 30 < nan

@@ -26,6 +26,11 @@ RULES = M.RULES
 PHASE1 = ("fixed_k0", "adaptive", "adaptive_note", "armijo")  # the admissible rule needs a pilot
 INITS = {"balanced": 1.0, "imbalanced": None}  # None: the settings' imbalance ratio
 GUARANTEED = ("fixed_k0", "admissible", "adaptive", "armijo")  # rules judged with our K_t(eta)
+CONSTANT_GRID = 2.0 ** (np.arange(-6, 5) / 2)
+"""Constant steps tried on every configuration, as multiples of 1/K_0 (1/8 ... 4, factor sqrt 2)."""
+PRIOR = ("balanced", "margin", "width_ok", "arora_ok")
+"""Per configuration: approximately balanced init, deficiency margin, width >= Du & Hu's, and all
+of Arora et al.'s assumptions (see ``method.prior_assumptions``)."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +109,14 @@ def _initial_weights(s: LocalPLSettings, seed: int, grid: list[dict]) -> tuple[n
     return W1, W2
 
 
+def _widths(W1: np.ndarray) -> np.ndarray:
+    """The real width of each zero-padded configuration: its number of non-zero columns of W1."""
+    return (np.abs(W1).sum(axis=1) > 0).sum(axis=1)
+
+
 def run_loss(s: LocalPLSettings, loss: M.Loss, W1: np.ndarray, W2: np.ndarray) -> dict[str, np.ndarray]:
-    """All five rules on every configuration for one loss; arrays indexed (config, rule, ...)."""
+    """All five rules and the constant-step grid on every configuration for one loss; arrays
+    indexed (config, rule, ...) or (config, grid step, ...)."""
     C = W1.shape[0]
     start = M.state(loss, W1, W2)
     eta0 = M.adaptive_step(start["s2"], start["r"], loss.K)  # fixed 1/K_0
@@ -123,7 +134,8 @@ def run_loss(s: LocalPLSettings, loss: M.Loss, W1: np.ndarray, W2: np.ndarray) -
         a1 = a1.reshape(C, reps, *a1.shape[1:])
         return np.stack([a1[:, order[r]] if r != "admissible" else a2 for r in RULES], axis=1)
 
-    traj = {k: stack(getattr(one, k), getattr(two, k)) for k in ("gap", "eta", "rho_pred", "evals", "diverged")}
+    keys = ("gap", "eta", "rho_pred", "evals", "diverged", "gradnorm2", "mu_t")
+    traj = {k: stack(getattr(one, k), getattr(two, k)) for k in keys}
     flat = {k: v.reshape(C * len(RULES), *v.shape[2:]) for k, v in traj.items()}
     gap, rho = flat["gap"], flat["rho_pred"]
     meas = M.measured_factor(gap)
@@ -144,23 +156,81 @@ def run_loss(s: LocalPLSettings, loss: M.Loss, W1: np.ndarray, W2: np.ndarray) -
         "no_guarantee_steps": (np.isfinite(eta) & ~np.isfinite(rho)).sum(axis=1).astype(float),
         "slope": slope,
         "r2": r2,
+        # a tail rate that would take the gap down by the target's factor within the step cap
+        "fast_tail": (slope <= np.log10(s.target) / s.steps).astype(float),
         "rate_ratio_median": _nanmedian_rows(ratio),
         "eta_growth": last_eta / eta[:, 0],
+        "eta_max_over_first": np.nanmax(eta, axis=1) / eta[:, 0],
+        "eta_tail_falls": M.step_falls_in_tail(eta, gap),
+        "pl_violations": M.pl_violations(flat["gradnorm2"], flat["mu_t"], gap).astype(float),
         "rho_first": first_rho,
         "rho_last": last_rho,
         "evals": flat["evals"],
         "diverged": flat["diverged"].astype(float),
     }
     out = {k: v.reshape(C, len(RULES)) for k, v in summary.items()}
+    out |= constant_grid(s, loss, W1, W2, eta0)
+    widths = _widths(W1)
+    out |= curvature(loss, W1, W2, one.W1[adaptive_rows], one.W2[adaptive_rows], widths)
+    prior = M.prior_assumptions(loss, W1, W2, widths)
+    prior["width_ok"] = widths >= prior["du_hu_width"]
+    out["prior"] = np.stack([prior[k] for k in PRIOR], axis=1).astype(float)
     stride = s.curve_stride
     out |= {
         "gap_curve": traj["gap"][..., ::stride].astype(np.float32),
         "eta_curve": traj["eta"][..., ::stride].astype(np.float32),
         "rho_pred_curve": traj["rho_pred"][..., ::stride].astype(np.float32),
-        "seconds": np.array(one.seconds + two.seconds),
-        "steps_total": np.array(float(np.isfinite(eta).sum())),
+        "seconds": np.array(one.seconds + two.seconds + out.pop("grid_seconds")),
+        "steps_total": np.array(float(np.isfinite(eta).sum()) + out.pop("grid_steps")),
         "l_star": np.array(loss.l_star),
+        "du_hu_width": np.array(prior["du_hu_width"][0]),
     }
+    return out
+
+
+def constant_grid(s: LocalPLSettings, loss: M.Loss, W1: np.ndarray, W2: np.ndarray,
+                  eta0: np.ndarray) -> dict[str, np.ndarray]:
+    """Constant steps ``CONSTANT_GRID x 1/K_0`` from every initialisation; each run is certified on
+    its own iterates (``eta K_t(eta) <= 1``, and ``<= 2``), independently of the adaptive run."""
+    C, G = W1.shape[0], CONSTANT_GRID.size
+    tr = M.gradient_descent(loss, np.repeat(W1, G, 0), np.repeat(W2, G, 0), ["fixed"] * (C * G),
+                            (eta0[:, None] * CONSTANT_GRID).ravel(), s.steps, s.stop)
+    return {
+        "grid_iters": M.iterations_to(tr.gap, s.target).reshape(C, G),
+        "grid_certified": M.constant_step_certified(tr.eta, tr.K_t, 1.0).reshape(C, G).astype(float),
+        "grid_certified2": M.constant_step_certified(tr.eta, tr.K_t, 2.0).reshape(C, G).astype(float),
+        "grid_diverged": tr.diverged.reshape(C, G).astype(float),
+        "grid_seconds": tr.seconds,
+        "grid_steps": float(np.isfinite(tr.eta).sum()),
+    }
+
+
+def curvature(loss: M.Loss, W1: np.ndarray, W2: np.ndarray, F1: np.ndarray, F2: np.ndarray,
+              widths: np.ndarray) -> dict[str, np.ndarray]:
+    """Measured sharpness (top Hessian eigenvalue) and the local smoothness bound ``K s^2 + r``
+    (``K_t`` at eta -> 0) at the initial and at the adaptive run's last iterate; (config, 2)."""
+    lam = [M.sharpness(loss, a, b, widths) for a, b in ((W1, W2), (F1, F2))]
+    bound = [M.note_smoothness(st["s2"], st["r"], loss.K) for st in (M.state(loss, W1, W2), M.state(loss, F1, F2))]
+    return {"sharpness": np.stack(lam, axis=1), "curvature_bound": np.stack(bound, axis=1)}
+
+
+def run_loss_by_width(s: LocalPLSettings, loss: M.Loss, W1: np.ndarray, W2: np.ndarray) -> dict[str, np.ndarray]:
+    """``run_loss`` once per width, each batch cut to its own width (zero padding is exact but
+    costs the widest width's arithmetic for every configuration); results in the grid's order."""
+    widths = _widths(W1)
+    parts = [run_loss(s, loss, W1[widths == h][:, :, :h], W2[widths == h][:, :h, :])
+             for h in dict.fromkeys(widths.tolist())]
+    if [w for part, h in zip(parts, dict.fromkeys(widths.tolist())) for w in [h] * len(part["prior"])] != widths.tolist():
+        raise ValueError("configurations of one width must be contiguous in the grid")
+    out = {}
+    for key in parts[0]:
+        values = [p[key] for p in parts]
+        if values[0].ndim:
+            out[key] = np.concatenate(values)
+        elif key in ("seconds", "steps_total"):
+            out[key] = np.array(sum(float(v) for v in values))
+        else:
+            out[key] = values[0]  # the same for every width (l_star, du_hu_width)
     return out
 
 
@@ -189,7 +259,7 @@ def run_seed(ctx: StageContext) -> dict:
     for kind in s.losses:
         loss = M.make_loss(kind, X, theta_true, ctx.rng("labels", kind), s.huber_delta, s.label_noise)
         with ctx.tracked_run(kind) as run:
-            res = run_loss(s, loss, W1, W2)
+            res = run_loss_by_width(s, loss, W1, W2)
             adaptive = RULES.index("adaptive")
             it = res["iters_target"][:, adaptive]
             run.log_metrics({
@@ -201,7 +271,7 @@ def run_seed(ctx: StageContext) -> dict:
             curve = np.median(np.where(np.isfinite(curve), curve, np.log10(s.stop)), axis=0)  # stopped: floor
             keep = np.arange(0, curve.size, max(1, curve.size // 200))
             run.log_curve("adaptive.median_log10_gap", keep.tolist(), curve[keep].tolist())
-        log(f"seed {ctx.seed} {kind}: {len(grid)} configs x {len(RULES)} rules, "
+        log(f"seed {ctx.seed} {kind}: {len(grid)} configs x ({len(RULES)} rules + {CONSTANT_GRID.size} constant steps), "
             f"{res['steps_total']:.0f} GD steps in {res['seconds']:.1f} s "
             f"({res['steps_total'] / res['seconds']:.0f} steps/s)")
         results[kind] = {k: runs.stack(v) for k, v in res.items()}
@@ -267,7 +337,79 @@ def compute(run: dict, losses: tuple[str, ...]) -> dict[str, float]:
     grows = np.concatenate([_col(run, k, "eta_growth", "adaptive") > 1 for k in losses])
     out["adaptive_rate_improves_share"] = _share(improves)
     out["adaptive_eta_grows_share"] = _share(grows)
+    for k in losses:
+        out[f"fast_tail_share_{k}"] = _share(_col(run, k, "fast_tail", "adaptive") > 0)
+    falls = np.concatenate([_col(run, k, "eta_tail_falls", "adaptive") for k in losses])
+    out["eta_tail_monotone_share"] = _share(falls[np.isfinite(falls)] == 0)
+    out["eta_tail_runs_share"] = _share(np.isfinite(falls))
+    out |= _constant_step_metrics(run, losses)
+    out |= _local_constant_metrics(run, losses)
+    out |= _prior_metrics(run, losses)
     return out
+
+
+def _not_slower(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a <= b`` (NaN = target not reached = infinitely many), over pairs where either reached it."""
+    a_, b_ = (np.where(np.isfinite(x), x, np.inf) for x in (a, b))
+    return (a_ <= b_)[np.isfinite(a) | np.isfinite(b)]
+
+
+def _best_constant(iters: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Fewest iterations over the allowed grid steps (last axis); NaN where none reached the target."""
+    it = np.where((allowed > 0) & np.isfinite(iters), iters, np.inf).min(axis=-1)
+    return np.where(np.isfinite(it), it, np.nan)
+
+
+def _constant_step_metrics(run: dict, losses: tuple[str, ...]) -> dict[str, float]:
+    """Adaptive rule vs the best constant step certified on its own run (level 1 and 2) and vs the
+    best constant step on the grid with hindsight (no guarantee)."""
+    pairs = {"certified": [], "certified2": [], "tuned": []}
+    certified_any = []
+    for k in losses:
+        a = _col(run, k, "iters_target", "adaptive")
+        it = run[k]["grid_iters"].reshape(-1, CONSTANT_GRID.size)
+        for name, allowed in (("certified", run[k]["grid_certified"]), ("certified2", run[k]["grid_certified2"]),
+                              ("tuned", np.ones_like(it))):
+            pairs[name].append(_not_slower(a, _best_constant(it, allowed.reshape(it.shape))))
+        certified_any.append(run[k]["grid_certified"].reshape(it.shape).max(axis=1) > 0)
+    out = {f"adaptive_not_slower_than_{n}_share": _share(np.concatenate(v)) for n, v in pairs.items()}
+    out["certified_constant_exists_share"] = _share(np.concatenate(certified_any))
+    return out
+
+
+def _local_constant_metrics(run: dict, losses: tuple[str, ...]) -> dict[str, float]:
+    """Local PL bound vs the measured gradient norm (every step of every rule) and the local
+    smoothness bound vs the measured sharpness (initial and last adaptive iterate)."""
+    lam = np.concatenate([run[k]["sharpness"].ravel() for k in losses])
+    bound = np.concatenate([run[k]["curvature_bound"].ravel() for k in losses])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = bound / lam
+    return {
+        "pl_violations": float(sum(run[k]["pl_violations"].sum() for k in losses)),
+        "sharpness_violations": float(np.sum(~(lam <= bound * (1 + 1e-8)))),  # NaN counts as a violation
+        "curvature_bound_over_sharpness_median": float(np.median(ratio[lam > 0])) if (lam > 0).any() else float("nan"),
+    }
+
+
+def _prior_metrics(run: dict, losses: tuple[str, ...]) -> dict[str, float]:
+    """Convergence of the adaptive rule where prior analyses' assumptions fail (``PRIOR``)."""
+    col = {n: i for i, n in enumerate(PRIOR)}
+    conv, excluded_width, excluded_init, excluded_all = [], [], [], []
+    for k in losses:
+        p = run[k]["prior"].reshape(-1, len(PRIOR)) > 0
+        conv.append(np.isfinite(_col(run, k, "iters_target", "adaptive")))
+        excluded_width.append(~p[:, col["width_ok"]])
+        excluded_init.append(~(p[:, col["balanced"]] & p[:, col["margin"]]))
+        excluded_all.append(~p[:, col["arora_ok"]] & ~(p[:, col["width_ok"]] & (k == "square")))
+    conv, ew, ei, ea = (np.concatenate(x) for x in (conv, excluded_width, excluded_init, excluded_all))
+    return {
+        "prior_excluded_width_share": _share(ew),
+        "prior_excluded_init_share": _share(ei),
+        "prior_excluded_all_share": _share(ea),
+        "converged_share_excluded_width": _share(conv[ew]),
+        "converged_share_excluded_init": _share(conv[ei]),
+        "converged_share_excluded_all": _share(conv[ea]),
+    }
 
 
 def evaluate(ctx: StageContext) -> None:
@@ -295,7 +437,8 @@ def evaluate(ctx: StageContext) -> None:
                 caption=f"Iterations until L - L* <= {s.target:g} (L_0 - L*), mean over {len(seed_runs)} seeds "
                         "(n/r: not reached in some seed)")
     write_table(ctx.tables_dir / "by_scale", details["by_scale"],
-                caption="Share of (config, seed) pairs per init scale: adaptive vs admissible / fixed 1/K_0")
+                caption="Shares of (loss, config, seed) triples per init scale: adaptive vs admissible, fixed 1/K_0, "
+                        "Armijo, the best certified and the best tuned constant step; step growth; convergence")
     log(f"wrote {ctx.metrics_path}")
 
 
@@ -334,7 +477,11 @@ def _by_scale(s: LocalPLSettings, grid: list[dict], pooled: dict) -> list[dict]:
         rows.append({"scale": sc, "adaptive_not_slower_share": m["adaptive_not_slower_share"],
                      "fixed_k0_faster_share": m["fixed_k0_faster_share"],
                      "armijo_faster_share": m["armijo_faster_share"],
-                     "adaptive_eta_grows_share": m["adaptive_eta_grows_share"]})
+                     "adaptive_eta_grows_share": m["adaptive_eta_grows_share"],
+                     "eta_tail_monotone_share": m["eta_tail_monotone_share"],
+                     "adaptive_not_slower_than_certified_share": m["adaptive_not_slower_than_certified_share"],
+                     "adaptive_not_slower_than_tuned_share": m["adaptive_not_slower_than_tuned_share"],
+                     "converged_share": float(np.mean([m[f"converged_share_{k}"] for k in s.losses]))})
     return rows
 
 

@@ -125,6 +125,18 @@ class Loss:
             grad = np.matmul(self.X.T, d) / n
         return value, grad, mu
 
+    def curvature(self, theta: np.ndarray) -> np.ndarray:
+        """Entrywise weights ``w (B, N, m)`` of the Hessian of ``l`` at ``theta``:
+        ``grad^2 l(Theta)[Delta] = X^T (w * X Delta) / N`` (square: 1; Huber: 1 where
+        ``|r| <= delta``, else 0; logistic: ``sigma'(y z) = sigma(yz) sigma(-yz)`` as ``y^2 = 1``)."""
+        z = self.residual(theta)
+        if self.kind == "square":
+            return np.ones_like(z)
+        if self.kind == "huber":
+            return (np.abs(z - self.Y) <= self.delta).astype(float)
+        p = _sigmoid(self.Y * z)
+        return p * (1 - p)
+
     @cached_property
     def z_star_abs(self) -> np.ndarray:
         return np.abs(self.X @ self.theta_star)
@@ -248,10 +260,13 @@ class Trajectory:
     mu_t: np.ndarray
     K_t: np.ndarray  # the local smoothness the rule's guarantee uses, at eta_t
     rho_pred: np.ndarray  # predicted contraction factor (NaN: no guarantee)
+    gradnorm2: np.ndarray  # ||grad L(W_t)||^2 at the iterate the step starts from
     evals: np.ndarray  # loss evaluations per element (Armijo's trials counted)
     diverged: np.ndarray
     seconds: float
     steps_taken: int
+    W1: np.ndarray  # the last iterate of each element (where it stopped)
+    W2: np.ndarray
 
 
 def init_weights(rng: np.random.Generator, batch: int, D: int, h: int, m: int, scale: np.ndarray,
@@ -285,7 +300,8 @@ def gradient_descent(loss: Loss, W1: np.ndarray, W2: np.ndarray, rules: list[str
     known = np.isin(rules, ("fixed", "adaptive", "adaptive_note", "armijo"))
     if not known.all():
         raise ValueError(f"unknown rule(s) {sorted(set(rules[~known]))}")
-    rec = {k: np.full((steps, B), np.nan) for k in ("eta", "mu_t", "K_t", "rho_pred")}
+    rec = {k: np.full((steps, B), np.nan) for k in ("eta", "mu_t", "K_t", "rho_pred", "gradnorm2")}
+    final1, final2 = W1.copy(), W2.copy()
     gaps = np.full((steps + 1, B), np.nan)
     evals = np.ones(B)
     diverged = np.zeros(B, dtype=bool)
@@ -313,6 +329,7 @@ def gradient_descent(loss: Loss, W1: np.ndarray, W2: np.ndarray, rules: list[str
         K_t = np.where(rule == "adaptive_note", note_K, local_smoothness(eta, s2, r, loss.K))
         rec["eta"][t, idx], rec["mu_t"][t, idx], rec["K_t"][t, idx] = eta, mu_t, K_t
         rec["rho_pred"][t, idx] = predicted_factor(eta, mu_t, K_t)
+        rec["gradnorm2"][t, idx] = st["gradnorm2"]
         W1 = W1 - eta[:, None, None] * st["g1"]
         W2 = W2 - eta[:, None, None] * st["g2"]
         st = state(loss, W1, W2)
@@ -322,12 +339,14 @@ def gradient_descent(loss: Loss, W1: np.ndarray, W2: np.ndarray, rules: list[str
         diverged[idx[bad]] = True
         keep = ~bad & (st["gap"] > stop * gap0[idx])
         if not keep.all():
+            final1[idx[~keep]], final2[idx[~keep]] = W1[~keep], W2[~keep]
             idx, W1, W2 = idx[keep], W1[keep], W2[keep]
             st = {k: v[keep] for k, v in st.items()}
+    final1[idx], final2[idx] = W1, W2
     rec = {k: np.ascontiguousarray(v.T) for k, v in rec.items()}
     gaps = np.ascontiguousarray(gaps.T)
-    return Trajectory(gaps, rec["eta"], rec["mu_t"], rec["K_t"], rec["rho_pred"], evals, diverged,
-                      time.perf_counter() - start, t + 1)
+    return Trajectory(gaps, rec["eta"], rec["mu_t"], rec["K_t"], rec["rho_pred"], rec["gradnorm2"], evals,
+                      diverged, time.perf_counter() - start, t + 1, final1, final2)
 
 
 def _armijo(loss: Loss, W1: np.ndarray, W2: np.ndarray, st: dict, rows: np.ndarray, eta0: np.ndarray,
@@ -356,6 +375,131 @@ def admissible_step(pilot_eta: np.ndarray) -> np.ndarray:
     """Admissible constant step ``1 / max_t K_t`` = the smallest adaptive step of a pilot run
     (the adaptive rule from the same initialisation), per batch element."""
     return np.nanmin(pilot_eta, axis=1)
+
+
+def constant_step_certified(eta: np.ndarray, K_t: np.ndarray, level: float = 1.0, rtol: float = 1e-9) -> np.ndarray:
+    """Whether a constant-step run kept ``eta K_t(eta) <= level`` at every step it took, per row.
+
+    ``level = 1``: the guarantee of the adaptive rule (factor ``<= 1 - mu_t eta``) held all along
+    the run's *own* trajectory; ``level = 2``: the descent lemma's guarantee of no increase held.
+    This certifies a constant step from the bound on its own iterates, independently of any
+    other run (issue 27: not from the adaptive trajectory it is compared with).
+    """
+    ran = np.isfinite(eta)
+    with np.errstate(invalid="ignore"):
+        over = ran & (eta * K_t > level * (1 + rtol))
+    return ran.any(axis=1) & ~over.any(axis=1)
+
+
+# --- independent measurements of the local constants ---------------------------------------------
+
+
+def hessian_vector_product(loss: Loss, W1: np.ndarray, W2: np.ndarray, E1: np.ndarray,
+                           E2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``grad^2 L(W1, W2) [E1, E2]`` for ``L = l(W1 W2)`` (stacks over a leading axis):
+    with ``J = E1 W2 + W1 E2`` and ``H = grad^2 l(W1 W2)[J]``, the product is
+    ``(H W2^T + G E2^T, W1^T H + E1^T G)`` (differentiate ``G W2^T`` and ``W1^T G``)."""
+    theta = W1 @ W2
+    G = loss.grad(theta)
+    Z = np.matmul(loss.X, E1 @ W2 + W1 @ E2)
+    H = np.matmul(loss.X.T, loss.curvature(theta) * Z) / loss.X.shape[0]
+    return H @ W2.transpose(0, 2, 1) + G @ E2.transpose(0, 2, 1), W1.transpose(0, 2, 1) @ H + E1.transpose(0, 2, 1) @ G
+
+
+def sharpness(loss: Loss, W1: np.ndarray, W2: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """Largest eigenvalue of the Hessian of ``L`` at each ``(W1[b], W2[b])``, restricted to the
+    real width ``widths[b]`` (padded zero columns would add spurious ``+-sigma(G)`` directions).
+
+    Lanczos (``scipy.sparse.linalg.eigsh``, largest algebraic) on exact Hessian-vector products:
+    a measurement of the curvature that does not use the local smoothness bound it checks.
+    """
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    out = np.empty(W1.shape[0])
+    for b, h in enumerate(np.asarray(widths, dtype=int)):
+        w1, w2 = W1[b : b + 1, :, :h], W2[b : b + 1, :h, :]
+        n1 = w1.size
+
+        def matvec(v: np.ndarray, w1=w1, w2=w2, n1=n1) -> np.ndarray:
+            v = np.ravel(v)
+            a, c = hessian_vector_product(loss, w1, w2, v[:n1].reshape(w1.shape), v[n1:].reshape(w2.shape))
+            return np.concatenate([a.ravel(), c.ravel()])
+
+        n = n1 + w2.size
+        op = LinearOperator((n, n), matvec=matvec, dtype=float)
+        v0 = np.ones(n) / np.sqrt(n)  # deterministic start
+        out[b] = eigsh(op, k=1, which="LA", v0=v0, return_eigenvectors=False, tol=1e-10)[0]
+    return out
+
+
+def pl_violations(gradnorm2: np.ndarray, mu_t: np.ndarray, gap: np.ndarray) -> np.ndarray:
+    """Steps where the measured ``||grad L(W_t)||^2`` falls below the local PL bound
+    ``2 mu_t (L_t - L*)`` beyond rounding (relative 1e-9), per row; ``gap`` is (B, steps + 1)."""
+    now = gap[:, : gradnorm2.shape[1]]
+    checked = np.isfinite(gradnorm2) & np.isfinite(mu_t) & np.isfinite(now)
+    with np.errstate(invalid="ignore"):
+        return (checked & (gradnorm2 < 2 * mu_t * now * (1 - 1e-9))).sum(axis=1)
+
+
+def step_falls_in_tail(eta: np.ndarray, gap: np.ndarray, tail: float = 1e-3, rtol: float = 1e-9) -> np.ndarray:
+    """Per row: the number of steps with ``eta_{t+1} < eta_t`` (beyond ``rtol``) once the gap is
+    below ``tail (L_0 - L*)``; NaN for a row that never got there (no tail to judge)."""
+    in_tail = gap[:, : eta.shape[1]] <= tail * gap[:, :1]
+    both = in_tail[:, :-1] & np.isfinite(eta[:, 1:]) & np.isfinite(eta[:, :-1])
+    with np.errstate(invalid="ignore"):
+        falls = (both & (eta[:, 1:] < eta[:, :-1] * (1 - rtol))).sum(axis=1).astype(float)
+    falls[~both.any(axis=1)] = np.nan
+    return falls
+
+
+# --- what prior analyses assume --------------------------------------------------------------------
+
+
+def prior_assumptions(loss: Loss, W1: np.ndarray, W2: np.ndarray, widths: np.ndarray,
+                      balance_tol: float = 0.1) -> dict[str, np.ndarray]:
+    """Which assumptions of prior GD analyses of two-layer linear networks an initialisation meets
+    (our reading of their abstracts and theorems; constants we lack are set leniently):
+
+    * Arora, Cohen, Golowich & Hu (ICLR 2019): square loss on *whitened* data, an approximately
+      balanced init (``W1^T W1 ~ W2 W2^T``; here: relative imbalance
+      ``||W1^T W1 - W2 W2^T||_F / (||W1^T W1||_F + ||W2 W2^T||_F) <= balance_tol``, a far laxer
+      cut than their delta -> 0) and a deficiency margin: the initial loss below that of every
+      rank-deficient solution, ``l(Theta_0) - l* < sigma_min(S Theta*)^2 / 2`` with
+      ``S = (X^T X / N)^{1/2}`` (Eckart-Young for ``l = ||S (Theta - Theta*)||^2 / 2``).
+    * Du & Hu (ICML 2019): Gaussian init and width ``h >= C r kappa^3 d_y log(r / delta)``;
+      we take ``C = 1`` and drop the log: ``h >= r kappa^3 m`` with ``r = rank X``,
+      ``kappa = lambda_max / lambda_min(X^T X)``.
+    * gradient-flow analyses (infinitesimal steps) and spectral initialisations exclude every
+      GD run from a random init; not recorded per run.
+
+    Returns per element: ``imbalance``, ``balanced``, ``margin`` (square loss only, else False),
+    ``arora_ok`` (all of Arora's assumptions, whitening included), ``du_hu_ok`` and the width
+    ``du_hu_width``.
+    """
+    A = W1.transpose(0, 2, 1) @ W1
+    Bm = W2 @ W2.transpose(0, 2, 1)
+    imbalance = np.linalg.norm(A - Bm, axis=(1, 2)) / (np.linalg.norm(A, axis=(1, 2)) + np.linalg.norm(Bm, axis=(1, 2)))
+    n = loss.X.shape[0]
+    cov = loss.X.T @ loss.X / n
+    eig, vec = np.linalg.eigh(cov)
+    whitened = bool(np.allclose(cov, np.eye(cov.shape[0]), atol=1e-8))
+    if loss.kind == "square":
+        S = (vec * np.sqrt(eig)) @ vec.T
+        rank_deficient = 0.5 * np.linalg.svd(S @ loss.theta_star, compute_uv=False)[-1] ** 2
+        margin = loss.value(W1 @ W2) - loss.l_star < rank_deficient
+    else:
+        margin = np.zeros(W1.shape[0], dtype=bool)
+    rank = int(np.sum(eig > eig[-1] * 1e-12))
+    du_hu_width = rank * (eig[-1] / eig[0]) ** 3 * loss.Y.shape[1]
+    balanced = imbalance <= balance_tol
+    return {
+        "imbalance": imbalance,
+        "balanced": balanced,
+        "margin": margin,
+        "arora_ok": balanced & margin & whitened & (loss.kind == "square"),
+        "du_hu_ok": (np.asarray(widths) >= du_hu_width) & (loss.kind == "square"),
+        "du_hu_width": np.full(W1.shape[0], du_hu_width),
+    }
 
 
 # --- summaries of a trajectory ------------------------------------------------------------------
