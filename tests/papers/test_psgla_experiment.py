@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gdrepro import runs
+from gdrepro.claims import load_claims
 from gdrepro.errors import GdreproError
 from gdrepro.metrics import read_metrics
 from gdrepro.paper import StageContext
@@ -69,7 +71,8 @@ def test_gmm_exact_posterior_of_the_symmetric_prior_is_two_balanced_modes():
     assert 15 < M.w2_squared(stuck, post.sample(rng, 1000)) < 25.5
 
 
-TINY = replace(E.SETTINGS["smoke"], gmm_iters=100, gmm_chains=4, gmm_paths=2, gmm_points=60, img_iters=20,
+TINY = replace(E.SETTINGS["smoke"], gmm_iters=100, gmm_chains=4, gmm_paths=2, gmm_points=60, gmm_points_large=80,
+               img_iters=20,
                img_checkpoints=3, image_size=16, stab_grid=101, stab_sizes=3)
 
 
@@ -125,8 +128,14 @@ def test_evaluate_writes_every_claimed_metric_and_the_figures_draw(tiny_runs):
     ctx = tiny_runs("evaluate")
     E.evaluate(ctx)
     metrics = read_metrics(ctx.metrics_path)
-    assert {"w2_ratio_symmetric", "w2_ratio_cross", "speedup_min", "psnr_gap_abs_max",
-            "stability_slope_w2", "stability_slope_w1"} <= set(metrics["metrics"])
+    spec = load_claims(Path(E.__file__).with_name("claims.yaml"))
+    claimed = {c[key] for claim in spec["claims"] for c in claim["checks"]
+               for key in ("metric", "versus", "floor") if key in c}
+    assert claimed <= set(metrics["metrics"])
+    for prior in E.PRIORS:  # a noise floor beside every W2^2 distance, positive
+        for label in ("w2", "w2_ensemble", "w2_large"):
+            assert metrics["metrics"][f"floor_{label}_{prior}"]["value"] > 0
+            assert f"{label}_{prior}_psgla" in metrics["metrics"]
     assert len(metrics["details"]["stability"]["w2"]) == 2
     from gdrepro.figures import draw_all
 

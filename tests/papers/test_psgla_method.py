@@ -157,6 +157,20 @@ def test_kde_distance_separates_right_from_wrong_samples():
     assert right < 0.35 and one_mode > right + 0.15
 
 
+def test_w2_floor_of_uniform_samples_is_the_order_statistics_closed_form():
+    """Two n-point samples of U(0, 1) in 1-D: W2^2 = mean (U_(i) - V_(i))^2, and
+    E = (2/n) sum_i Var Beta(i, n + 1 - i) = 1 / (3 (n + 1))."""
+    class Uniform:
+        def sample(self, g, n):
+            return g.uniform(size=(n, 1))
+
+    n, reps, g = 40, 400, np.random.default_rng(3)
+    floors = np.array([M.w2_floor(Uniform(), n, g) for _ in range(reps)])
+    expected = 1 / (3 * (n + 1))
+    assert abs(floors.mean() - expected) < 4 * floors.std() / np.sqrt(reps)
+    assert 0.9 * expected < floors.mean() < 1.1 * expected
+
+
 def test_wasserstein_1d_of_shifted_gaussians_is_the_shift():
     grid = np.linspace(-8, 8, 801)
     for shift in (1e-3, 0.1):

@@ -11,7 +11,8 @@ PAPER = Paper(
     datasets={"psgla/camera.npy": "experiment:build_camera"},
     # every stage at the house defaults (prepare 1000 MB, the others 2000 MB), as in the old rules
     figures=(
-        Figure("gmm_w2", "figures:draw_w2", claims=("C1-symmetric", "C1-cross"), grid=(1, 3), panel=(4.0, 3.4),
+        Figure("gmm_w2", "figures:draw_w2", claims=("C1-symmetric", "C1-cross", "C1-symmetric-floor", "C1-cross-floor",
+                                                        "C1-dissymmetric"), grid=(1, 3), panel=(4.0, 3.4),
                squeeze=False,
                caption="W2^2 to the exact posterior against the iterations N, per GMM prior (mean over 3 "
                        "observations): PnP-ULA and PnP-PSGLA, chain path and law of X_N, with the paper's values."),

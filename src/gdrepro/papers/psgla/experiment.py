@@ -6,7 +6,9 @@ Three experiments, every seed job runs all of them with its own random streams:
                  observations; PnP-ULA and PnP-PSGLA with the exact GMM MMSE denoiser (official
                  settings). Per (prior, observation) ``gmm_chains`` chains run in one array; the first
                  ``gmm_paths`` keep their path (the paper's protocol: W2^2 between a 1000-point
-                 subsample of one chain's path and exact posterior samples).
+                 subsample of one chain's path and exact posterior samples). Besides, W2^2 of a
+                 ``gmm_points_large``-point subsample of the final path (``w2_large``) and the noise
+                 floor of every W2^2 at its sample size (two exact posterior samples, ``floor``).
 - ``imaging``    50% random inpainting and 9x9 uniform deblurring (noise 1/255) of scikit-image's
                  ``camera``, TV prior; PSGLA vs SGLA (ULA on the Moreau envelope). The MMSE estimate is
                  the running mean of the chain.
@@ -56,6 +58,7 @@ class PsglaSettings:
     gmm_chains: int  # parallel chains per (prior, observation): the ensemble law of X_k
     gmm_paths: int = 1  # chains per (prior, observation) whose path is kept (the paper's protocol)
     gmm_points: int = 1000  # subsample size for W2^2 (official: 1000)
+    gmm_points_large: int = 2000  # larger final-path subsample (issue 25): half the noise floor
     gmm_checkpoints: int = 5  # log-spaced iterations 100..N for the curves
     pnp_delta: float = 0.1
     pnp_eps: float = 0.5
@@ -85,6 +88,8 @@ class PsglaSettings:
     def __post_init__(self) -> None:
         if self.gmm_iters < 100 or self.gmm_paths > self.gmm_chains:
             raise ValueError("need gmm_iters >= 100 and gmm_paths <= gmm_chains")
+        if max(self.gmm_points, self.gmm_points_large) > self.gmm_iters + 1:
+            raise ValueError("gmm_points and gmm_points_large must not exceed the path length gmm_iters + 1")
         if self.image not in IMAGES:
             raise ValueError(f"image={self.image!r} is not one of {IMAGES}")
         if self.mask_rate <= 0 or self.mask_rate >= 1:
@@ -109,7 +114,8 @@ class PsglaSettings:
 
 
 SETTINGS = {
-    "smoke": PsglaSettings(gmm_iters=1000, gmm_chains=50, gmm_paths=2, gmm_points=500, gmm_checkpoints=2,
+    "smoke": PsglaSettings(gmm_iters=1000, gmm_chains=50, gmm_paths=2, gmm_points=500, gmm_points_large=500,
+                           gmm_checkpoints=2,
                            image_size=32, img_iters=150, img_checkpoints=6, stab_grid=201, stab_sizes=5),
     "default": PsglaSettings(gmm_iters=10_000, gmm_chains=200, image_size=64, img_iters=3000),
     "paper": PsglaSettings(gmm_iters=10_000, gmm_chains=1000, gmm_checkpoints=9, image_size=256,
@@ -249,6 +255,32 @@ def _gmm_distances(ctx: StageContext, marks: list[int], paths: dict[str, np.ndar
     return {"w2": w2, "ensemble": ens, "sliced": sliced, "kde": kde}
 
 
+def _gmm_large(ctx: StageContext, path: np.ndarray) -> np.ndarray:
+    """W2^2 of one method's large final-path subsample (``path``: (P, G, Y, R, 2)) to as many exact
+    posterior samples, per prior and observation (mean over the kept paths)."""
+    ps = priors()
+    w2 = np.zeros((len(ps), len(OBSERVATIONS)))
+    for gi, prior in enumerate(ps):
+        for yi, y in enumerate(OBSERVATIONS):
+            post, g = posterior(prior, y), ctx.rng("posterior-large", gi, yi)
+            w2[gi, yi] = np.mean([M.w2_squared(path[:, gi, yi, r], post.sample(g, len(path)))
+                                  for r in range(path.shape[3])])
+    return w2
+
+
+def _gmm_floors(ctx: StageContext, s: PsglaSettings) -> dict[str, np.ndarray]:
+    """Noise floors of every 2-D W2^2 (``M.w2_floor``) at the sizes compared: ``w2`` (gmm_points,
+    the paper's protocol), ``ensemble`` (gmm_chains) and ``large`` (gmm_points_large); per prior
+    and observation."""
+    sizes = {"w2": s.gmm_points, "ensemble": s.gmm_chains, "large": s.gmm_points_large}
+    ps = priors()
+    floors = {}
+    for key, n in sizes.items():
+        g = ctx.rng("posterior-floor", key)
+        floors[key] = np.array([[M.w2_floor(posterior(prior, y), n, g) for y in OBSERVATIONS] for prior in ps])
+    return floors
+
+
 def _sample_gmm(ctx: StageContext, s: PsglaSettings, design: dict) -> dict:
     """Both 2-D samplers on all 3 priors x 3 observations x gmm_chains chains at once.
 
@@ -284,6 +316,9 @@ def _sample_gmm(ctx: StageContext, s: PsglaSettings, design: dict) -> dict:
             idx = np.sort(sub.permutation(n + 1)[: s.gmm_points])
             paths[str(n)] = res.path[idx].astype(np.float32)  # (P, G, Y, R, 2)
         distances = _gmm_distances(ctx, marks, paths, res.snapshots)
+        big = ctx.rng("gmm-subsample-large", method)
+        final = res.path[np.sort(big.permutation(marks[-1] + 1)[: s.gmm_points_large])]
+        distances["w2_large"] = _gmm_large(ctx, final)
         results[method] = {
             "path": {n: runs.own(path) for n, path in paths.items()},
             "snapshots": runs.own(res.snapshots),  # (checkpoints, G, Y, C, 2)
@@ -292,6 +327,7 @@ def _sample_gmm(ctx: StageContext, s: PsglaSettings, design: dict) -> dict:
             "updates": runs.mean(float(res.iterations * G * Y * C)),
         }
         log(f"seed {ctx.seed} gmm/{method}: {G * Y * C} chains x {s.gmm_iters} it in {res.seconds:.1f} s")
+    results["floor"] = {key: runs.mean(f) for key, f in _gmm_floors(ctx, s).items()}
     return results
 
 
@@ -422,6 +458,9 @@ def evaluate(ctx: StageContext) -> None:
                 out[f"w2_ensemble_{name}_{method}"] = gmm[method]["ensemble"][-1, gi].mean()
                 out[f"sliced_{name}_{method}"] = gmm[method]["sliced"][gi].mean()
                 out[f"kde_{name}_{method}"] = gmm[method]["kde"][gi].mean()
+                out[f"w2_large_{name}_{method}"] = gmm[method]["w2_large"][gi].mean()
+            for key, label in (("w2", "w2"), ("ensemble", "w2_ensemble"), ("large", "w2_large")):
+                out[f"floor_{label}_{name}"] = gmm["floor"][key][gi].mean()
             out[f"w2_ratio_{name}"] = out[f"w2_{name}_psgla"] / out[f"w2_{name}_pnp_ula"]
         curves = imaging_curves(run["imaging"], truth)
         speedups, gaps = [], []
@@ -452,7 +491,10 @@ def evaluate(ctx: StageContext) -> None:
         "img_checkpoints": design["img_checkpoints"],
         "observation_psnr": design["observation_psnr"],
         "priors": names,
-        "gmm": {f"{m}__{k}": pooled["gmm"][m][k] for m in GMM_METHODS for k in ("w2", "ensemble", "sliced", "kde")},
+        "gmm": {f"{m}__{k}": pooled["gmm"][m][k] for m in GMM_METHODS
+                for k in ("w2", "ensemble", "w2_large", "sliced", "kde")},
+        "gmm_floor": {f"floor__{k}": pooled["gmm"]["floor"][k] for k in ("w2", "ensemble", "large")},
+        "gmm_sizes": {"w2": s.gmm_points, "ensemble": s.gmm_chains, "large": s.gmm_points_large},
         "gmm_w2_per_seed": {m: [run["gmm"][m]["w2"][-1].tolist() for run in seed_runs] for m in GMM_METHODS},
         "imaging": {f"{p}__{m}": c for p, by_method in imaging_curves(pooled["imaging"], truth).items()
                     for m, c in by_method.items()},

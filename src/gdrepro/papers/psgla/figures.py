@@ -18,22 +18,35 @@ PAPER_W2 = {
 }
 
 
+def draw_floors(ax, details, gi: int) -> None:
+    """The noise floor of each W2^2 drawn (two exact samples of the compared size), per prior."""
+    sizes = details["gmm_sizes"]
+    for key, what, ls in (("w2", "chain path", "-."), ("ensemble", "law of $X_N$", ":"), ("large", "large path", "--")):
+        floor = np.asarray(details["gmm_floor"][f"floor__{key}"])[gi].mean()
+        ax.axhline(floor, color="0.5", lw=0.8, ls=ls, label=f"noise floor, {sizes[key]} points ({what})")
+
+
 def draw_w2(axes, fig, details, names, **_) -> None:
-    """W2^2 (1000-point subsample of one chain's path vs the exact posterior) against N, per prior."""
+    """W2^2 (1000-point subsample of one chain's path vs the exact posterior) against N, per prior,
+    with the large-sample W2^2 at the final N and every distance's noise floor."""
     marks = details["gmm_checkpoints"]
     for gi, name in enumerate(names):
         ax = axes[0, gi]
+        draw_floors(ax, details, gi)
         for method, style in (("pnp_ula", "s--"), ("psgla", "o-")):
             w2 = np.asarray(details["gmm"][f"{method}__w2"])[:, gi].mean(axis=1)
             ens = np.asarray(details["gmm"][f"{method}__ensemble"])[:, gi].mean(axis=1)
             line = ax.loglog(marks, w2, style, ms=3, label=f"{LABELS[method]} (chain path)")[0]
             ax.loglog(marks, ens, ":", color=line.get_color(), lw=1, label=f"{LABELS[method]} (law of $X_N$)")
+            large = np.asarray(details["gmm"][f"{method}__w2_large"])[gi].mean()
+            ax.plot([marks[-1]], [large], "D", ms=4, mfc="none", color=line.get_color(),
+                    label=f"{LABELS[method]} ({details['gmm_sizes']['large']}-point path)")
             ax.plot([1e4], [PAPER_W2[method][name]], marker="*", ms=9, color=line.get_color(), mec=PAPER_COLOR,
                     ls="none", label=f"paper, {LABELS[method]}")
         ax.set(title=f"{name} prior", xlabel="iterations N")
         if gi == 0:
             ax.set_ylabel(r"$W_2^2$ to the posterior (mean of 3 $y$)")
-    axes[0, -1].legend(fontsize=6)
+    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # off the data
 
 
 def draw_samples(axes, fig, first, priors, posterior, observed, names, details, **_) -> None:
