@@ -204,6 +204,12 @@ def _split_rho(rho: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray
     return fraction * rho, (1.0 - fraction) * rho
 
 
+def _coarse_share(rho: np.ndarray, fraction: float, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """The coarse step's ``fraction`` of the zCDP budget as the (eps, delta) it is given, and the rest."""
+    rho_coarse, rest = _split_rho(rho, fraction)
+    return np.where(np.isinf(rho_coarse), np.inf, zcdp_to_dp(rho_coarse, delta)), rest
+
+
 def _project_ball(v: np.ndarray, radius: float) -> np.ndarray:
     """Euclidean projection of the rows of ``v`` onto the ball of ``radius`` around 0."""
     norm = np.linalg.norm(v, axis=-1, keepdims=True)
@@ -461,8 +467,7 @@ def dp_truncated_mean(
     coarse_ledgers: tuple[PrivacyLedger, ...] = tuple(PrivacyLedger() for _ in eps)
     transcripts: tuple[Transcript, ...] = ()
     if centre is None:
-        rho_coarse, rho = _split_rho(rho, coarse_fraction)
-        eps_coarse = np.where(np.isinf(rho_coarse), np.inf, zcdp_to_dp(rho_coarse, delta))
+        eps_coarse, rho = _coarse_share(rho, coarse_fraction, delta)
         coarse = private_coarse_mean(x, eps_coarse, delta, coarse_bound, rng, audit=audit)
         centre_b, coarse_ledgers, transcripts = coarse.estimate, coarse.ledgers, coarse.transcripts
     else:
@@ -695,8 +700,7 @@ def dp_truncated_covariance(
     coarse_ledgers: tuple[PrivacyLedger, ...] = tuple(PrivacyLedger() for _ in eps)
     transcripts: tuple[Transcript, ...] = ()
     if sigma0 is None:
-        rho_coarse, rho = _split_rho(rho, coarse_fraction)
-        eps_coarse = np.where(np.isinf(rho_coarse), np.inf, zcdp_to_dp(rho_coarse, delta))
+        eps_coarse, rho = _coarse_share(rho, coarse_fraction, delta)
         coarse = private_coarse_covariance(x, eps_coarse, delta, rng, scale_bounds, pad=pad, audit=audit)
         sigma0_b, coarse_ledgers, transcripts = coarse.estimate, coarse.ledgers, coarse.transcripts
     else:

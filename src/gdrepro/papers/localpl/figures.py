@@ -83,17 +83,20 @@ def _band(ax, t: np.ndarray, logs: np.ndarray, **style) -> None:
     ax.fill_between(t[ok], 10 ** lo[ok], 10 ** hi[ok], color=line.get_color(), alpha=0.2, lw=0)
 
 
+def _loss_columns(axes, settings) -> list[tuple[int, str]]:
+    """``(column, loss)`` for each loss; the axes of the columns beyond the losses are hidden."""
+    for ax in axes[:, len(settings.losses):].ravel():
+        ax.set_visible(False)
+    return list(enumerate(settings.losses))
+
+
 def draw_loss_curves(axes, settings, grid, pooled, rules, fig, **_) -> None:
     """Rows: init scale 1 and the smallest scale; columns: losses. Mean of log10 gap over seeds
     (while every seed still runs) with its 95% interval."""
     small = min(settings.scales)
     for row, scale in enumerate((1.0, small)):
-        for col in range(axes.shape[1]):
+        for col, kind in _loss_columns(axes, settings):
             ax = axes[row, col]
-            if col >= len(settings.losses):
-                ax.set_visible(False)
-                continue
-            kind = settings.losses[col]
             i = _pick(grid, settings, scale)
             c = grid[i]
             gap = pooled[kind]["gap_curve"][:, i].astype(float)  # (seeds, rules, T)
@@ -112,13 +115,8 @@ def draw_contraction(axes, settings, grid, pooled, rules, fig, **_) -> None:
     """Top: per-step decrease 1 - rho, measured against predicted, adaptive rule, every step of
     every run (the bound holds on or above the diagonal). Bottom: both along one run over time."""
     j = list(rules).index("adaptive")
-    for col in range(axes.shape[1]):
+    for col, kind in _loss_columns(axes, settings):
         top, bottom = axes[0, col], axes[1, col]
-        if col >= len(settings.losses):
-            top.set_visible(False)
-            bottom.set_visible(False)
-            continue
-        kind = settings.losses[col]
         gap = pooled[kind]["gap_curve"][:, :, j].astype(float)  # (seeds, configs, T)
         rho = pooled[kind]["rho_pred_curve"][:, :, j].astype(float)
         if settings.curve_stride != 1:
@@ -209,12 +207,8 @@ def draw_step_size(axes, settings, grid, pooled, rules, fig, **_) -> None:
     """Adaptive step eta_t / eta_0 against iteration, one line per init scale (mean of log over
     seeds while every seed runs, with its 95% interval)."""
     j = list(rules).index("adaptive")
-    for col in range(axes.shape[1]):
+    for col, kind in _loss_columns(axes, settings):
         ax = axes[0, col]
-        if col >= len(settings.losses):
-            ax.set_visible(False)
-            continue
-        kind = settings.losses[col]
         for n, sc in enumerate(settings.scales):
             i = _pick(grid, settings, sc)
             eta = pooled[kind]["eta_curve"][:, i, j].astype(float)
@@ -262,12 +256,8 @@ def draw_constant_steps(axes, settings, grid, pooled, rules, fig, **_) -> None:
     mean over seeds with its 95% interval (above 1: the adaptive rule is faster)."""
     scales = list(settings.scales)
     offsets = np.linspace(-0.2, 0.2, len(CONSTANT_RULES))
-    for col in range(axes.shape[1]):
+    for col, kind in _loss_columns(axes, settings):
         ax = axes[0, col]
-        if col >= len(settings.losses):
-            ax.set_visible(False)
-            continue
-        kind = settings.losses[col]
         iters = constant_step_iterations(pooled[kind], rules)
         for (name, (label, style)), dx in zip(CONSTANT_RULES.items(), offsets):
             per_seed = []
