@@ -263,6 +263,12 @@ def rows(judged: list[dict]) -> list[dict[str, str]]:
     ]
 
 
+def split_sanity(table: list[dict], judged: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The rows of the claims that are shown as claims (paper, stress) and of the implementation checks."""
+    counted = [r for r, c in zip(table, judged, strict=True) if c["kind"] != "sanity"]
+    return counted, [r for r, c in zip(table, judged, strict=True) if c["kind"] == "sanity"]
+
+
 def csv_rows(judged: list[dict]) -> list[dict]:
     """One row per check, numbers in their own columns (value, interval, n seeds)."""
     out = []
@@ -334,8 +340,7 @@ def write(paper_title: str, slug: str, scale: str, claims_path: Path, metrics_pa
     judged = judge(spec, metrics, scale)
     write_json(out / "claims.json", {"paper": slug, "scale": scale, "seeds": metrics["seeds"], "claims": judged})
     table = rows(judged)
-    counted = [r for r, c in zip(table, judged, strict=True) if c["kind"] != "sanity"]
-    checks = [r for r, c in zip(table, judged, strict=True) if c["kind"] == "sanity"]
+    counted, checks = split_sanity(table, judged)
     caption = f"{paper_title}: claims at scale {scale}"
     write_table(out / "tables" / "claims", [{k: r[k] for k in ("id", "kind", *TABLE_COLUMNS[1:])} for r in table],
                 caption=caption, csv_too=False)
@@ -365,8 +370,7 @@ def write(paper_title: str, slug: str, scale: str, claims_path: Path, metrics_pa
 
 def html_page(caption: str, judged: list[dict], table: list[dict]) -> str:
     """A self-contained HTML page of the claims (shown inline by ``snakemake --report``)."""
-    counted = [r for r, c in zip(table, judged, strict=True) if c["kind"] != "sanity"]
-    checks = [r for r, c in zip(table, judged, strict=True) if c["kind"] == "sanity"]
+    counted, checks = split_sanity(table, judged)
     body = [f"<h3>{caption}</h3>", "<ul>" + "".join(f"<li>{line[2:]}</li>" for line in headline(judged)) + "</ul>",
             html_table(counted, ["id", "kind", *TABLE_COLUMNS[1:], "fails if"])]
     if checks:

@@ -86,7 +86,7 @@ def write_report(scale: str, results: Path, slugs: list[str], invocation_file: P
         judged = C.read_judged(results / slug / layout.CLAIMS_JSON)["claims"]
         summary.append(summary_row(slug, judged, wall_time(results / slug)))
         table = C.rows(judged)
-        counted = [r for r, c in zip(table, judged, strict=True) if c["kind"] != "sanity"]
+        counted, _ = C.split_sanity(table, judged)
         figures = [f"![{name}]({slug}/figures/{name}.png)" for name in paper.figure_names]
         deviations = [f"- {d}" for d in spec.get("deviations", [])] or ["- none listed"]
         sections += [
