@@ -68,19 +68,46 @@ def test_metrics_of_a_hand_made_run():
     for a in E.arms(s):
         corr = 0.2 if a.variant == "base" else 0.1
         trained[a.name] = {"corr": np.full((3, 2), corr), "acc": np.array(0.5 + 0.01 * (a.variant != "base")),
-                           "loss": np.array([np.nan, 1.0, 0.5])}
+                           "loss": np.array([np.nan, 1.0, 0.5]),
+                           "collision_rate": np.array(np.nan if a.variant == "base" else 0.25 * (a.init == "small"))}
     trained["mlp-small-sgd-ko_sum"]["loss"] = np.array([np.nan, 3.0, np.nan])
     run = {"arms": trained,
            "exactness": {k: np.array(0.0) for k in ("exact_max_abs_diff", "two_row_rel_error", "orthogonal_max_term",
                                                     "hard_momentum_rel_error", "hard_energy_rel_error",
                                                     "hard_changed_fraction")},
            "timing": {"sgd_base": np.array(1.0), "sgd_ko": np.array(1.5), "sgd_ko_hard": np.array(3.0),
-                      "adam_base": np.array(2.0), "adam_ko": np.array(2.0)}}
+                      "adam_base": np.array(2.0), "adam_ko": np.array(2.0)},
+           "resnet_timing": {"fwd_bwd": np.array(10.0), "sgd_base": np.array(0.5), "sgd_ko": np.array(1.5),
+                             "sgd_ko_hard": np.array(0.5), "adam_base": np.array(1.0), "adam_ko": np.array(2.0)}}
     m = E.compute_metrics(run)
     assert m["corr_ratio_mlp_sgd"] == pytest.approx(0.5) and m["acc_diff_text_adam"] == pytest.approx(1.0)
     assert m["sum_unstable"] == 1.0 and np.isnan(m["acc_diff_cifar10_sgd"])
     assert m["step_time_ratio_sgd"] == 1.5 and m["step_time_ratio_adam"] == 1.0
     assert m["step_time_ratio_sgd_hard"] == 3.0
+    # ResNet-18: (forward/backward + KO step) / (forward/backward + base step)
+    assert m["step_time_ratio_resnet18_sgd"] == pytest.approx(11.5 / 10.5)
+    assert m["step_time_ratio_resnet18_adam"] == pytest.approx(12.0 / 11.0)
+    assert m["step_time_ratio_resnet18_sgd_hard"] == 1.0
+    # small vs standard initialisation are told apart; every KO arm reports its collision rate
+    assert m["corr_ratio_std_mlp_sgd"] == pytest.approx(0.5) and m["acc_diff_small_mlp_sgd"] == pytest.approx(1.0)
+    assert m["collision_rate_mlp_small_sgd_ko"] == 0.25 and m["collision_rate_mlp_standard_sgd_ko"] == 0.0
+    assert m["corr_ratio_mlp_sgd_unit"] == pytest.approx(0.5)
+    assert not any(k.startswith("collision_rate") and k.endswith("_base") for k in m)
+
+
+def test_collision_rates_over_the_run_and_between_marks():
+    counts = [(0.0, 0.0), (5.0, 10.0), (5.0, 30.0), (35.0, 40.0)]
+    total, curve = E.collision_rates(counts)
+    assert total == 35 / 40 and curve.tolist() == [0.5, 0.0, 3.0]
+    total, curve = E.collision_rates([(np.nan, np.nan)] * 3)  # a base optimizer: no counter
+    assert np.isnan(total) and np.isnan(curve).all()
+
+
+def test_small_and_standard_pairs_share_task_and_base_and_differ_in_init():
+    for pairs, init in ((E.CORR_PAIRS, "small"), (E.ACC_PAIRS, "standard")):
+        for key, (ko, base) in pairs.items():
+            want = ("standard" if key.startswith("std_") else "small" if key.startswith("small_") else init)
+            assert ko.split("-")[:3] == base.split("-")[:3] and ko.split("-")[1] == want, key
 
 
 def test_exactness_pools_to_the_worst_seed_and_the_rest_to_the_mean(tmp_path):

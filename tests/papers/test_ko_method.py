@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import io
 
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
@@ -75,6 +76,37 @@ def test_thresh_collides_only_pairs_above_one_minus_gamma():
     torch.testing.assert_close(new[0] - new[1], (1 + 0.5 * k) * (g[0] - g[1]))
 
 
+def test_gamma_as_threshold_only_scales_the_same_collision_term():
+    # reading R2: coef replaces gamma as the coefficient, the threshold 1 - gamma stays
+    g_ = torch.Generator().manual_seed(3)
+    w = torch.randn(9, 4, generator=g_, dtype=torch.float64) + 2.0  # rows share a direction: many pairs collide
+    g = torch.randn(9, 4, generator=g_, dtype=torch.float64) + 1.0
+    primary, unit = M.soft_collision(w, g, 0.5, "thresh"), M.soft_collision(w, g, 0.5, "thresh", coef=1.0)
+    torch.testing.assert_close(unit - g, (primary - g) / 0.5)
+    two = M.soft_collision(w[:2], g[:2], 0.5, "thresh", coef=1.0)
+    k = float(M.collision_kernel(w[:2], g[:2])[0, 1])
+    assert k > 0.5
+    torch.testing.assert_close(two[0] - two[1], (1 + k) * (g[0] - g[1]))
+
+
+def test_collision_counter_counts_the_pairs_above_the_threshold():
+    g_ = torch.Generator().manual_seed(4)
+    w, g = torch.randn(12, 5, generator=g_, dtype=torch.float64), torch.randn(12, 5, generator=g_, dtype=torch.float64)
+    k = M.collision_kernel(w, g)
+    for gamma in (0.3, 0.6, 0.9):
+        counter = M.CollisionCounter()
+        M.soft_collision(w, g, gamma, "thresh", counter=counter)
+        above = sum(float(k[i, j]) > 1 - gamma for i in range(12) for j in range(12) if i != j)
+        assert counter.state() == (above, 12 * 11) and counter.rate == above / 132
+    counter = M.CollisionCounter()
+    M.soft_collision(w, g, 1.0, "mean", counter=counter)
+    assert counter.rate == 1.0  # mean: every pair with a non-zero kernel
+    counter = M.CollisionCounter()
+    M.hard_collision(w * 0.01, g, 1.0, torch.Generator().manual_seed(0), counter=counter)
+    assert counter.state() == (6, 6)  # coll_coef 1: every one of the N/2 pairs collides
+    assert np.isnan(M.CollisionCounter().rate)
+
+
 @pytest.mark.parametrize("normalize", M.NORMALIZE)
 def test_orthogonal_weight_rows_get_no_collision(normalize):
     q, _ = torch.linalg.qr(torch.randn(12, 12, dtype=torch.float64))
@@ -135,6 +167,7 @@ def test_state_dict_round_trip_resumes_exactly(base, mode):
     assert twin_opt.state is twin_opt.base.state and twin_opt.param_groups is twin_opt.base.param_groups
     _train(twin, twin_opt, 10, seed=2)
     assert torch.equal(_flat(model), _flat(twin))
+    assert twin_opt.collisions.state() == opt.collisions.state() and opt.collisions.state()[1] > 0
 
 
 def test_accepts_an_optimizer_class_per_group_settings_and_a_scheduler():

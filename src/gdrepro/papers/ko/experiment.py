@@ -6,12 +6,17 @@ Tasks (``settings.tasks``): ``mlp`` and ``cnn`` on MNIST-1D (procedural), ``text
 initialisation and the same mini-batches for the base optimizer and for KO, so differences are
 paired. Arms (see :func:`arms`):
 
-- condensation, small initialisation (all weights x ``init_scale``): base vs KO, SGD and Adam,
-  KO variants soft/thresh (main), soft/mean, hard, and the literal soft/sum (a stress test);
-- accuracy, standard (PyTorch default) initialisation: base vs KO;
+- small initialisation (all weights x ``init_scale``), the regime of the paper's condensation
+  analysis, where many row pairs collide: base vs KO, SGD and Adam, KO readings soft/thresh
+  (primary), soft/thresh with coefficient 1, soft/mean, hard, and the literal soft/sum (a stress
+  test); condensation and accuracy are judged here;
+- standard (PyTorch default) initialisation, where few pairs collide: base vs KO, the same two
+  judgements;
 - a coll_coef sweep of soft/thresh KO on SGD at small initialisation (MLP);
 
-plus, per seed, exactness checks of the method and an interleaved step-time benchmark.
+plus, per seed, exactness checks of the method and interleaved step-time benchmarks: the MNIST-1D
+MLP, and ResNet-18's layer sizes at the paper's batch (forward/backward and the optimizer step).
+Every KO arm records the share of row pairs that collide (:class:`method.CollisionCounter`).
 
 Training a seed takes hours at paper scale (ResNet-18 on CIFAR), so it checkpoints
 (:mod:`gdrepro.checkpoint`): every ``CHECKPOINT_EVERY[scale]`` steps of an arm and after each arm,
@@ -70,10 +75,14 @@ class KOSettings:
     gamma_hard: float = 0.5
     gamma_sum: float = 0.1  # the literal unnormalised formula (stress test)
     sweep: tuple[float, ...] = (0.1, 0.3, 0.7, 0.9)
+    unit_coef: float = 1.0  # second reading: gamma_c only the threshold, Delta G enters with this coefficient
     cosine: bool = False  # cosine learning-rate decay over the run
     timing_rounds: int = 5
     timing_steps: int = 20
     exact_steps: int = 20
+    resnet_width: int = 64  # ResNet-18 step timing: base width (64 = the paper's ResNet-18)
+    resnet_batch: int = 128  # images per timed ResNet-18 iteration (CIFAR batch, our reading)
+    resnet_rounds: int = 1  # interleaved timing rounds per seed
     data_root: str = ""  # paper scale: folder with cifar-10-batches-py/, cifar-100-python/, aclImdb/
 
     def __post_init__(self) -> None:
@@ -91,7 +100,7 @@ class KOSettings:
 SETTINGS = {
     "smoke": KOSettings(tasks=("mlp", "cnn", "text"), mnist_samples=600, steps=30, text_train=300,
                         text_test=200, text_steps=20, batch=32, evals=3, sweep=(), timing_rounds=3,
-                        timing_steps=5, exact_steps=10),
+                        timing_steps=5, exact_steps=10, resnet_width=8, resnet_batch=8),
     "default": KOSettings(tasks=("mlp", "cnn", "text"), mnist_samples=10_000, steps=1500, text_train=4000,
                           text_test=2000, text_steps=600),
     "paper": KOSettings(tasks=("mlp", "cnn", "text", "cifar10", "cifar100", "imdb"), mnist_samples=10_000,
@@ -111,10 +120,11 @@ class Arm:
     task: str
     init: str  # "small" | "standard"
     base: str  # "sgd" | "adam"
-    variant: str  # "base" | "ko" | "ko_mean" | "ko_hard" | "ko_sum" | "ko_g<gamma>"
+    variant: str  # "base" | "ko" | "ko_unit" | "ko_mean" | "ko_hard" | "ko_sum" | "ko_g<gamma>"
     mode: str = "soft"
     normalize: str = "thresh"
     gamma: float = 0.0
+    coef: float | None = None  # coefficient of Delta G when it is not gamma (the "ko_unit" reading)
 
     @property
     def name(self) -> str:
@@ -129,18 +139,19 @@ class Arm:
 def arms(s: KOSettings) -> list[Arm]:
     """Every training run of one seed at settings ``s`` (paired: same init and batches per task/init)."""
     ko = {
-        "base": ("soft", "thresh", 0.0),
-        "ko": ("soft", "thresh", s.gamma),
-        "ko_mean": ("soft", "mean", s.gamma_mean),
-        "ko_hard": ("hard", "thresh", s.gamma_hard),
-        "ko_sum": ("soft", "sum", s.gamma_sum),
+        "base": ("soft", "thresh", 0.0, None),
+        "ko": ("soft", "thresh", s.gamma, None),
+        "ko_unit": ("soft", "thresh", s.gamma, s.unit_coef),
+        "ko_mean": ("soft", "mean", s.gamma_mean, None),
+        "ko_hard": ("hard", "thresh", s.gamma_hard, None),
+        "ko_sum": ("soft", "sum", s.gamma_sum, None),
     }
     plan: list[tuple[str, str, str, str]] = []
     for task in s.tasks:
         if task == "mlp":
-            plan += [("mlp", "small", "sgd", v) for v in ("base", "ko", "ko_mean", "ko_hard", "ko_sum")]
+            plan += [("mlp", "small", "sgd", v) for v in ("base", "ko", "ko_mean", "ko_hard", "ko_sum", "ko_unit")]
             plan += [("mlp", "small", "adam", v) for v in ("base", "ko", "ko_mean")]
-            plan += [("mlp", "standard", "sgd", v) for v in ("base", "ko", "ko_hard")]
+            plan += [("mlp", "standard", "sgd", v) for v in ("base", "ko", "ko_hard", "ko_unit", "ko_mean")]
             plan += [("mlp", "standard", "adam", v) for v in ("base", "ko")]
         elif task == "cnn":
             plan += [("cnn", init, "sgd", v) for init in ("small", "standard") for v in ("base", "ko")]
@@ -204,7 +215,7 @@ def make_optimizer(arm: Arm, model: torch.nn.Module, s: KOSettings, seed: int) -
         return M.BASES[arm.base](model.parameters(), **kwargs)
     hard_seed = int(seed_sequence("ko", "hard", arm.name, seed).generate_state(1)[0])
     return M.KO(model.parameters(), base=arm.base, coll_coef=arm.gamma, mode=arm.mode,
-                normalize=arm.normalize, seed=hard_seed, **kwargs)
+                normalize=arm.normalize, seed=hard_seed, coef=arm.coef, **kwargs)
 
 
 def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -272,6 +283,7 @@ def train_arm(arm: Arm, d: dict, ctx: StageContext, dev: str, save: Callable[[di
     batches = ctx.torch_generator("batches", arm.task, device=dev)  # same for every arm
     marks = np.unique(np.linspace(0, steps, s.evals).round().astype(int))
     corr, losses, running, count, seconds, first = [], [], 0.0, 0, 0.0, 0
+    collisions = []  # (hits, pairs) of the KO counter at each mark (nan for a base optimizer)
     if resume is not None:
         model.load_state_dict(resume["model"])
         opt.load_state_dict(resume["optimizer"])
@@ -280,6 +292,7 @@ def train_arm(arm: Arm, d: dict, ctx: StageContext, dev: str, save: Callable[[di
         batches.set_state(resume["batches"].cpu())
         _set_rng_state(resume["rng"])
         corr, losses, running, count = list(resume["corr"]), list(resume["losses"]), resume["running"], resume["count"]
+        collisions = list(resume["collisions"])
         seconds, first = resume["seconds"], resume["step"]
     every = CHECKPOINT_EVERY[ctx.scale]
     start = time.perf_counter()
@@ -289,11 +302,12 @@ def train_arm(arm: Arm, d: dict, ctx: StageContext, dev: str, save: Callable[[di
             save({"step": k, "model": model.state_dict(), "optimizer": opt.state_dict(),
                   "scheduler": None if sched is None else sched.state_dict(), "batches": batches.get_state(),
                   "rng": _rng_state(), "corr": corr, "losses": losses, "running": running, "count": count,
-                  "seconds": seconds + paused - start})
+                  "collisions": collisions, "seconds": seconds + paused - start})
             start += time.perf_counter() - paused  # saving is not training time
         if k in marks:
             corr.append(M.layer_correlations(model))
             losses.append(running / max(count, 1) if k else float("nan"))
+            collisions.append(opt.collisions.state() if isinstance(opt, M.KO) else (float("nan"),) * 2)
             running, count = 0.0, 0
         if k == steps:
             break
@@ -309,14 +323,27 @@ def train_arm(arm: Arm, d: dict, ctx: StageContext, dev: str, save: Callable[[di
             sched.step()
         running, count = running + loss.item(), count + 1
     seconds += time.perf_counter() - start
+    rate, curve = collision_rates(collisions)
     return {
         "acc": np.array(accuracy(model, d["x_test"], d["y_test"])),
         "train_acc": np.array(accuracy(model, d["x"][:2000], d["y"][:2000])),
         "corr": np.array(corr, dtype=float),  # (evals, layers)
         "loss": np.array(losses, dtype=float),
+        "collision_rate": np.array(rate),  # share of row pairs that collided over the whole run
+        "collision_curve": curve,  # the same between consecutive marks
         "marks": marks,
         "sec_per_step": np.array(seconds / steps),
     }
+
+
+def collision_rates(counts: list[tuple[float, float]]) -> tuple[float, np.ndarray]:
+    """From the KO counter's cumulative (hits, pairs) at each mark: the share of colliding pairs
+    over the whole run and between consecutive marks (nan for a base optimizer or an empty span)."""
+    hits, pairs = np.array(counts, dtype=float).reshape(-1, 2).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total = hits[-1] / pairs[-1] if pairs[-1] > 0 else np.nan
+        span = np.diff(pairs)
+        return float(total), np.where(span > 0, np.diff(hits) / np.where(span > 0, span, 1), np.nan)
 
 
 # --- exactness and timing (per seed) ------------------------------------------------------------
@@ -411,6 +438,56 @@ def step_timing(ctx: StageContext, d: dict, dev: str) -> dict[str, np.ndarray]:
     return {f"{a.base}_{a.variant}": np.array(t) for (a, _, _), t in zip(setups, med, strict=True)}
 
 
+def _seconds(fn: Callable[[], object], dev: str) -> float:
+    import torch
+
+    if dev == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if dev == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def resnet_timing(ctx: StageContext, dev: str) -> dict[str, np.ndarray]:
+    """Seconds of a ResNet-18 training iteration at the paper's layer sizes (conv kernels as rows:
+    N = out-channels up to 512, D = in-channels x 3 x 3 up to 4608) and batch: forward and backward
+    once per round, then each optimizer's step (base, KO soft/thresh, KO hard) on the same
+    gradients, so that KO's overhead on a full iteration is (fb + KO step) / (fb + base step).
+    Random CIFAR-shaped inputs (the time does not depend on the values); median over rounds."""
+    import torch
+    from torch.nn import functional as F
+
+    from gdrepro.nn import ResNet18
+
+    s: KOSettings = ctx.settings
+    torch.manual_seed(ctx.seed)
+    model = ResNet18(10, width=s.resnet_width).to(dev)
+    g = ctx.torch_generator("resnet-timing", device=dev)
+    x = torch.randn(s.resnet_batch, 3, 32, 32, generator=g, device=dev)
+    y = torch.randint(0, 10, (s.resnet_batch,), generator=g, device=dev)
+    variants = {"sgd_base": ("sgd", "base", "soft", 0.0), "sgd_ko": ("sgd", "ko", "soft", s.gamma),
+                "sgd_ko_hard": ("sgd", "ko_hard", "hard", s.gamma_hard), "adam_base": ("adam", "base", "soft", 0.0),
+                "adam_ko": ("adam", "ko", "soft", s.gamma)}
+    opts = {k: make_optimizer(Arm("cifar10", "standard", b, v, m, "thresh", gm), model, s, ctx.seed)
+            for k, (b, v, m, gm) in variants.items()}
+
+    def forward_backward() -> None:
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+
+    times: dict[str, list[float]] = {"fwd_bwd": [], **{k: [] for k in opts}}
+    for _ in range(s.resnet_rounds):
+        times["fwd_bwd"].append(_seconds(forward_backward, dev))
+        grads = [p.grad.clone() for p in model.parameters()]
+        for name, opt in opts.items():
+            for p, grad in zip(model.parameters(), grads, strict=True):
+                p.grad.copy_(grad)  # KO overwrites the gradient: every optimizer steps on the same one
+            times[name].append(_seconds(opt.step, dev))
+    return {k: np.array(float(np.median(v))) for k, v in times.items()}
+
+
 # --- stages -----------------------------------------------------------------------------------
 
 
@@ -477,29 +554,46 @@ def run_seed(ctx: StageContext) -> dict:
                 run.log_metrics({f"{arm.name}.test_accuracy": float(result["acc"])})
     exact = exactness(ctx, task_data("mlp"), dev)
     timing = step_timing(ctx, task_data("mlp"), dev)
+    resnet = resnet_timing(ctx, dev)
     return {
         "arms": trained,
         "exactness": {k: runs.worst(v) if k in MAX_OVER_SEEDS else runs.mean(v) for k, v in exact.items()},
         "timing": {k: runs.mean(v) for k, v in timing.items()},  # seconds per iteration, per optimizer
+        "resnet_timing": {k: runs.mean(v) for k, v in resnet.items()},  # seconds: fwd_bwd, each step
     }
 
 
-CORR_PAIRS = {  # metric suffix -> (KO arm, base arm), small initialisation
-    "mlp_sgd": ("mlp-small-sgd-ko", "mlp-small-sgd-base"),
-    "mlp_adam": ("mlp-small-adam-ko", "mlp-small-adam-base"),
-    "mlp_sgd_mean": ("mlp-small-sgd-ko_mean", "mlp-small-sgd-base"),
-    "mlp_adam_mean": ("mlp-small-adam-ko_mean", "mlp-small-adam-base"),
-    "mlp_sgd_hard": ("mlp-small-sgd-ko_hard", "mlp-small-sgd-base"),
-    "cnn_sgd": ("cnn-small-sgd-ko", "cnn-small-sgd-base"),
+def _pair(task: str, init: str, base: str, variant: str = "ko") -> tuple[str, str]:
+    """(KO arm, its paired base arm): same task, initialisation and base optimizer."""
+    return f"{task}-{init}-{base}-{variant}", f"{task}-{init}-{base}-base"
+
+
+_READINGS = {"": "ko", "_unit": "ko_unit", "_mean": "ko_mean", "_hard": "ko_hard"}
+CORR_PAIRS = {  # metric suffix -> (KO arm, base arm); "std_": standard initialisation, else small
+    "mlp_sgd": _pair("mlp", "small", "sgd"),
+    "mlp_adam": _pair("mlp", "small", "adam"),
+    "mlp_sgd_mean": _pair("mlp", "small", "sgd", "ko_mean"),
+    "mlp_adam_mean": _pair("mlp", "small", "adam", "ko_mean"),
+    "mlp_sgd_hard": _pair("mlp", "small", "sgd", "ko_hard"),
+    "mlp_sgd_unit": _pair("mlp", "small", "sgd", "ko_unit"),
+    "cnn_sgd": _pair("cnn", "small", "sgd"),
+    **{f"std_mlp_sgd{r}": _pair("mlp", "standard", "sgd", v) for r, v in _READINGS.items()},
+    "std_mlp_adam": _pair("mlp", "standard", "adam"),
+    "std_cnn_sgd": _pair("cnn", "standard", "sgd"),
 }
-ACC_PAIRS = {  # metric suffix -> (KO arm, base arm), standard initialisation
-    "mlp_sgd": ("mlp-standard-sgd-ko", "mlp-standard-sgd-base"),
-    "mlp_adam": ("mlp-standard-adam-ko", "mlp-standard-adam-base"),
-    "mlp_sgd_hard": ("mlp-standard-sgd-ko_hard", "mlp-standard-sgd-base"),
-    "cnn_sgd": ("cnn-standard-sgd-ko", "cnn-standard-sgd-base"),
-    **{f"{t}_{b}": (f"{t}-standard-{b}-ko", f"{t}-standard-{b}-base") for t in ("text", *IMAGE_TASKS, "imdb")
-       for b in ("sgd", "adam")},
+ACC_PAIRS = {  # metric suffix -> (KO arm, base arm); "small_": small initialisation, else standard
+    **{f"mlp_sgd{r}": _pair("mlp", "standard", "sgd", v) for r, v in _READINGS.items()},
+    "mlp_adam": _pair("mlp", "standard", "adam"),
+    "cnn_sgd": _pair("cnn", "standard", "sgd"),
+    **{f"{t}_{b}": _pair(t, "standard", b) for t in ("text", *IMAGE_TASKS, "imdb") for b in ("sgd", "adam")},
+    **{f"small_mlp_sgd{r}": _pair("mlp", "small", "sgd", v) for r, v in _READINGS.items()},
+    "small_mlp_adam": _pair("mlp", "small", "adam"),
+    "small_mlp_adam_mean": _pair("mlp", "small", "adam", "ko_mean"),
+    "small_cnn_sgd": _pair("cnn", "small", "sgd"),
 }
+
+
+TIMING_PAIRS = {"sgd": ("sgd_ko", "sgd_base"), "adam": ("adam_ko", "adam_base"), "sgd_hard": ("sgd_ko_hard", "sgd_base")}
 
 
 def compute_metrics(run: dict) -> dict[str, float]:
@@ -523,16 +617,58 @@ def compute_metrics(run: dict) -> dict[str, float]:
     for name in ("exact_max_abs_diff", "two_row_rel_error", "orthogonal_max_term", "hard_momentum_rel_error",
                  "hard_energy_rel_error", "hard_changed_fraction"):
         m[name] = float(run["exactness"][name])
-    t = run["timing"]
-    m["step_time_ratio_sgd"] = float(t["sgd_ko"] / t["sgd_base"])
-    m["step_time_ratio_adam"] = float(t["adam_ko"] / t["adam_base"])
-    m["step_time_ratio_sgd_hard"] = float(t["sgd_ko_hard"] / t["sgd_base"])
+    t, r = run["timing"], run["resnet_timing"]
+    for name, (ko, base) in TIMING_PAIRS.items():
+        m[f"step_time_ratio_{name}"] = float(t[ko] / t[base])  # MNIST-1D MLP iterations
+        # one ResNet-18 iteration: the same forward/backward, then the KO or the base step
+        m[f"step_time_ratio_resnet18_{name}"] = float((r["fwd_bwd"] + r[ko]) / (r["fwd_bwd"] + r[base]))
+    m |= {f"collision_rate_{name.replace('-', '_')}": float(arm["collision_rate"])
+          for name, arm in trained.items() if not name.endswith("-base")}
     return m
 
 
 def _finite_list(x: np.ndarray) -> list[float | None]:
     """A curve for JSON: non-finite points (a diverged run, the loss before step 0) become null."""
     return [float(v) if np.isfinite(v) else None for v in np.asarray(x, dtype=float)]
+
+
+def _seed_band(per_seed: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise two-sided 95% Student-t interval of the mean over seeds (axis 0)."""
+    from gdrepro.verdicts import seed_interval
+
+    x = np.asarray(per_seed, dtype=float)
+    est = [seed_interval(list(col)) for col in x.T]
+    return (np.array([np.nan if e.low is None else e.low for e in est]),
+            np.array([np.nan if e.high is None else e.high for e in est]))
+
+
+def _arm_row(name: str, seed_runs: list[dict]) -> dict:
+    """One arm's row of the arms table: mean and sd over seeds."""
+    def mean_sd(values: list[float]) -> tuple[float | None, float | None]:
+        v = np.array(values, dtype=float)
+        return _finite_list([v.mean()])[0], (_finite_list([v.std(ddof=1)])[0] if len(v) > 1 else 0.0)
+
+    acc, acc_sd = mean_sd([100 * float(r["arms"][name]["acc"]) for r in seed_runs])
+    corr, corr_sd = mean_sd([float(r["arms"][name]["corr"][-1].mean()) for r in seed_runs])
+    coll, coll_sd = mean_sd([100 * float(r["arms"][name]["collision_rate"]) for r in seed_runs])
+    return {"arm": name, "test_acc": acc, "test_acc_sd": acc_sd, "weight_corr": corr, "weight_corr_sd": corr_sd,
+            "collision_pct": coll, "collision_pct_sd": coll_sd}
+
+
+def _paired(name: str, seed_runs: list[dict]) -> dict:
+    """A KO arm against its base arm, paired per seed: the accuracy difference (points) and the
+    final weight-correlation ratio, each as mean and 95% t-interval over seeds."""
+    from gdrepro.verdicts import seed_interval
+
+    base = name.rsplit("-", 1)[0] + "-base"
+    out = {}
+    for key, f in (("acc_diff", lambda r, a: 100 * float(r["arms"][a]["acc"])),
+                   ("corr_ratio", lambda r, a: float(r["arms"][a]["corr"][-1].mean()))):
+        ko, ref = [f(r, name) for r in seed_runs], [f(r, base) for r in seed_runs]
+        per_seed = [k - b if key == "acc_diff" else k / b for k, b in zip(ko, ref, strict=True)]
+        est = seed_interval(per_seed)
+        out[key] = {"mean": est.mean, "low": est.low, "high": est.high, "n": est.n}
+    return out
 
 
 def evaluate(ctx: StageContext) -> None:
@@ -543,32 +679,31 @@ def evaluate(ctx: StageContext) -> None:
     metrics = across_seeds(compute_metrics, seed_runs, pooled)
     per_seed_unstable = metrics["sum_unstable"]["per_seed"]
     metrics["sum_unstable"]["value"] = float(np.mean(per_seed_unstable))
-    table = []
-    for arm in prepared["arms"]:
-        name = arm["name"]
-        accs = [100 * float(r["arms"][name]["acc"]) for r in seed_runs]
-        corrs = [float(r["arms"][name]["corr"][-1].mean()) for r in seed_runs]
-        table.append({"arm": name, "test_acc": float(np.mean(accs)),
-                      "test_acc_sd": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
-                      "weight_corr": _finite_list([np.mean(corrs)])[0]})
+    table = [_arm_row(arm["name"], seed_runs) for arm in prepared["arms"]]
     curves = {}
     for arm in prepared["arms"]:
         name, mean = arm["name"], pooled["arms"][arm["name"]]
+        low, high = _seed_band([r["arms"][name]["corr"].mean(axis=1) for r in seed_runs])
         curves[name] = {"steps": mean["marks"].tolist(),
                         "corr": _finite_list(mean["corr"].mean(axis=1)),
-                        "corr_sd": _finite_list(np.std([r["arms"][name]["corr"].mean(axis=1) for r in seed_runs], axis=0)),
-                        "loss": _finite_list(mean["loss"])}
+                        "corr_low": _finite_list(low), "corr_high": _finite_list(high),  # 95% over seeds
+                        "loss": _finite_list(mean["loss"]),
+                        "collision": _finite_list(mean["collision_curve"])}  # between marks: steps[1:]
     details = {
         "arms": table,
         "curves": curves,
+        "paired": {a["name"]: _paired(a["name"], seed_runs) for a in prepared["arms"] if a["variant"] != "base"},
         "sweep": [{"gamma": a["gamma"], "name": a["name"]} for a in prepared["arms"]
                   if a["variant"].startswith("ko_g") or a["name"] in ("mlp-small-sgd-ko", "mlp-small-sgd-base")],
+        "seeds": len(seed_runs),
     }
     performance = {f"ms_per_iteration_{k}": 1e3 * float(v) for k, v in pooled["timing"].items()}
+    performance |= {f"ms_resnet18_{k}": 1e3 * float(v) for k, v in pooled["resnet_timing"].items()}
     performance |= {"steps_per_second_" + a["name"]: 1 / float(pooled["arms"][a["name"]]["sec_per_step"])
                     for a in prepared["arms"]}
     write_metrics(ctx, metrics, details, performance)
-    write_table(ctx.tables_dir / "arms", table, caption="KO vs base: test accuracy (%) and weight correlation per arm")
+    write_table(ctx.tables_dir / "arms", table, caption="KO vs base per arm: test accuracy (%), final weight correlation "
+                "and share of row pairs that collided (%), mean and sd over seeds")
     log(f"wrote {ctx.metrics_path}")
 
 
