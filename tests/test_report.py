@@ -54,3 +54,12 @@ def test_report_separates_recipe_and_reduced_budget_and_records_the_command(tmp_
     assert "![curves](quantile/figures/curves.png)" in text
     assert "<table>" in (tmp_path / "summary.html").read_text()
     assert "not recorded" in report.write_report("smoke", tmp_path, ["quantile"], tmp_path / "missing.json").read_text()
+
+
+def test_report_shows_an_animation_a_figures_stage_added(tmp_path):
+    (tmp_path / "quantile" / "figures").mkdir(parents=True)
+    (tmp_path / "quantile" / "claims.json").write_text(json.dumps({"claims": []}))
+    (tmp_path / "quantile" / "figures" / "rollout.gif").write_bytes(b"GIF89a")
+    (tmp_path / "quantile" / "figures" / "notes.txt").write_text("not a figure")
+    text = report.write_report("smoke", tmp_path, ["quantile"], tmp_path / "missing.json").read_text()
+    assert "![rollout](quantile/figures/rollout.gif)" in text and "notes.txt" not in text

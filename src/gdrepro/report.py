@@ -60,6 +60,9 @@ def summary_row(slug: str, judged: list[dict], seconds: float) -> dict:
     return row
 
 
+MEDIA = {".gif", ".mp4"}  # optional animations a figures stage may add beside its declared figures
+
+
 def invocation(path: Path = Path(layout.INVOCATION)) -> tuple[str, str]:
     """The command and config of the pipeline run (recorded by the Snakefile's onstart)."""
     if not path.exists():
@@ -88,6 +91,8 @@ def write_report(scale: str, results: Path, slugs: list[str], invocation_file: P
         table = C.rows(judged)
         counted, _ = C.split_sanity(table, judged)
         figures = [f"![{name}]({slug}/figures/{name}.png)" for name in paper.figure_names]
+        figures += [f"![{m.stem}]({slug}/figures/{m.name}) (animation; made where a renderer was available)"
+                    for m in sorted((results / slug / "figures").glob("*")) if m.suffix in MEDIA]
         deviations = [f"- {d}" for d in spec.get("deviations", [])] or ["- none listed"]
         sections += [
             f"## {slug}: {paper.title}",

@@ -69,7 +69,9 @@ def test_metrics_of_a_hand_made_run():
     hopper = {}
     for x, final, clip, norm in (("ppo", 100.0, 1.0, 2.0), ("amppo", 90.0, 0.5, 1.0)):
         r = {"final_return": np.array(final), "eval_returns": np.array([final, final + 2]),
-             "diag": {"clip_fraction": np.full(4, clip), "grad_norm_median": np.full(4, norm)}}
+             "last_third_return": np.array(final / 2), "last_third_slope": np.array(final / 10),
+             "diag": {"clip_fraction": np.full(4, clip), "grad_norm_median": np.full(4, norm),
+                      "ratio_clipfrac": np.array([0.0, 0.1, 0.2, 0.3]) * clip}}
         if x == "amppo":
             r["diag"] |= {d: np.array([0.0, 0.0, 1.0, 3.0]) for d in
                           ("alpha", "s_ema", "sat_mb", "sat_batch", "gain_mb", "gain_batch", "corr_mb", "corr_batch")}
@@ -82,17 +84,30 @@ def test_metrics_of_a_hand_made_run():
     assert m["grad_norm_ratio_hopper"] == pytest.approx(0.5)
     assert m["sat_mb_hopper"] == pytest.approx(2.0)  # second half of training only
     assert m["eval_return_hopper_ppo"] == pytest.approx(101.0)
+    assert m["ratio_clipfrac_hopper_ppo"] == pytest.approx(0.15) and m["ratio_clipfrac_hopper_amppo"] == pytest.approx(0.075)
+    assert m["last_third_return_hopper_amppo"] == 45.0 and m["slope_last_third_hopper_ppo"] == 10.0
+
+
+def test_last_third_fits_the_slope_of_the_late_episodes_only():
+    """Episodes ending after 2/3 of the run lie on a line of slope 5 per 10k steps; earlier ones do not."""
+    ends = np.arange(1_000, 30_001, 1_000.0)
+    returns = np.where(ends > 20_000, 100 + 5 * ends / 1e4, -1e3)
+    mean, slope = E.last_third(np.column_stack([ends, returns, np.ones_like(ends)]), 30_000)
+    assert slope == pytest.approx(5.0) and mean == pytest.approx(np.mean(100 + 5 * ends[ends > 20_000] / 1e4))
+    assert all(np.isnan(E.last_third(np.array([[25_000.0, 1.0, 1.0]]), 30_000)[1:]))  # one episode: no slope
 
 
 def test_results_pool_as_the_claims_read_them():
     """Curves and returns average over seeds, invariant violations take the worst seed, the raw
     episodes and the policy stay per seed."""
     result = {"grid": np.arange(3.0), "curve": np.ones(3), "final_return": np.array(1.0),
+              "last_third_return": np.array(1.0), "last_third_slope": np.array(0.5),
               "steps_per_second": np.array(5.0), "eval_returns": np.ones(2), "episodes": np.ones((4, 3)),
               "diag": {"alpha": np.ones(2)}, "policy": {"w1": np.ones((2, 2))}, "inv_bound_excess": np.array(0.5)}
     q = E._pooling(result)
     assert {k: v.rule for k, v in q.items() if not isinstance(v, dict)} == {
-        "grid": "mean", "curve": "mean", "final_return": "mean", "steps_per_second": "mean",
+        "grid": "mean", "curve": "mean", "final_return": "mean", "last_third_return": "mean",
+        "last_third_slope": "mean", "steps_per_second": "mean",
         "eval_returns": "mean", "episodes": "own", "inv_bound_excess": "max"}
     assert q["diag"]["alpha"].rule == "mean" and q["policy"]["w1"].rule == "own"
 
@@ -104,8 +119,10 @@ def test_episode_curve_uses_the_last_episodes_finished_by_each_step():
 
 
 def test_render_skips_cleanly_without_a_renderer(tmp_path, monkeypatch):
-    monkeypatch.delenv("MUJOCO_GL", raising=False)
-    assert E.render_rollout({}, "Hopper-v5", tmp_path / "x.gif") is False
+    from gdrepro.papers.amppo import render
+
+    monkeypatch.setenv("MUJOCO_GL", "no-such-backend")  # MuJoCo refuses it at import, in the child
+    assert render.render_rollout({"w1": np.ones(2)}, "Hopper-v5", tmp_path / "x.gif") is False
     assert not (tmp_path / "x.gif").exists()
 
 
@@ -120,5 +137,5 @@ def test_scales_keep_cleanrl_hyperparameters_at_default_and_paper():
         c = E.SETTINGS[scale].ppo_config()
         assert (c.num_steps, c.num_minibatches, c.update_epochs, c.learning_rate, c.max_grad_norm) == (
             2048, 32, 10, 3e-4, 0.5)
-    assert E.SETTINGS["paper"].total_steps == 1_000_000
+    assert E.SETTINGS["paper"].total_steps == 1_000_000 and E.SETTINGS["paper"].methods == ("ppo", "amppo")
     assert {E.env_key(e) for e in E.SETTINGS["paper"].envs} == {"halfcheetah", "hopper", "walker2d"}

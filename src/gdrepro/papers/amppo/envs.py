@@ -3,7 +3,8 @@ gymnasium, gymnasium's running statistics and observation normalisation replicat
 the exact env state for resuming a run, and deterministic episodes of a saved policy.
 
 ``method.PPOTrainer`` rolls out on these; the prepare stage builds the envs with :func:`make_env`
-and the saved policies are evaluated (and rendered) by :func:`evaluate_policy`, neither loading torch.
+and the saved policies are evaluated (and rendered, see ``render.py``) by :func:`evaluate_policy`, neither
+loading torch.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 
-def make_env(env_id: str, render_mode: str | None = None):
-    """A raw MuJoCo env with its TimeLimit (no checker); CleanRL's wrappers are replicated in numpy."""
+def make_env(env_id: str, **render):
+    """A raw MuJoCo env with its TimeLimit (no checker); CleanRL's wrappers are replicated in numpy.
+    ``render``: gymnasium's render_mode, width, height (rollout videos only)."""
     import gymnasium as gym
 
-    return gym.make(env_id, disable_env_checker=True, render_mode=render_mode)
+    return gym.make(env_id, disable_env_checker=True, **render)
 
 
 # --- MuJoCo state (for exact resume) ------------------------------------------------------------
@@ -100,26 +102,31 @@ def actor_mean_np(params: list[np.ndarray], obs: np.ndarray) -> np.ndarray:
 
 
 def evaluate_policy(policy: dict[str, np.ndarray], env_id: str, episodes: int, seed: int,
-                    obs_clip: float = 10.0, render: bool = False) -> tuple[np.ndarray, list]:
+                    obs_clip: float = 10.0, frames: int = 0, frame_every: int = 1,
+                    size: tuple[int, int] = (320, 240)) -> tuple[np.ndarray, list]:
     """Deterministic (mean-action) episodes of a saved policy with frozen obs statistics.
 
-    Returns the raw episode returns and, if ``render``, the rgb frames of the first episode.
+    Returns the raw episode returns and, when ``frames`` > 0, up to ``frames`` rgb frames of the
+    first episode, one every ``frame_every`` steps, ``size`` = (width, height) pixels (needs a
+    MuJoCo GL backend, see ``render.py``).
     """
-    env = make_env(env_id, render_mode="rgb_array" if render else None)
+    render = {"render_mode": "rgb_array", "width": size[0], "height": size[1]} if frames else {}
+    env = make_env(env_id, **render)
     params = [policy[k] for k in ("w1", "b1", "w2", "b2", "w3", "b3")]
     mean, scale = policy["obs_mean"], np.sqrt(policy["obs_var"] + 1e-8)
     low, high = env.action_space.low, env.action_space.high
-    returns, frames = [], []
+    returns, images = [], []
     for ep in range(episodes):
         raw, _ = env.reset(seed=seed + ep)
-        total, done = 0.0, False
+        total, done, t = 0.0, False, 0
         while not done:
             obs = np.clip(np.float32((raw - mean) / scale), -obs_clip, obs_clip)
             raw, r, term, trunc, _ = env.step(np.clip(actor_mean_np(params, obs), low, high))
             total += r
             done = term or trunc
-            if render and ep == 0:
-                frames.append(env.render())
+            if ep == 0 and len(images) < frames and t % frame_every == 0:
+                images.append(env.render())
+            t += 1
         returns.append(total)
     env.close()
-    return np.array(returns), frames
+    return np.array(returns), images

@@ -10,7 +10,6 @@ Every iteration is checkpointed at ``ctx.checkpoint_path``; a killed job resumes
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from gdrepro.runtime import log, rng, seed_sequence, torch_generator
 METHODS = ("ppo", "amppo", "amppo_batchnorm")
 LABELS = {"ppo": "PPO (CleanRL semantics)", "amppo": "AM-PPO (paper: minibatch norm)",
           "amppo_batchnorm": "AM-PPO (full-batch norm)"}
-CHECKPOINT_FORMAT = 2  # nested results per (env, method); older checkpoints start afresh
+CHECKPOINT_FORMAT = 3  # + last-third return and slope per run (round 2); older checkpoints start afresh
 DIAG_KEYS = ("clip_fraction", "grad_norm_median", "grad_norm_mean", "ratio_clipfrac", "loss", "v_loss",
              "alpha", "s_ema", "s_obs", "sat_mb", "sat_batch", "gain_mb", "gain_batch", "corr_mb", "corr_batch")
 POLICY_KEYS = ("w1", "b1", "w2", "b2", "w3", "b3", "logstd", "obs_mean", "obs_var")
@@ -47,6 +46,7 @@ class AMPPOSettings:
     curve_points: int = 25
     eval_episodes: int = 5  # deterministic evaluation episodes per trained policy
     reference_iterations: int = 2  # CleanRL-style iterations timed beside ours (throughput)
+    gif_frames: int = 60  # rollout GIF of seed 0's AM-PPO policy (one frame per 8 steps; 0: none)
 
     def __post_init__(self) -> None:
         if not set(self.methods) <= set(METHODS) or "ppo" not in self.methods:
@@ -63,10 +63,12 @@ class AMPPOSettings:
 
 SETTINGS = {
     "smoke": AMPPOSettings(envs=("Hopper-v5",), total_steps=2048, num_steps=512, num_minibatches=8,
-                           update_epochs=2, curve_points=4, eval_episodes=2, reference_iterations=1),
+                           update_epochs=2, curve_points=4, eval_episodes=2, reference_iterations=1,
+                           gif_frames=10),
     "default": AMPPOSettings(envs=("Hopper-v5",), total_steps=100_000),
+    # the paper's recipe: PPO vs AM-PPO (the full-batch-norm arm is our diagnostic, default scale only)
     "paper": AMPPOSettings(envs=("HalfCheetah-v4", "Hopper-v4", "Walker2d-v4"), total_steps=1_000_000,
-                           curve_points=50, eval_episodes=10),
+                           methods=("ppo", "amppo"), curve_points=50, eval_episodes=10),
 }
 
 CLEANRL = {"halfcheetah": (1442.6, 46.0), "hopper": (2383.0, 272.0), "walker2d": (2288.0, 572.0)}
@@ -98,6 +100,15 @@ def _curve(episodes: np.ndarray, grid: np.ndarray, last: int) -> np.ndarray:
         if len(done):
             out[i] = done[-last:, 1].mean()
     return out
+
+
+def last_third(episodes: np.ndarray, total_steps: int) -> tuple[float, float]:
+    """Mean return and least-squares slope (return per 10k env steps) of the training episodes that
+    end in the last third of a run of ``total_steps`` (``episodes``: rows of step at end, return, length)."""
+    late = episodes[episodes[:, 0] > total_steps * 2 / 3]
+    mean = float(late[:, 1].mean()) if len(late) else float("nan")
+    slope = float(np.polyfit(late[:, 0] / 1e4, late[:, 1], 1)[0]) if len(np.unique(late[:, 0])) >= 3 else float("nan")
+    return mean, slope
 
 
 def _invariants(trainer, s: AMPPOSettings) -> dict[str, float]:
@@ -149,6 +160,8 @@ def _run_method(ctx: StageContext, env_id: str, method: str, state: dict) -> dic
         "grid": grid,
         "curve": _curve(episodes, grid, s.last_episodes),
         "final_return": np.array(episodes[-s.last_episodes:, 1].mean() if len(episodes) else np.nan),
+        **dict(zip(("last_third_return", "last_third_slope"),
+                   map(np.array, last_third(episodes, trainer.global_step)), strict=True)),
         "steps_per_second": np.array(trainer.global_step / max(seconds, 1e-9)),
     }
     out["diag"] = {k: np.array([d.get(k, np.nan) for d in diags]) for k in DIAG_KEYS}
@@ -170,7 +183,8 @@ INVARIANTS = ("inv_bound_excess", "inv_frozen_change", "inv_sign_mismatch")
 def _pooling(result: dict) -> dict:
     """One (env, method) run's arrays with their pooling over seeds: means, except the raw episodes
     and the policy (per seed only) and the invariant violations (the worst seed)."""
-    out = {k: runs.mean(result[k]) for k in ("grid", "curve", "final_return", "steps_per_second", "eval_returns")}
+    out = {k: runs.mean(result[k]) for k in ("grid", "curve", "final_return", "last_third_return", "last_third_slope",
+                                             "steps_per_second", "eval_returns")}
     out |= {"episodes": runs.own(result["episodes"]),
             "diag": {k: runs.mean(v) for k, v in result["diag"].items()},
             "policy": {k: runs.own(v) for k, v in result["policy"].items()}}
@@ -254,7 +268,10 @@ def compute_metrics(run: dict) -> dict[str, float]:
             r = trained[x]
             m[f"final_return_{e}_{x}"] = float(r["final_return"])
             m[f"eval_return_{e}_{x}"] = float(np.mean(r["eval_returns"]))
+            m[f"last_third_return_{e}_{x}"] = float(r["last_third_return"])
+            m[f"slope_last_third_{e}_{x}"] = float(r["last_third_slope"])
             m[f"clip_fraction_{e}_{x}"] = float(np.mean(r["diag"]["clip_fraction"]))
+            m[f"ratio_clipfrac_{e}_{x}"] = float(np.mean(r["diag"]["ratio_clipfrac"]))
             m[f"grad_norm_{e}_{x}"] = float(np.median(r["diag"]["grad_norm_median"]))
         base = trained["ppo"]
         for x in methods[1:]:
@@ -293,10 +310,12 @@ def evaluate(ctx: StageContext) -> None:
                 "sd": _json_list(np.std([r["curve"] for r in per_seed], axis=0, ddof=1)
                                  if len(per_seed) > 1 else np.zeros(s.curve_points)),
                 "eval_per_seed": _json_list([np.mean(r["eval_returns"]) for r in per_seed]),
-                "final_per_seed": _json_list([r["final_return"] for r in per_seed])}
+                "final_per_seed": _json_list([r["final_return"] for r in per_seed]),
+                "last_third_per_seed": _json_list([r["last_third_return"] for r in per_seed]),
+                "slope_per_seed": _json_list([r["last_third_slope"] for r in per_seed])}
             diags[f"{env_id}__{x}"] = {d: {"mean": _json_list(np.mean([r["diag"][d] for r in per_seed], axis=0)),
                                            "sd": _json_list(np.std([r["diag"][d] for r in per_seed], axis=0))}
-                                       for d in ("clip_fraction", "grad_norm_median", "alpha", "s_ema", "sat_mb",
+                                       for d in ("clip_fraction", "ratio_clipfrac", "grad_norm_median", "alpha", "s_ema", "sat_mb",
                                                  "sat_batch", "corr_mb", "corr_batch")}
     details = {"curves": curves, "diagnostics": diags, "cleanrl": CLEANRL,
                "am": {"p_star": 0.10, "tau": 1.25, "kappa": 2.0}, "max_grad_norm": 0.5}
@@ -321,27 +340,6 @@ def evaluate(ctx: StageContext) -> None:
 # --- figures -----------------------------------------------------------------------------------------
 
 
-def render_rollout(policy: dict[str, np.ndarray], env_id: str, path, frames: int = 200) -> bool:
-    """Render a deterministic rollout of ``policy`` to a GIF when a MuJoCo renderer is available.
-
-    Needs ``MUJOCO_GL`` (egl, osmesa or glfw); returns False, having written nothing, otherwise.
-    """
-    if os.environ.get("MUJOCO_GL", "").lower() not in ("egl", "osmesa", "glfw"):
-        log("no MUJOCO_GL renderer configured (egl/osmesa); skipping the rollout GIF")
-        return False
-    try:
-        _, images = evaluate_policy(policy, env_id, 1, seed=0, render=True)
-        from PIL import Image
-
-        pics = [Image.fromarray(f) for f in images[:frames]]
-        pics[0].save(path, save_all=True, append_images=pics[1:], duration=40, loop=0)
-    except Exception as error:  # a missing GL library must not fail the figures
-        log(f"rendering unavailable ({type(error).__name__}: {error}); skipping the rollout GIF")
-        return False
-    log(f"wrote {path}")
-    return True
-
-
 def figure_inputs(ctx: StageContext) -> dict:
     """What the draw functions take beside metrics.json: the envs and methods of the scale, labels."""
     s: AMPPOSettings = ctx.settings
@@ -349,10 +347,13 @@ def figure_inputs(ctx: StageContext) -> dict:
 
 
 def extra_figures(ctx: StageContext) -> list[Path]:
-    """A rollout GIF of seed 0's AM-PPO policy on the first env, when a renderer exists."""
+    """A rollout GIF of seed 0's AM-PPO policy on the first env, when a renderer exists (``render.py``)."""
+    from gdrepro.papers.amppo.render import render_rollout
+
     s: AMPPOSettings = ctx.settings
     gif = ctx.figures_dir / "rollout_amppo.gif"
-    if render_rollout(load_policy(ctx.read_run(ctx.seeds[0]), s.envs[0], "amppo"), s.envs[0], gif):
+    if s.gif_frames and render_rollout(load_policy(ctx.read_run(ctx.seeds[0]), s.envs[0], "amppo"), s.envs[0], gif,
+                                       s.gif_frames):
         return [gif]
     return []
 
