@@ -64,6 +64,7 @@ def _fake_run(ug_rem: float) -> dict:
             "fgt_train": np.where(forget, 0.0, np.nan) * np.ones((n, 1)),
             "fgt_test": np.where(forget & (scen != "samples"), 0.0, np.nan) * np.ones((n, 1)),
             "mia": np.where(forget, 50.0, np.nan) * np.ones((n, 1)),
+            "mia_loss": np.where(forget, 30.0, np.nan) * np.ones((n, 1)),
             "task_acc": np.full((n, R, 5), 50.0),
             "learned_at": np.array([r.task if r.kind == "learn" else -1 for r in reqs]),
             "final_tasks": np.arange(5),
@@ -82,6 +83,41 @@ def test_gap_to_retrain_is_the_mean_absolute_difference_over_applicable_metrics(
     assert m["gap_ugclu_minus_best_baseline"] == pytest.approx(m["gap_ugclu"])
     assert m["class_rem_minus_retrain"] == pytest.approx(-10) and m["class_rem_minus_gaft"] == pytest.approx(-10)
     assert m["class_ugclu_bwt"] == 0 and m["class_ugclu_aa"] < 60
+
+
+def test_like_for_like_metrics_compare_with_the_memory_oracle_in_row_one():
+    run = _fake_run(50.0)
+    for scen in P.SCENARIOS:
+        run[scen]["rem"][E.ORDER.index("retrain_memory")] = 55.0
+        run[scen]["mia_loss"][E.ORDER.index("ugclu")] += 12.0
+        run[scen]["new"][E.ORDER.index("clpu")] += 4.0
+    m = E.compute_metrics(run)
+    assert m["ll_class_rem_minus_oracle"] == pytest.approx(-5) and m["class_rem_minus_retrain"] == pytest.approx(-10)
+    assert m["class_retrain_minus_memory_rem"] == pytest.approx(5)
+    assert m["mia_loss_gap_ugclu_ll"] == pytest.approx(12) and m["mia_loss_gap_ugclu"] == pytest.approx(12)
+    assert m["new_ugclu_minus_best_replay_baseline"] == pytest.approx(-4) and m["new_ugclu_minus_replay"] == 0
+    # every method but the memory oracle sits 5 points off it in remaining accuracy: one metric of five
+    # (task-aware, class), of four (samples); UG-CLU: 5 (rem_u after unlearning only) and 12 (MIA)
+    assert m["llgap_retrain_memory"] == 0 and m["llgap_finetune"] == pytest.approx((1 + 1 + 1.25) / 3)
+    assert m["class_ugclu_llgap"] == pytest.approx((5 + 12) / 5)
+    assert m["llgap_ugclu_two_steps_minus_ugclu"] == pytest.approx(m["llgap_finetune"] - m["llgap_ugclu"])
+
+
+def test_oracle_sets_are_all_held_data_and_the_memory_plus_the_new_task():
+    held, memory = np.array([1, 1, 1, 1, 0, 1], bool), np.array([1, 0, 0, 0, 0, 0], bool)
+    states = [(held, memory, {0}, {"new": np.array([2, 3]), "forget": np.array([], int)}, None),
+              (held, memory, {0}, {"new": np.array([], int), "forget": np.array([4])}, None)]
+    full, kept = E.oracle_sets(states)
+    assert [f.tolist() for f in full] == [[0, 1, 2, 3, 5]] * 2 and [k.tolist() for k in kept] == [[0, 2, 3], [0]]
+
+
+def test_validation_split_is_stratified_disjoint_and_leaves_the_test_split_out():
+    d = {"x": np.arange(100)[:, None].astype(float), "y": np.arange(100) % 4, "y_train": np.arange(100) % 4,
+         "x_test": np.zeros((7, 1)), "y_test": np.zeros(7, int)}
+    v = E.validation_split(d, 0.2, np.random.default_rng(0))
+    assert len(v["x_test"]) == 20 and np.bincount(v["y_test"]).tolist() == [5] * 4
+    assert len(v["x"]) == 80 and not set(v["x"][:, 0]) & set(v["x_test"][:, 0])
+    assert (v["y"] == v["x"][:, 0] % 4).all() and (v["y_train"] == v["y"]).all()
 
 
 def test_a_later_dataset_names_its_metrics_with_its_prefix():

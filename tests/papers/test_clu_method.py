@@ -119,25 +119,29 @@ def test_sgd_step_equals_torch_sgd_on_active_models_and_leaves_others_alone():
     torch.testing.assert_close(bufs[0][1], before[1])
 
 
-def _phase(M_, pool_f, pool_s, fast_slow: bool, coef: float) -> M.Phase:
+def _phase(M_, pool_f, pool_s, fast_slow: bool, coef: float, two_steps: bool = False) -> M.Phase:
     fp, fl = M.make_pools([pool_f] * M_)
     sp, sl = M.make_pools([pool_s] * M_)
     false = torch.zeros(M_, dtype=torch.bool)
     return M.Phase(steps=torch.ones(M_, dtype=torch.long), fast_pool=fp, fast_len=fl, fast_coef=torch.full((M_,), coef),
                    fast_every=torch.ones(M_, dtype=torch.long), random_labels=false, adaptive=false, slow_pool=sp,
-                   slow_len=sl, slow_coef=torch.ones(M_), fast_slow=torch.full((M_,), fast_slow))
+                   slow_len=sl, slow_coef=torch.ones(M_), fast_slow=torch.full((M_,), fast_slow),
+                   two_steps=torch.full((M_,), two_steps))
 
 
-@pytest.mark.parametrize("fast_slow", [True, False])
-def test_fast_slow_takes_the_preserve_gradient_at_the_fast_weights(fast_slow):
+@pytest.mark.parametrize("mode", ["fast_slow", "simultaneous", "two_steps"])
+def test_fast_slow_takes_the_preserve_gradient_at_the_fast_weights(mode):
     """One step, no momentum: fast-slow = theta - lr g_U(theta) - lr g_R(theta - lr g_U(theta));
-    simultaneous = theta - lr (g_U(theta) + g_R(theta)). Pools of one sample make batches exact."""
+    simultaneous = theta - lr (g_U(theta) + g_R(theta)); two steps (the equal-step control) = the
+    same two SGD steps as fast-slow with g_R taken at theta, which without momentum lands where the
+    simultaneous step does. Pools of one sample make batches exact."""
     x, y = torch.randn(2, 5), torch.tensor([1, 2])
     model = M.StackedMLP(1, (5, 6, 3), _gen(3))
     theta = [p.detach().clone() for p in model.params]
     hp = M.HParams(batch=4, momentum=0.0, weight_decay=0.0, clip=1e9)
-    M.run_phase(model, [torch.zeros_like(p) for p in model.params], x, y, _phase(1, np.array([0]), np.array([1]), fast_slow, 1.0),
-                0.1, hp, 3, _gen(4))
+    phase = _phase(1, np.array([0]), np.array([1]), mode == "fast_slow", 1.0, two_steps=mode == "two_steps")
+    M.run_phase(model, [torch.zeros_like(p) for p in model.params], x, y, phase, 0.1, hp, 3, _gen(4))
+    fast_slow = mode == "fast_slow"
 
     def grad(params, i):
         ps = [p.clone().requires_grad_(True) for p in params]
@@ -155,6 +159,67 @@ def test_fast_slow_takes_the_preserve_gradient_at_the_fast_weights(fast_slow):
         expected = [t - lr * (a + b) for t, a, b in zip(theta, g_u, grad(theta, 1), strict=True)]
     for p, e in zip(model.params, expected, strict=True):
         torch.testing.assert_close(p.detach(), e, atol=1e-6, rtol=1e-5)
+
+
+def test_two_steps_differs_from_one_combined_step_only_through_momentum():
+    """With momentum the equal-step control takes two SGD steps: buffer b1 = g_U, step; b2 = 0.9 b1 + g_R(theta),
+    step; so theta_end = theta - lr g_U - lr (0.9 g_U + g_R(theta)), not the one combined step."""
+    x, y = torch.randn(2, 5), torch.tensor([1, 2])
+    model = M.StackedMLP(3, (5, 6, 3), _gen(3))
+    with torch.no_grad():
+        for p in model.params:
+            p.copy_(p[:1].expand_as(p))
+    theta = [p[0].detach().clone() for p in model.params]
+    hp = M.HParams(batch=4, momentum=0.9, weight_decay=0.0, clip=1e9)
+    phase = _phase(3, np.array([0]), np.array([1]), False, 1.0)
+    phase.fast_slow = torch.tensor([True, False, False])
+    phase.two_steps = torch.tensor([False, False, True])
+    M.run_phase(model, [torch.zeros_like(p) for p in model.params], x, y, phase, torch.tensor([0.1, 0.1, 0.1]), hp, 3, _gen(4))
+
+    def grad(params, i):
+        ps = [p.clone().unsqueeze(0).requires_grad_(True) for p in params]
+        ref = M.StackedMLP(1, (5, 6, 3), _gen(3))
+        ref.params = ps
+        loss = F.cross_entropy(ref(x[i:i + 1].expand(1, 4, 5))[0], y[i:i + 1].expand(4))
+        return [g[0] for g in torch.autograd.grad(loss, ps)]
+
+    g_u, g_r = grad(theta, 0), grad(theta, 1)
+    expected = [t - 0.1 * a - 0.1 * (0.9 * a + b) for t, a, b in zip(theta, g_u, g_r, strict=True)]
+    for p, e in zip(model.params, expected, strict=True):
+        torch.testing.assert_close(p[2].detach(), e, atol=1e-6, rtol=1e-5)
+        assert not torch.allclose(p[0].detach(), p[2].detach())  # fast-slow takes g_R elsewhere
+
+
+def test_sgd_step_takes_one_learning_rate_per_model():
+    p, g = torch.randn(2, 3), torch.randn(2, 3)
+    params, bufs = [p.clone()], [torch.zeros(2, 3)]
+    M.sgd_step(params, [g], bufs, torch.ones(2), torch.tensor([0.1, 0.3]), 0.0, 0.0)
+    torch.testing.assert_close(params[0], p - torch.tensor([[0.1], [0.3]]) * g)
+
+
+def test_repeat_copies_every_model_with_its_state_and_sets_the_grid():
+    n = 200
+    x, y = torch.randn(n, 6), torch.arange(n) % 10
+    methods = [P.METHODS["clpu"], P.METHODS["ugclu"], P.METHODS["ewc"]]
+    model = M.StackedMLP(3, (6, 8, 10), _gen(0))
+    hp = M.HParams(batch=8, learn_steps=3, unlearn_steps=2, memory_per_class=5, fisher_batches=2)
+    learner = M.ContinualUnlearner(model, methods, x, y, 10, 2, hp, _gen(1), np.random.default_rng(0))
+    for r in P.scenario("class")[:2]:
+        learner.apply(r)
+    before = [model.state(m) for m in range(3)]
+    bufs, fisher = [b.clone() for b in learner.bufs], [f.clone() for f in learner.ewc_fisher]
+    learner.repeat([[0.01, 0.02], [0.1, 0.2], [1.0, 2.0]])
+    assert model.n_models == 6 and [m.name for m in learner.methods] == ["clpu", "clpu", "ugclu", "ugclu", "ewc", "ewc"]
+    assert learner.unlearn_lr.tolist() == pytest.approx([0.01, 0.02, 0.1, 0.2, 1.0, 2.0])
+    assert learner.flags["fast_slow"].tolist() == [False, False, True, True, False, False]
+    for m in range(6):
+        for a, b in zip(model.state(m), before[m // 2], strict=True):
+            assert torch.equal(a, b)
+        for new, old in zip(learner.bufs + learner.ewc_fisher, bufs + fisher, strict=True):
+            assert torch.equal(new[m], old[m // 2])
+    assert sorted(learner.snapshots[1]) == [0, 1] and all(p.requires_grad for p in model.params)
+    learner.apply(P.Request("forget_class", klass=1))  # the grid trains on
+    assert learner.model(x[:4]).shape == (6, 4, 10)
 
 
 def test_fisher_of_one_full_batch_is_the_squared_batch_gradient():
@@ -175,6 +240,32 @@ def test_entropy_mia_flags_confident_targets_as_members():
     assert P.entropy_mia(members, nonmembers, rng.uniform(0, 0.3, 100)) > 95
     assert P.entropy_mia(members, nonmembers, rng.uniform(1.2, 2.0, 100)) < 5
     np.testing.assert_allclose(P.entropy(np.full((2, 4), 0.25)), np.log(4))
+
+
+def test_loss_threshold_mia_finds_the_bayes_threshold_of_two_gaussians():
+    """Members' losses N(0, 1), non-members' N(2, 1): the threshold maximising TPR - FPR is 1, so a
+    target drawn like the members is judged member with probability Phi(1) = 84.1%."""
+    from scipy.stats import norm
+
+    r = np.random.default_rng(0)
+    share = P.loss_threshold_mia(r.normal(0, 1, 200_000), r.normal(2, 1, 200_000), r.normal(0, 1, 200_000))
+    assert 100 * norm.cdf(0.85) < share < 100 * norm.cdf(1.15)  # TPR - FPR is flat near its maximum at 1
+    assert P.loss_threshold_mia(np.array([0.1, 0.2]), np.array([1.0, 2.0]), np.array([0.15, 5.0])) == 50.0
+
+
+def test_loss_mia_reads_confident_wrong_predictions_as_non_members_unlike_the_entropy_attack():
+    """Gradient ascent's signature: confident predictions of the wrong class (low entropy, high loss)."""
+    r = np.random.default_rng(1)
+    right = np.array([[0.9, 0.05, 0.05]])
+    members = np.repeat(right, 200, 0) + r.uniform(0, 0.01, (200, 3))
+    nonmembers = np.repeat([[0.5, 0.3, 0.2]], 200, 0) + r.uniform(0, 0.01, (200, 3))
+    members, nonmembers = members / members.sum(1, keepdims=True), nonmembers / nonmembers.sum(1, keepdims=True)
+    wrong = np.repeat([[0.02, 0.96, 0.02]], 50, 0)  # the true label is 0
+    y0 = np.zeros(200, int)
+    loss_share = P.loss_threshold_mia(P.sample_loss(members, y0), P.sample_loss(nonmembers, y0), P.sample_loss(wrong, y0[:50]))
+    ent_share = P.entropy_mia(P.entropy(members), P.entropy(nonmembers), P.entropy(wrong))
+    assert loss_share == 0.0 and ent_share == 100.0
+    np.testing.assert_allclose(P.sample_loss(members, y0), -np.log(members[:, 0]))
 
 
 def test_backward_transfer_on_a_hand_made_accuracy_matrix():

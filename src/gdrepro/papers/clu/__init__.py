@@ -19,19 +19,22 @@ PAPER = Paper(
         },
     },
     figures=(
-        Figure("requests", "figures:draw_requests", grid=(1, 3), panel=(5.0, 3.6),
-               claims=("C1b-class-remaining",),
+        Figure("requests", "figures:draw_requests", grid=(1, 3), size=(7.0, 3.4),
+               claims=("C1b-class-remaining", "C1b-ll-class-remaining"),
                caption="Remaining-test accuracy after each request of the three request sequences (task-aware, "
-                       "cross-task class unlearning, random 10% sample unlearning), every method against "
-                       "Retrain, pooled over seeds."),
-        Figure("forgetting", "figures:draw_forgetting", grid=(1, 3), panel=(5.0, 3.6),
-               claims=("C1a-class-forgotten", "C2-samples-no-overforgetting", "C5-privacy"),
-               caption="Forget-class test accuracy (class unlearning), forget-train accuracy and entropy MIA on "
-                       "the forget set (random 10% samples) of every approximate method, with Retrain as the "
-                       "reference line."),
-        Figure("gap", "figures:draw_gap", grid=(1, 1), panel=(5.0, 3.6),
-               claims=("C4a-smallest-gap", "C4b-ablations-worse"),
-               caption="Average absolute gap to Retrain over remaining, new-task, forget-train/test accuracy "
-                       "and MIA, mean over the three scenarios; UG-CLU and its ablations in orange."),
+                       "cross-task class unlearning, random 10% sample unlearning), every method against both "
+                       "oracles: mean over seeds with its 95% t-interval (bands)."),
+        Figure("forgetting", "figures:draw_forgetting", grid=(2, 2), size=(7.0, 6.2),
+               claims=("C1a-class-forgotten", "C2-samples-no-overforgetting", "C2-ll-samples-no-overforgetting",
+                       "C5-privacy", "C5-loss-mia-privacy"),
+               caption="Forget-class test accuracy (class unlearning), forget-train accuracy, entropy MIA and "
+                       "loss-threshold MIA on the forget set (random 10% samples) of every approximate method "
+                       "(bars: mean over seeds, whiskers: 95% t-interval; a dot marks each value, so a zero bar "
+                       "shows as a dot at 0), with Retrain and the like-for-like Retrain as reference lines."),
+        Figure("gap", "figures:draw_gap", grid=(1, 2), size=(7.0, 3.6),
+               claims=("C4a-smallest-gap", "C4a-ll-smallest-gap", "C4b-ablations-worse", "C4b-equal-steps-ablations-worse"),
+               caption="Average absolute gap to Retrain (left) and to the like-for-like Retrain on the memory plus "
+                       "the new task (right) over remaining, new-task, forget-train/test accuracy and MIA, mean "
+                       "over the three scenarios (95% t-interval over seeds); UG-CLU and its ablations in orange."),
     ),
 )

@@ -40,9 +40,11 @@ if TYPE_CHECKING:
     from gdrepro.papers.clu import method as M
 
 DATASETS = ("mnist1d", "cifar10", "tinyimagenet")
-ORDER = ("retrain", *P.APPROXIMATE)
-STATS = ("rem_final", "rem_u", "new", "fgt_train", "fgt_test", "mia", "aa", "bwt")
-GAP_STATS = ("rem_u", "new", "fgt_train", "fgt_test", "mia")
+ORDER = (*P.ORACLES, *P.APPROXIMATE)
+STATS = ("rem_final", "rem_u", "new", "fgt_train", "fgt_test", "mia", "mia_loss", "aa", "bwt")
+GAP_STATS = ("rem_u", "new", "fgt_train", "fgt_test", "mia")  # gap to Retrain (issue 18's definition)
+# gap to the like-for-like oracle (issue 22): the same accuracies, the loss-threshold MIA for the entropy one
+LL_GAP_STATS = ("rem_u", "new", "fgt_train", "fgt_test", "mia_loss")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class CLUSettings:
     memory_per_class: int = 100
     fisher_batches: int = 20
     mia_samples: int = 1000
+    validation_share: float = 0.2  # learning-rate tuning: the share of training data held out for validation
+    lr_grid: tuple[float, ...] = (1 / 3, 1.0, 3.0)  # factors on each method's unlearning LR, the same for all
     resnet_width: int = 64  # paper scale: ResNet-18 base width
     data_root: str = ""  # paper scale: folder with cifar-10-batches-py/ and tiny-imagenet-200/
 
@@ -103,7 +107,7 @@ CHECKPOINT_EVERY = {"smoke": 100, "default": 1000, "paper": 2000}
 """Training steps between checkpoints of a seed job, per scale. Not a setting: it does not change a
 number (a resumed run gives the same bits), so it stays out of prepared.json and metrics.json."""
 
-CHECKPOINT_FORMAT = 1  # what a checkpoint holds; a checkpoint of another format is ignored
+CHECKPOINT_FORMAT = 2  # what a checkpoint holds; a checkpoint of another format is ignored
 
 
 # --- data and models ------------------------------------------------------------------------------
@@ -168,8 +172,11 @@ def _evaluate_request(probs_test, probs_train, d, held_classes, held, info, requ
         ent_tr, ent_te = P.entropy(probs_train), P.entropy(probs_test)
         out["mia"] = np.array([P.entropy_mia(ent_tr[m, members], ent_te[m, nonmembers], ent_tr[m, forget], seed=int(m))
                                for m in range(n_models)])
+        loss_tr, loss_te = P.sample_loss(probs_train, ytr), P.sample_loss(probs_test, yt)
+        out["mia_loss"] = np.array([P.loss_threshold_mia(loss_tr[m, members], loss_te[m, nonmembers], loss_tr[m, forget])
+                                    for m in range(n_models)])
     else:
-        out["mia"] = nan
+        out["mia"] = out["mia_loss"] = nan
     return out
 
 
@@ -223,15 +230,15 @@ class _Cursor:
 
 
 def _run_scenario(ctx: StageContext, dataset: str, scen: str, d: dict, dev: str, saver: Checkpoints,
-                  done: dict, at: dict | None) -> dict:
-    """One request sequence, every approximate method in one stacked model; from checkpoint ``at`` if given.
-    Returns the scenario's record: per-request rows (without Retrain), seconds, and what was held."""
+                  done: dict, at: dict | None, methods: list[P.Method], unlearn_lr: list[float] | None) -> dict:
+    """One request sequence, every method of ``methods`` (at its unlearning LR) in one stacked model;
+    from checkpoint ``at`` if given. Returns the scenario's record: per-request rows (without the
+    oracles), seconds, and what was held (samples, memory, classes)."""
     import torch
 
     from gdrepro.papers.clu import method as M
 
     s, seed, hp = ctx.settings, ctx.seed, ctx.settings.hparams()
-    methods = list(P.METHODS.values())
     requests = P.scenario(scen, 5, d["cpt"])
     g = ctx.torch_generator(dataset, scen, "batches")
     model = stacked_model(dataset, len(methods), s, d, ctx.torch_generator(dataset, "init"), dev)
@@ -241,7 +248,7 @@ def _run_scenario(ctx: StageContext, dataset: str, scen: str, d: dict, dev: str,
         if hasattr(model, "buffers"):
             model.buffers = [{k: v.clone() for k, v in model.buffers[0].items()} for _ in range(len(methods))]
     learner = M.ContinualUnlearner(model, methods, d["x"], d["y"], d["n_classes"], d["cpt"], hp, g,
-                                   ctx.rng(dataset, scen, "requests"), d["transform"])
+                                   ctx.rng(dataset, scen, "requests"), d["transform"], unlearn_lr)
     cursor = _Cursor(dataset, scen, done, {"rows": [], "seconds": [], "states": []}, learner)
     if at is not None:
         learner.load_state_dict(at.pop("learner"))  # the learner holds it now
@@ -265,39 +272,58 @@ def _run_scenario(ctx: StageContext, dataset: str, scen: str, d: dict, dev: str,
         if dev == "cuda":
             torch.cuda.synchronize()
         rec["seconds"].append(time.perf_counter() - cursor.started)
-        held, classes = learner.data.held.copy(), set(learner.data.classes)
+        held, memory, classes = learner.data.held.copy(), learner.data.memory.copy(), set(learner.data.classes)
         probs_test = M.predict_proba(model, d["x_test"], transform=d["transform"]).cpu().numpy()
         probs_train = M.predict_proba(model, d["x"], transform=d["transform"]).cpu().numpy()
         rec["rows"].append(_evaluate_request(probs_test, probs_train, d, classes, held, info, req, d["cpt"],
-                                             s.mia_samples, (dataset, scen, seed, r_i)))
-        rec["states"].append((held, classes, info, req))
+                                             s.mia_samples, (dataset, scen, "tune" if seed is None else seed, r_i)))
+        rec["states"].append((held, memory, classes, info, req))
         log(f"seed {seed} {dataset} {scen} {req.label}: {rec['seconds'][-1]:.1f} s, remaining acc "
             + " ".join(f"{m.name}={v:.0f}" for m, v in zip(methods, rec["rows"][-1]["rem"], strict=True)))
     return rec
 
 
-def run_dataset(ctx: StageContext, dataset: str, dev: str, run, saver: Checkpoints | None = None) -> dict:
+def oracle_sets(states: list) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The training sets of the two oracles after each request (``states``: held, memory, classes,
+    info, request): Retrain on all data held, and the like-for-like Retrain on what the incremental
+    methods may keep, the replay memory plus, on a learn request, the new task's data D_L."""
+    full = [np.flatnonzero(held) for held, *_ in states]
+    kept = [np.union1d(np.flatnonzero(memory), info["new"]) for _, memory, _, info, _ in states]
+    return full, kept
+
+
+def run_dataset(ctx: StageContext, dataset: str, dev: str, run, saver: Checkpoints | None = None,
+                d: dict | None = None, methods: list[P.Method] | None = None,
+                unlearn_lr: list[float] | None = None, scenarios: tuple[str, ...] = P.SCENARIOS) -> dict:
     """All scenarios of one dataset for ``ctx.seed``: ``{scenario: {quantity: (models, requests[, tasks])},
-    "retrain_seconds_per_request": ...}``, model axis ORDER; resumed from ``saver``'s checkpoint if any."""
+    "retrain_seconds_per_request": ...}``, model axis: the two oracles of ``P.ORACLES``, then ``methods``
+    (default: every approximate method, axis ORDER); resumed from ``saver``'s checkpoint if any.
+    ``d``: the data (default: ``load``); ``unlearn_lr``: each method's unlearning LR (default: hp's);
+    ``scenarios``: the request sequences run."""
     import torch
 
     from gdrepro.papers.clu import method as M
 
     s, seed, hp = ctx.settings, ctx.seed, ctx.settings.hparams()
+    methods = list(P.METHODS.values()) if methods is None else methods
     saver = saver or Checkpoints()
-    d = load(dataset, s, dev)
+    d = load(dataset, s, dev) if d is None else d
     at = saver.take(dataset)
     done: dict[str, dict] = at.get("scenarios", {})
-    for scen in P.SCENARIOS:
+    for scen in scenarios:
         if scen not in done:
-            done[scen] = _run_scenario(ctx, dataset, scen, d, dev, saver, done, at if at.get("scenario") == scen else None)
-    ug = list(P.METHODS).index("ugclu")
-    for scen in P.SCENARIOS:
-        rows = done[scen]["rows"]
-        run.log_curve(f"{dataset}.{scen}.ugclu_remaining_acc", range(len(rows)), [row["rem"][ug] for row in rows])
-    # Retrain: one stacked run for every request of every scenario
-    retrain_sets = [np.flatnonzero(held) for scen in P.SCENARIOS for held, *_ in done[scen]["states"]]
-    retrain_where = [(scen, r_i) for scen in P.SCENARIOS for r_i in range(len(done[scen]["states"]))]
+            done[scen] = _run_scenario(ctx, dataset, scen, d, dev, saver, done,
+                                       at if at.get("scenario") == scen else None, methods, unlearn_lr)
+    if "ugclu" in [m.name for m in methods]:
+        ug = [m.name for m in methods].index("ugclu")
+        for scen in scenarios:
+            rows = done[scen]["rows"]
+            run.log_curve(f"{dataset}.{scen}.ugclu_remaining_acc", range(len(rows)), [row["rem"][ug] for row in rows])
+    # both oracles: one stacked run for every request of every scenario
+    full, kept = zip(*[oracle_sets(done[scen]["states"]) for scen in scenarios], strict=True)
+    retrain_sets = [*(x for f in full for x in f), *(x for k in kept for x in k)]
+    n_req = len(retrain_sets) // 2
+    retrain_where = [(scen, r_i) for scen in scenarios for r_i in range(len(done[scen]["states"]))]
     resumed = at.get("retrain")
     start = time.perf_counter() - (resumed["elapsed"] if resumed else 0.0)
     oracle = stacked_model(dataset, len(retrain_sets), s, d, ctx.torch_generator(dataset, "retrain-init"), dev)
@@ -322,28 +348,90 @@ def run_dataset(ctx: StageContext, dataset: str, dev: str, run, saver: Checkpoin
     probs_test = M.predict_proba(oracle, d["x_test"], transform=d["transform"]).cpu().numpy()
     probs_train = M.predict_proba(oracle, d["x"], transform=d["transform"]).cpu().numpy()
     out = {}
-    for scen in P.SCENARIOS:
+    for scen in scenarios:
         states, rows = done[scen]["states"], done[scen]["rows"]
-        full = []
-        for r_i, ((held, classes, info, req), row) in enumerate(zip(states, rows, strict=True)):
+        rows_all = []
+        for r_i, ((held, _, classes, info, req), row) in enumerate(zip(states, rows, strict=True)):
             k = retrain_where.index((scen, r_i))
-            oracle_row = _evaluate_request(probs_test[k:k + 1], probs_train[k:k + 1], d, classes, held, info, req,
-                                           d["cpt"], s.mia_samples, (dataset, scen, seed, r_i, "retrain"))
-            full.append({q: np.concatenate([oracle_row[q], row[q]]) for q in row})
+            oracle_rows = [_evaluate_request(probs_test[j:j + 1], probs_train[j:j + 1], d, classes, held, info, req,
+                                             d["cpt"], s.mia_samples, (dataset, scen, "tune" if seed is None else seed, r_i, name))
+                           for j, name in ((k, "retrain"), (n_req + k, "retrain_memory"))]
+            rows_all.append({q: np.concatenate([*(o[q] for o in oracle_rows), row[q]]) for q in row})
         # per request and model, averaged over seeds; the request structure is the same in every seed
-        out[scen] = {q: runs.mean(np.stack([f[q] for f in full], 1)) for q in full[0]}  # (models, requests[, tasks])
+        out[scen] = {q: runs.mean(np.stack([f[q] for f in rows_all], 1)) for q in rows_all[0]}  # (models, requests[, tasks])
         out[scen]["seconds"] = runs.mean(np.array(done[scen]["seconds"]))
         out[scen]["learned_at"] = runs.first(np.array([req.task if req.kind == "learn" else -1 for *_, req in states]))
-        out[scen]["final_tasks"] = runs.first(np.array(sorted({c // d["cpt"] for c in states[-1][1]})))
+        out[scen]["final_tasks"] = runs.first(np.array(sorted({c // d["cpt"] for c in states[-1][2]})))
     out["retrain_seconds_per_request"] = runs.mean(np.array(retrain_seconds / len(retrain_sets)))
     return out
+
+
+def validation_split(d: dict, share: float, rng: np.random.Generator) -> dict:
+    """The tuning data: training data less a class-stratified ``share`` held out, with the held-out
+    part standing in for the test set (the test split is never seen while tuning)."""
+    y = d["y_train"]
+    val = np.sort(np.concatenate([rng.choice(np.flatnonzero(y == c), int(round(share * (y == c).sum())), replace=False)
+                                  for c in np.unique(y)]))
+    train = np.setdiff1d(np.arange(len(y)), val)
+    return d | {"x": d["x"][train], "y": d["y"][train], "y_train": y[train], "x_test": d["x"][val], "y_test": y[val]}
+
+
+TUNE_SCENARIO = "class"  # tuning: the first unlearning request of this sequence
+
+
+def tune_unlearning_lr(ctx: StageContext, dataset: str, dev: str) -> dict:
+    """Each approximate method's unlearning learning rate, chosen on a validation split carved from
+    the training data (:func:`validation_split`): every method learns the class sequence up to its
+    first unlearning request at its base LR; each model is then copied once per factor of ``lr_grid``
+    (the same grid for all) and the copies process that request at base x factor; each method keeps
+    the LR whose gap to the like-for-like oracle of that request (remaining, forget-train and
+    forget-test accuracy and the loss-threshold MIA, on the validation split) is smallest.
+    Returns ``{"chosen": {method: lr}, "grid": {method: [lr...]}, "validation_gap": {method: [gap...]}}``."""
+    import torch
+
+    from gdrepro.papers.clu import method as M
+
+    s: CLUSettings = ctx.settings
+    hp = s.hparams()
+    d = validation_split(load(dataset, s, dev), s.validation_share, ctx.rng(dataset, "validation"))
+    methods = list(P.METHODS.values())
+    model = stacked_model(dataset, len(methods), s, d, ctx.torch_generator(dataset, "tune-init"), dev)
+    with torch.no_grad():  # one initialisation shared by every method
+        for p in model.params:
+            p.copy_(p[:1].expand_as(p))
+    learner = M.ContinualUnlearner(model, methods, d["x"], d["y"], d["n_classes"], d["cpt"], hp,
+                                   ctx.torch_generator(dataset, "tune-batches"), ctx.rng(dataset, "tune-requests"),
+                                   d["transform"])
+    requests = P.scenario(TUNE_SCENARIO, 5, d["cpt"])
+    first = next(i for i, r in enumerate(requests) if r.kind.startswith("forget"))
+    for req in requests[:first]:
+        learner.apply(req)
+    grid = {m.name: [(hp.learn_lr if m.rollback else hp.unlearn_lr) * f for f in s.lr_grid] for m in methods}
+    learner.repeat([grid[m.name] for m in methods])
+    info = learner.apply(requests[first])
+    oracle = stacked_model(dataset, 1, s, d, ctx.torch_generator(dataset, "tune-oracle-init"), dev)
+    M.retrain(oracle, d["x"], d["y"], [oracle_sets([(learner.data.held, learner.data.memory, None, info, None)])[1][0]],
+              hp, d["n_classes"], ctx.torch_generator(dataset, "tune-oracle-batches"), d["transform"])
+    rows = [_evaluate_request(M.predict_proba(mdl, d["x_test"], transform=d["transform"]).cpu().numpy(),
+                              M.predict_proba(mdl, d["x"], transform=d["transform"]).cpu().numpy(), d,
+                              learner.data.classes, learner.data.held, info, requests[first], d["cpt"], s.mia_samples,
+                              (dataset, "tune", name)) for mdl, name in ((oracle, "oracle"), (learner.model, "grid"))]
+    gap = np.mean([np.abs(rows[1][q] - rows[0][q][0]) for q in ("rem", "fgt_train", "fgt_test", "mia_loss")], 0)
+    n = len(s.lr_grid)
+    result: dict = {"chosen": {}, "grid": grid, "validation_gap": {}}
+    for i, m in enumerate(methods):
+        g = gap[i * n:(i + 1) * n]
+        result["validation_gap"][m.name] = g.tolist()
+        result["chosen"][m.name] = grid[m.name][int(np.argmin(g))]
+    return result
 
 
 # --- stages -------------------------------------------------------------------------------------------
 
 
 def prepare(ctx: StageContext) -> None:
-    """The request sequences and methods of this scale; at paper scale, check the datasets are present."""
+    """The request sequences and methods of this scale, and each method's unlearning learning rate
+    tuned on a validation split (:func:`tune_unlearning_lr`); at paper scale, check the datasets are present."""
     s: CLUSettings = ctx.settings
     root = datasets.external_root(s.data_root)
     if "cifar10" in s.datasets and not (root / "cifar-10-batches-py").is_dir():
@@ -352,7 +440,12 @@ def prepare(ctx: StageContext) -> None:
                            f"{root}, or set GDREPRO_EXTERNAL_DATA to the folder that holds cifar-10-batches-py/")
     if "tinyimagenet" in s.datasets and not (root / "tiny-imagenet-200").is_dir():
         raise GdreproError(f"tinyimagenet: missing {root / 'tiny-imagenet-200'}; " + datasets.TINY_HELP.format(root=root))
-    ctx.write_prepared({"methods": list(ORDER), "scenarios": {sc: [r.label for r in P.scenario(sc)] for sc in P.SCENARIOS}})
+    tuning = {dataset: tune_unlearning_lr(ctx, dataset, device()) for dataset in s.datasets}
+    for dataset, r in tuning.items():
+        log(f"{dataset}: unlearning learning rates chosen on the validation split: "
+            + ", ".join(f"{k}={v:.4g}" for k, v in r["chosen"].items()))
+    ctx.write_prepared({"methods": list(ORDER), "scenarios": {sc: [r.label for r in P.scenario(sc)] for sc in P.SCENARIOS},
+                        "learning_rate_tuning": tuning})
 
 
 def run_seed(ctx: StageContext) -> dict:
@@ -361,13 +454,16 @@ def run_seed(ctx: StageContext) -> dict:
     house removes the checkpoint once the results are on disk)."""
     s: CLUSettings = ctx.settings
     dev = device()
-    saver = Checkpoints(ctx.checkpoint_path, CHECKPOINT_EVERY[ctx.scale], {"format": CHECKPOINT_FORMAT, **ctx.stamp}, dev)
+    tuned = ctx.read_prepared()["learning_rate_tuning"]
+    saver = Checkpoints(ctx.checkpoint_path, CHECKPOINT_EVERY[ctx.scale],
+                        {"format": CHECKPOINT_FORMAT, **ctx.stamp, "tuned": tuned}, dev)
     if saver.count:
         log(f"seed {ctx.seed}: resuming from {ctx.checkpoint_path} after {saver.count} training steps")
     with ctx.tracked_run("all_methods") as run:
         for dataset in s.datasets:
             if dataset not in saver.finished:
-                saver.finished[dataset] = run_dataset(ctx, dataset, dev, run, saver)
+                lrs = [tuned[dataset]["chosen"][name] for name in P.METHODS]
+                saver.finished[dataset] = run_dataset(ctx, dataset, dev, run, saver, unlearn_lr=lrs)
     return {dataset: saver.finished[dataset] for dataset in s.datasets}
 
 
@@ -384,21 +480,25 @@ def scenario_stats(run: dict, scen: str) -> dict[str, np.ndarray]:
     learn = r["learned_at"] >= 0
     forget = ~np.isnan(r["fgt_train"][0])
 
+    n_models = r["rem"].shape[0]
+
     def mean_over(q, cols):
         v = r[q][:, cols]
-        return np.nanmean(v, 1) if v.size and not np.all(np.isnan(v)) else np.full(len(ORDER), np.nan)
+        return np.nanmean(v, 1) if v.size and not np.all(np.isnan(v)) else np.full(n_models, np.nan)
 
     learned_at = {int(t): i for i, t in enumerate(r["learned_at"]) if t >= 0}
     bwt = np.array([P.backward_transfer(r["task_acc"][m], learned_at, r["final_tasks"].tolist())
-                    for m in range(len(ORDER))])
+                    for m in range(n_models)])
     return {"rem_final": r["rem"][:, -1], "rem_u": mean_over("rem", forget), "new": mean_over("new", learn),
             "fgt_train": mean_over("fgt_train", forget), "fgt_test": mean_over("fgt_test", forget),
-            "mia": mean_over("mia", forget), "aa": r["rem"].mean(1), "bwt": bwt}
+            "mia": mean_over("mia", forget), "mia_loss": mean_over("mia_loss", forget), "aa": r["rem"].mean(1),
+            "bwt": bwt}
 
 
-def gaps(stats: dict[str, np.ndarray]) -> np.ndarray:
-    """Average absolute gap to Retrain (row 0) over the applicable metrics of ``GAP_STATS``."""
-    rows = [np.abs(stats[q] - stats[q][0]) for q in GAP_STATS if not np.isnan(stats[q][0])]
+def gaps(stats: dict[str, np.ndarray], ref: int = 0, stats_used: tuple[str, ...] = GAP_STATS) -> np.ndarray:
+    """Average absolute gap to the oracle in row ``ref`` (0: Retrain, 1: the like-for-like Retrain)
+    over the applicable metrics of ``stats_used``."""
+    rows = [np.abs(stats[q] - stats[q][ref]) for q in stats_used if not np.isnan(stats[q][ref])]
     return np.mean(rows, 0)
 
 
@@ -407,18 +507,21 @@ def compute_metrics(run: dict, prefix: str = "") -> dict[str, float]:
     run; metric names start with ``prefix``."""
     i = {name: ORDER.index(name) for name in ORDER}
     m: dict[str, float] = {}
-    all_gaps = []
+    all_gaps, all_ll = [], []
     for scen in P.SCENARIOS:
         st = scenario_stats(run, scen)
-        g = gaps(st)
+        g, ll = gaps(st), gaps(st, ref=1, stats_used=LL_GAP_STATS)
         all_gaps.append(g)
+        all_ll.append(ll)
         for name in ORDER:
             for q, v in st.items():
                 m[f"{prefix}{scen}_{name}_{q}"] = float(v[i[name]])
             m[f"{prefix}{scen}_{name}_gap"] = float(g[i[name]])
-    mean_gap = np.mean(all_gaps, 0)
+            m[f"{prefix}{scen}_{name}_llgap"] = float(ll[i[name]])
+    mean_gap, mean_ll = np.mean(all_gaps, 0), np.mean(all_ll, 0)
     for name in ORDER:
         m[f"{prefix}gap_{name}"] = float(mean_gap[i[name]])
+        m[f"{prefix}llgap_{name}"] = float(mean_ll[i[name]])
     ug = i["ugclu"]
     m[f"{prefix}gap_ugclu_minus_best_baseline"] = float(mean_gap[ug] - min(mean_gap[i[b]] for b in P.BASELINES))
     m[f"{prefix}gap_ablation_min_minus_ugclu"] = float(min(mean_gap[i[a]] for a in P.ABLATIONS) - mean_gap[ug])
@@ -434,6 +537,31 @@ def compute_metrics(run: dict, prefix: str = "") -> dict[str, float]:
                                                             for sc in P.SCENARIOS]))
     m[f"{prefix}mia_gap_ugclu"] = float(np.mean([abs(c[f"{prefix}{sc}_ugclu_mia"] - c[f"{prefix}{sc}_retrain_mia"])
                                                  for sc in P.SCENARIOS]))
+    return m | like_for_like_metrics(m, mean_ll, prefix)
+
+
+def like_for_like_metrics(c: dict[str, float], mean_ll: np.ndarray, prefix: str = "") -> dict[str, float]:
+    """Issue 22's comparisons: against the like-for-like oracle (Retrain on the memory plus the new
+    task), against the replay baselines for learning, the equal-step ablation, the loss-threshold MIA."""
+    i = {name: ORDER.index(name) for name in ORDER}
+    ug, m = i["ugclu"], {}
+    m[f"{prefix}llgap_ugclu_minus_best_baseline"] = float(mean_ll[ug] - min(mean_ll[i[b]] for b in P.BASELINES))
+    for a in (*P.EQUAL_STEP_ABLATIONS, "ugclu_no_fastslow"):
+        m[f"{prefix}llgap_{a}_minus_ugclu"] = float(mean_ll[i[a]] - mean_ll[ug])
+    m[f"{prefix}ll_class_rem_minus_oracle"] = c[f"{prefix}class_ugclu_rem_u"] - c[f"{prefix}class_retrain_memory_rem_u"]
+    m[f"{prefix}ll_samples_fgt_train_gap"] = abs(c[f"{prefix}samples_ugclu_fgt_train"]
+                                                - c[f"{prefix}samples_retrain_memory_fgt_train"])
+    m[f"{prefix}class_retrain_minus_memory_rem"] = c[f"{prefix}class_retrain_rem_u"] - c[f"{prefix}class_retrain_memory_rem_u"]
+
+    def new(name: str) -> float:
+        return float(np.mean([c[f"{prefix}{sc}_{name}_new"] for sc in P.SCENARIOS]))
+
+    m[f"{prefix}new_ugclu_minus_replay"] = new("ugclu") - new("replay")
+    m[f"{prefix}new_ugclu_minus_best_replay_baseline"] = new("ugclu") - max(new(b) for b in P.REPLAY_BASELINES)
+    for oracle, tag in (("retrain_memory", "_ll"), ("retrain", "")):
+        m[f"{prefix}mia_loss_gap_ugclu{tag}"] = float(np.mean([abs(c[f"{prefix}{sc}_ugclu_mia_loss"]
+                                                                  - c[f"{prefix}{sc}_{oracle}_mia_loss"])
+                                                              for sc in P.SCENARIOS]))
     return m
 
 
@@ -453,27 +581,44 @@ def evaluate(ctx: StageContext) -> None:
             rows = []
             for name in ORDER:
                 row = {"method": name}
-                for q in (*STATS, "gap"):
+                for q in (*STATS, "gap", "llgap"):
                     row[q] = metrics[f"{prefix}{scen}_{name}_{q}"]["value"]
                     row[q + "_sd"] = _sd(metrics[f"{prefix}{scen}_{name}_{q}"]["per_seed"])
                 rows.append(row)
             tables[scen] = rows
-            table = [{"method": r["method"], **{q: _fmt(r[q], r[q + "_sd"]) for q in (*STATS, "gap")}} for r in rows]
+            table = [{"method": r["method"], **{q: _fmt(r[q], r[q + "_sd"]) for q in (*STATS, "gap", "llgap")}}
+                     for r in rows]
             write_table(ctx.tables_dir / f"{prefix}{scen}", table,
-                        caption=f"UG-CLU {dataset}, scenario {scen}: accuracy (%), MIA (%), gap to Retrain (mean ± sd over seeds)")
+                        caption=f"UG-CLU {dataset}, scenario {scen}: accuracy (%), entropy MIA and loss-threshold MIA "
+                                "(mia_loss) on D_U (%), gap to Retrain (gap) and to the like-for-like Retrain on the "
+                                "memory plus the new task (llgap) (mean ± sd over seeds)")
             scen_run = pooled[dataset][scen]
             details[f"{prefix}{scen}_curves"] = {name: np.nan_to_num(scen_run["rem"][j], nan=-1).tolist()
                                                  for j, name in enumerate(ORDER)}
             details[f"{prefix}{scen}_labels"] = [r.label for r in P.scenario(scen)]
+            details[f"{prefix}{scen}_curves_per_seed"] = {
+                name: [np.nan_to_num(np.asarray(r[dataset][scen]["rem"])[j], nan=-1).tolist() for r in seed_runs]
+                for j, name in enumerate(ORDER)}
             perf[f"{prefix}{scen}_seconds_per_request_all_approximate_methods"] = float(scen_run["seconds"].mean())
         details[f"{prefix}tables"] = tables
         perf[f"{prefix}retrain_seconds_per_request"] = float(pooled[dataset]["retrain_seconds_per_request"])
         approx = np.mean([perf[f"{prefix}{sc}_seconds_per_request_all_approximate_methods"] for sc in P.SCENARIOS])
         perf[f"{prefix}seconds_per_request_per_approximate_method"] = float(approx / len(P.APPROXIMATE))
+    tuning = ctx.read_prepared()["learning_rate_tuning"]
+    details["learning_rate_tuning"] = tuning
+    for dataset in s.datasets:
+        write_table(ctx.tables_dir / f"{_prefix(s.datasets.index(dataset), dataset)}learning_rates",
+                    [{"method": name, "learn LR": s.learn_lr,
+                      "unlearning LR grid": ", ".join(f"{lr:.4g}" for lr in tuning[dataset]["grid"][name]),
+                      "validation gap to like-for-like Retrain": ", ".join(f"{g:.2f}" for g in tuning[dataset]["validation_gap"][name]),
+                      "chosen unlearning LR": f"{tuning[dataset]['chosen'][name]:.4g}"} for name in P.METHODS],
+                    caption=f"UG-CLU {dataset}: unlearning learning rate of each method, chosen on a validation split "
+                            f"({100 * s.validation_share:.0f}% of the training data, never the test split) from the same "
+                            f"{len(s.lr_grid)}-point grid; the learning LR ({s.learn_lr}) is shared and not tuned")
     details["gradient_evaluations_per_request"] = {  # forward+backward sample passes, per method
         "retrain": s.retrain_steps * s.batch,
         "finetune_learn": s.learn_steps * s.batch, "replay_learn": 2 * s.learn_steps * s.batch,
-        "ugclu_learn": 2 * s.learn_steps * s.batch,
+        "ugclu_learn": 2 * s.learn_steps * s.batch, "ugclu_two_steps_learn": 3 * s.learn_steps * s.batch,
         "ugclu_unlearn": (s.unlearn_steps + s.unlearn_steps // s.forget_every) * s.batch,
         "clpu_unlearn": s.learn_steps * s.batch,
     }

@@ -66,13 +66,15 @@ class StackedMLP:
             fresh = (torch.rand(p.shape, generator=generator, device="cpu").to(p.device) * 2 - 1) * bound
             p.copy_(torch.where(which.view(-1, 1, 1).to(p.device), fresh, p))
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (M, B, d) per-model batches or (B, d) shared; returns logits (M, B, C)."""
+    def __call__(self, x: torch.Tensor, which: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (M, B, d) per-model batches or (B, d) shared; returns logits (M, B, C). With ``which``
+        (indices of K models) only those models run, on x (K, B, d): logits (K, B, C)."""
         h = x
         n = len(self.params) // 2
+        params = self.params if which is None else [p[which] for p in self.params]
         for i in range(n):
-            h = torch.baddbmm(self.params[2 * i + 1], h, self.params[2 * i]) if h.dim() == 3 else \
-                torch.matmul(h, self.params[2 * i]) + self.params[2 * i + 1]
+            h = torch.baddbmm(params[2 * i + 1], h, params[2 * i]) if h.dim() == 3 else \
+                torch.matmul(h, params[2 * i]) + params[2 * i + 1]
             if i < n - 1:
                 h = torch.relu(h)
         return h
@@ -82,6 +84,12 @@ class StackedMLP:
 
     def eval(self) -> None:
         pass
+
+    @torch.no_grad()
+    def repeat(self, k: int) -> None:
+        """Every model becomes ``k`` identical copies, next to each other (model m -> m*k .. m*k+k-1)."""
+        self.params = [p.detach().repeat_interleave(k, 0).requires_grad_(True) for p in self.params]
+        self.n_models *= k
 
     def state(self, m: int) -> list[torch.Tensor]:
         return [p[m].detach().clone() for p in self.params]
@@ -133,17 +141,25 @@ class StackedModule:
                 p[m].copy_(q)
             self.buffers[m] = {n: b.clone() for n, b in fresh.named_buffers()}
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, which: torch.Tensor | None = None) -> torch.Tensor:
+        models = range(self.n_models) if which is None else which.tolist()
         if x.dim() == self.sample_dims + 1:  # shared batch (no model axis): give it one
-            x = x.unsqueeze(0).expand(self.n_models, *x.shape)
+            x = x.unsqueeze(0).expand(len(models), *x.shape)
         outs = []
-        for m in range(self.n_models):
+        for k, m in enumerate(models):
             values = {n: p[m] for n, p in zip(self.names, self.params, strict=True)} | self.buffers[m]
-            outs.append(torch.func.functional_call(self.template, values, (x[m],)))
+            outs.append(torch.func.functional_call(self.template, values, (x[k],)))
         return torch.stack(outs)
 
     def train(self) -> None:
         self.template.train()
+
+    @torch.no_grad()
+    def repeat(self, k: int) -> None:
+        """Every model becomes ``k`` identical copies, next to each other (model m -> m*k .. m*k+k-1)."""
+        self.params = [p.detach().repeat_interleave(k, 0).requires_grad_(True) for p in self.params]
+        self.buffers = [{n: b.clone() for n, b in bs.items()} for bs in self.buffers for _ in range(k)]
+        self.n_models *= k
 
     def eval(self) -> None:
         self.template.eval()
@@ -216,12 +232,14 @@ def clip_per_model(grads: list[torch.Tensor], max_norm: float) -> list[torch.Ten
 
 
 @torch.no_grad()
-def sgd_step(params, grads, bufs, active: torch.Tensor, lr: float, momentum: float, weight_decay: float) -> None:
-    """torch.optim.SGD (momentum, weight decay) applied only to the models flagged ``active``."""
+def sgd_step(params, grads, bufs, active: torch.Tensor, lr: float | torch.Tensor, momentum: float,
+             weight_decay: float) -> None:
+    """torch.optim.SGD (momentum, weight decay) applied only to the models flagged ``active``; ``lr``
+    is one learning rate or one per model (M,)."""
     for p, g, b in zip(params, grads, bufs, strict=True):
         a = _per_model(active, p)
         b.copy_(a * (momentum * b + g + weight_decay * p) + (1 - a) * b)
-        p.sub_(lr * a * b)
+        p.sub_((lr if isinstance(lr, float | int) else _per_model(lr, p)) * a * b)
 
 
 def fisher_diag(model, x: torch.Tensor, y: torch.Tensor, pools: torch.Tensor, lengths: torch.Tensor,
@@ -298,6 +316,7 @@ class Phase:
     ewc_coef: torch.Tensor | None = None
     ewc_fisher: list[torch.Tensor] | None = None
     ewc_anchor: list[torch.Tensor] | None = None
+    two_steps: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -324,55 +343,89 @@ class HParams:
     fisher_batches: int = 20
 
 
-def run_phase(model, bufs: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, phase: Phase, lr: float,
-              hp: HParams, n_classes: int, generator: torch.Generator,
+def _fast_grads(model, x, y, phase: Phase, fast_on: torch.Tensor, decay: float, hp: HParams, n_classes: int,
+                generator: torch.Generator, transform) -> list[torch.Tensor]:
+    """The fast term's gradient: ``fast_coef * mean_i w_i l_i`` on a batch of ``fast_pool`` (ascent
+    decayed like SFR-on's forget alpha; SalUn's random labels; adaptive weights c_i), masked by the
+    saliency mask and clipped per model to ``hp.clip``; zero for models whose fast step is off."""
+    dev = phase.fast_coef.device
+    idx = sample_batches(phase.fast_pool, phase.fast_len, hp.batch, generator)
+    xb, yb = x[idx], y[idx]
+    if transform is not None:
+        xb = transform(xb)
+    shift = torch.randint(1, n_classes, yb.shape, generator=generator, device="cpu").to(dev)
+    yb = torch.where(phase.random_labels[:, None], (yb + shift) % n_classes, yb)
+    losses = per_sample_ce(model(xb), yb)
+    w = torch.where(phase.adaptive[:, None], adaptive_weights(losses, hp.lam), torch.ones_like(losses))
+    coef = torch.where(phase.fast_coef < 0, phase.fast_coef * decay, phase.fast_coef) * fast_on
+    grads = torch.autograd.grad((coef * (w * losses).mean(1)).sum(), model.params)
+    if phase.mask is not None:
+        grads = [g * mk for g, mk in zip(grads, phase.mask, strict=True)]
+    return clip_per_model(grads, hp.clip)
+
+
+def _slow_grads(model, x, y, idx: torch.Tensor, phase: Phase, running: torch.Tensor, transform,
+                which: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """The preserve term's gradient at the current weights: ``slow_coef * CE`` on the batch ``idx`` of
+    ``slow_pool`` plus the EWC penalty 0.5 * lambda * sum F (theta - anchor)^2; with ``which`` (model
+    indices) only for those models (the others' gradients are zero)."""
+    if which is not None:
+        idx, on = idx[which], torch.zeros_like(running).index_fill(0, which, 1.0)
+        running = running * on
+    xb = x[idx] if transform is None else transform(x[idx])
+    coef = phase.slow_coef * running
+    logits = model(xb) if which is None else model(xb, which)
+    loss = ((coef if which is None else coef[which]) * per_sample_ce(logits, y[idx]).mean(1)).sum()
+    if phase.ewc_coef is not None and bool((phase.ewc_coef > 0).any()):
+        for p, fi, a in zip(model.params, phase.ewc_fisher, phase.ewc_anchor, strict=True):
+            loss = loss + 0.5 * (_per_model(phase.ewc_coef * running, p) * fi * (p - a) ** 2).sum()
+    return list(torch.autograd.grad(loss, model.params)) if loss.requires_grad else [torch.zeros_like(p) for p in model.params]
+
+
+def run_phase(model, bufs: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, phase: Phase,
+              lr: float | torch.Tensor, hp: HParams, n_classes: int, generator: torch.Generator,
               transform: Callable[[torch.Tensor], torch.Tensor] | None = None, start: int = 0,
               on_step: Callable[[int], None] | None = None) -> None:
-    """Run one request's phase for all models in lockstep (see :class:`Phase`).
+    """Run one request's phase for all models in lockstep (see :class:`Phase`); ``lr`` is one
+    learning rate or one per model (M,), cosine-decayed over the phase.
+
+    Per iteration and model: with ``fast_slow`` the fast step is an SGD step of its own and the
+    preserve gradient is then taken at the fast weights, grad L_R(theta + delta) ~ grad L_R(theta) +
+    H_R delta (two SGD steps); with ``two_steps`` the same two SGD steps are taken but the preserve
+    gradient is the one at theta (no Hessian term); otherwise both gradients are taken at theta and
+    applied as one step.
 
     ``start``: the first step (a resumed phase continues where it stopped, with the model, ``bufs``
     and ``generator`` as they were); ``on_step(k)`` is called after step k - 1, k = 1 .. total.
     """
     total = int(phase.steps.max()) if len(phase.steps) else 0
-    dev = phase.fast_coef.device
     any_fast = bool((phase.fast_coef != 0).any())
+    two = phase.two_steps.float() if phase.two_steps is not None else torch.zeros_like(phase.fast_coef)
+    sequential_models = torch.clamp(phase.fast_slow.float() + two, max=1.0)
     model.train()
     for s in range(start, total):
         running = (phase.steps > s).float()
         lr_s = cosine(lr, s, total)
-        decay = cosine(1.0, s, total)
-        stash = None
         fast_on = running * (phase.fast_coef != 0).float() * ((s % phase.fast_every) == 0).float()
-        if any_fast and bool(fast_on.any()):
-            idx = sample_batches(phase.fast_pool, phase.fast_len, hp.batch, generator)
-            xb, yb = x[idx], y[idx]
-            if transform is not None:
-                xb = transform(xb)
-            shift = torch.randint(1, n_classes, yb.shape, generator=generator, device="cpu").to(dev)
-            yb = torch.where(phase.random_labels[:, None], (yb + shift) % n_classes, yb)
-            losses = per_sample_ce(model(xb), yb)
-            w = torch.where(phase.adaptive[:, None], adaptive_weights(losses, hp.lam), torch.ones_like(losses))
-            coef = torch.where(phase.fast_coef < 0, phase.fast_coef * decay, phase.fast_coef) * fast_on
-            loss = (coef * (w * losses).mean(1)).sum()
-            grads = torch.autograd.grad(loss, model.params)
-            if phase.mask is not None:
-                grads = [g * mk for g, mk in zip(grads, phase.mask, strict=True)]
-            grads = clip_per_model(grads, hp.clip)
-            sequential = fast_on * phase.fast_slow.float()
-            sgd_step(model.params, grads, bufs, sequential, lr_s, hp.momentum, hp.weight_decay)
-            stash = [g * _per_model(fast_on * (1 - phase.fast_slow.float()), g) for g in grads]
+        fast = _fast_grads(model, x, y, phase, fast_on, cosine(1.0, s, total), hp, n_classes, generator, transform) \
+            if any_fast and bool(fast_on.any()) else None
         idx = sample_batches(phase.slow_pool, phase.slow_len, hp.batch, generator)
-        xb = x[idx] if transform is None else transform(x[idx])
-        loss = (phase.slow_coef * running * per_sample_ce(model(xb), y[idx]).mean(1)).sum()
-        if phase.ewc_coef is not None and bool((phase.ewc_coef > 0).any()):
-            for p, fi, a in zip(model.params, phase.ewc_fisher, phase.ewc_anchor, strict=True):
-                loss = loss + 0.5 * (_per_model(phase.ewc_coef * running, p) * fi * (p - a) ** 2).sum()
-        grads = torch.autograd.grad(loss, model.params) if loss.requires_grad else [torch.zeros_like(p) for p in model.params]
+        stale = _slow_grads(model, x, y, idx, phase, running, transform, which=torch.nonzero(fast_on * two)[:, 0]) \
+            if fast is not None and bool((fast_on * two).any()) else None
+        stash = None
+        if fast is not None:
+            sequential = fast_on * sequential_models
+            sgd_step(model.params, fast, bufs, sequential, lr_s, hp.momentum, hp.weight_decay)
+            stash = [g * _per_model(fast_on * (1 - sequential_models), g) for g in fast]
+        grads = _slow_grads(model, x, y, idx, phase, running, transform)
+        if stale is not None:
+            use = fast_on * two
+            grads = [_per_model(use, g) * st + (1 - _per_model(use, g)) * g for g, st in zip(grads, stale, strict=True)]
         if stash is not None:
             grads = [g + st for g, st in zip(grads, stash, strict=True)]
         ewc_on = (phase.ewc_coef > 0).float() if phase.ewc_coef is not None else torch.zeros_like(running)
         slow_on = running * torch.clamp((phase.slow_coef > 0).float() + ewc_on
-                                        + fast_on * (1 - phase.fast_slow.float()), max=1.0)
+                                        + fast_on * (1 - sequential_models), max=1.0)
         sgd_step(model.params, grads, bufs, slow_on, lr_s, hp.momentum, hp.weight_decay)
         if on_step is not None:
             on_step(s + 1)
@@ -403,18 +456,20 @@ class Pending:
 
     request: Request
     info: dict
-    phases: list[tuple[Phase, float]]
+    phases: list[tuple[Phase, float | torch.Tensor]]
 
 
 class ContinualUnlearner:
     """A request-driven continual learner-unlearner running every method of ``methods`` in one
     stacked model (same initialisation, same requests, same data access: D_L and D_U in full, the
     remaining data through a class-balanced replay memory of ``memory_per_class`` samples per class).
+    ``unlearn_lr`` (M,) is each model's unlearning-phase learning rate; ``methods`` may repeat a
+    method (a learning-rate grid in one stacked run).
     """
 
     def __init__(self, model, methods: Sequence[Method], x: torch.Tensor, y: torch.Tensor, n_classes: int,
                  classes_per_task: int, hp: HParams, generator: torch.Generator, rng: np.random.Generator,
-                 transform: Callable | None = None):
+                 transform: Callable | None = None, unlearn_lr: Sequence[float] | None = None):
         self.model, self.methods, self.x, self.y, self.hp = model, list(methods), x, y, hp
         self.n_classes, self.cpt, self.generator, self.rng, self.transform = n_classes, classes_per_task, generator, rng, transform
         self.y_np = y.cpu().numpy()
@@ -425,7 +480,26 @@ class ContinualUnlearner:
         self.snapshots: dict[int, dict[int, list[torch.Tensor]]] = {}
         self.ewc_fisher = [torch.zeros_like(p) for p in model.params]
         self.ewc_anchor = [p.detach().clone() for p in model.params]
-        self.flags = {k: _stack([getattr(m, k) for m in methods], self.dev) for k in ("replay", "adaptive", "fast_slow", "ewc", "rollback")}
+        self.flags = {k: _stack([getattr(m, k) for m in methods], self.dev)
+                      for k in ("replay", "adaptive", "fast_slow", "two_steps", "ewc", "rollback")}
+        # the learning rate of each model's unlearning phase (tuned per method): hp's by default, the
+        # learn LR for rollback methods (they relearn from a snapshot)
+        base = [hp.learn_lr if m.rollback else hp.unlearn_lr for m in methods]
+        self.unlearn_lr = torch.as_tensor(base if unlearn_lr is None else list(unlearn_lr), dtype=torch.float32, device=self.dev)
+
+    def repeat(self, unlearn_lr: Sequence[Sequence[float]]) -> None:
+        """Continue with ``k = len(unlearn_lr[m])`` copies of every model m, copy j unlearning at
+        ``unlearn_lr[m][j]`` (a learning-rate grid from one shared state: the momentum, snapshots and
+        EWC terms are copied with the model)."""
+        k = len(unlearn_lr[0])
+        self.model.repeat(k)
+        self.methods = [m for m in self.methods for _ in range(k)]
+        self.bufs = [b.repeat_interleave(k, 0) for b in self.bufs]
+        self.ewc_fisher = [f.repeat_interleave(k, 0) for f in self.ewc_fisher]
+        self.ewc_anchor = [a.repeat_interleave(k, 0) for a in self.ewc_anchor]
+        self.snapshots = {task: {m * k + j: s for m, s in snap.items() for j in range(k)} for task, snap in self.snapshots.items()}
+        self.flags = {name: f.repeat_interleave(k, 0) for name, f in self.flags.items()}
+        self.unlearn_lr = torch.as_tensor([lr for lrs in unlearn_lr for lr in lrs], dtype=torch.float32, device=self.dev)
 
     def _m(self, pred: Callable[[Method], bool]) -> torch.Tensor:
         return _stack([pred(m) for m in self.methods], self.dev)
@@ -490,6 +564,7 @@ class ContinualUnlearner:
             fast_coef=torch.ones(M, device=self.dev), fast_every=torch.ones(M, dtype=torch.long, device=self.dev),
             random_labels=torch.zeros(M, dtype=torch.bool, device=self.dev), adaptive=torch.zeros(M, dtype=torch.bool, device=self.dev),
             slow_pool=slow_pool, slow_len=slow_len, slow_coef=replay.float(), fast_slow=self.flags["fast_slow"],
+            two_steps=self.flags["two_steps"],
             ewc_coef=self.flags["ewc"].float() * hp.ewc_lambda if d.learned_tasks else None,
             ewc_fisher=self.ewc_fisher, ewc_anchor=self.ewc_anchor)
         return Pending(request, {"forget": np.array([], int), "new": new}, [(phase, hp.learn_lr)])
@@ -509,7 +584,7 @@ class ContinualUnlearner:
         d.classes |= set(self.task_classes(task))
         d.learned_tasks.append(task)
 
-    def _unlearn_phases(self, forget: np.ndarray) -> list[tuple[Phase, float]]:
+    def _unlearn_phases(self, forget: np.ndarray) -> list[tuple[Phase, torch.Tensor]]:
         hp, d, M, dev = self.hp, self.data, len(self.methods), self.dev
         if len(forget) == 0:
             return []
@@ -539,21 +614,20 @@ class ContinualUnlearner:
         steps = torch.where(rolled, hp.learn_steps, hp.unlearn_steps)
         phase = Phase(steps=steps, fast_pool=fpool, fast_len=flen, fast_coef=coef, fast_every=every, random_labels=rand,
                       adaptive=self.flags["adaptive"], slow_pool=rpool, slow_len=rlen, slow_coef=torch.ones(M, device=dev),
-                      fast_slow=self.flags["fast_slow"], mask=mask,
+                      fast_slow=self.flags["fast_slow"], two_steps=self.flags["two_steps"], mask=mask,
                       ewc_coef=self.flags["ewc"].float() * hp.ewc_lambda, ewc_fisher=self.ewc_fisher, ewc_anchor=self.ewc_anchor)
-        lr = torch.where(rolled, hp.learn_lr, hp.unlearn_lr)
         if bool(rolled.any()) and bool((~rolled).any()):
-            # two learning rates in one phase: run the rolled-back models as their own phase
-            return self._split_phase(phase, rolled, lr)
-        return [(phase, float(lr[0]))]
+            # two step counts (two cosine schedules) in one phase: the rolled-back models run as their own phase
+            return self._split_phase(phase, rolled, self.unlearn_lr)
+        return [(phase, self.unlearn_lr)]
 
     @staticmethod
-    def _split_phase(phase: Phase, rolled: torch.Tensor, lr: torch.Tensor) -> list[tuple[Phase, float]]:
+    def _split_phase(phase: Phase, rolled: torch.Tensor, lr: torch.Tensor) -> list[tuple[Phase, torch.Tensor]]:
         phases = []
         for group in (~rolled, rolled):
             sub = Phase(**{k: v for k, v in phase.__dict__.items()})
             sub.steps = torch.where(group, phase.steps, torch.zeros_like(phase.steps))
-            phases.append((sub, float(lr[group][0])))
+            phases.append((sub, lr))
         return phases
 
     # --- checkpoints --------------------------------------------------------------------------------
