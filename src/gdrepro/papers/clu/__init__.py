@@ -12,6 +12,11 @@ PAPER = Paper(
     external=("cifar10", "tinyimagenet"),
     brief={"learn_steps": 20, "unlearn_steps": 10, "retrain_steps": 40},
     resources={
+        "prepare": {  # tunes each method's unlearning learning rate (trains; a GPU at paper scale)
+            "smoke": Resources(mem_mb=2000, runtime=60),
+            "default": Resources(mem_mb=2000, runtime=60),
+            "paper": Resources(mem_mb=16000, runtime=1440, gpu=1),
+        },
         "run": {  # ResNet-18 on CIFAR-10 / TinyImageNet at paper scale
             "smoke": Resources(mem_mb=2000, runtime=60),
             "default": Resources(mem_mb=2000, runtime=60),
