@@ -73,7 +73,8 @@ def test_gmm_exact_posterior_of_the_symmetric_prior_is_two_balanced_modes():
 
 TINY = replace(E.SETTINGS["smoke"], gmm_iters=100, gmm_chains=4, gmm_paths=2, gmm_points=60, gmm_points_large=80,
                img_iters=20,
-               img_checkpoints=3, image_size=16, stab_grid=101, stab_sizes=3)
+               img_checkpoints=3, image_size=16, stab_grid=101, stab_sizes=3,
+               pnp_iters=20, pnp_psgla_iters=10, pnp_checkpoints=4, patch_components=2, patch_train=500)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,7 @@ def test_pooling_averages_distances_and_maps_and_concatenates_perturbations(tiny
                                           np.mean([r["gmm"][method][name] for r in seed_runs], axis=0))
         assert "path" not in pooled["gmm"][method] and "snapshots" not in pooled["gmm"][method]
     for problem in E.PROBLEMS:
-        for method in E.IMG_METHODS:
+        for method in (*E.IMG_METHODS, *E.PNP_METHODS):
             per_seed = [r["imaging"][problem][method] for r in seed_runs]
             np.testing.assert_array_equal(per_seed[0]["mmse"], per_seed[0]["chains"]["mmse"].astype(float).mean(axis=1))
             np.testing.assert_array_equal(pooled["imaging"][problem][method]["mmse"],
@@ -145,12 +146,30 @@ def test_evaluate_writes_every_claimed_metric_and_the_figures_draw(tiny_runs):
     assert {p.stem for p in paths} == set(PAPER.figure_names)
 
 
-def test_figures_keep_the_old_layouts():
-    old = {"gmm_w2": ((1, 3), (12.0, 3.4)), "gmm_samples": ((3, 3), (9.0, 9.0)), "imaging_psnr": ((2, 2), (9.0, 6.0)),
-           "imaging_restorations": ((2, 6), (12.0, 4.6)), "stability": ((1, 1), (5.0, 3.4))}
+def test_figures_fit_a_column():
     for fig in PAPER.figures:
-        assert (fig.layout(TINY), fig.figsize(TINY)) == old[fig.name] and not fig.squeeze
+        assert fig.figsize(TINY)[0] <= 7.2 and not fig.squeeze  # about 7 in wide, printable at column width
         assert fig.draw and callable(PAPER.resolve(fig.draw))
+
+
+def test_learned_prior_chains_use_the_papers_pnp_ula_step_and_start():
+    s = E.SETTINGS["default"]
+    delta, lam = s.pnp_ula_parameters
+    assert delta == pytest.approx(8.9e-7, rel=0.01)  # the paper's PnP-ULA step
+    assert s.pnp_s**2 / delta == pytest.approx(69, rel=0.01)  # PnP-PSGLA's step is ~70x larger
+    truth = np.random.default_rng(0).random((16, 16))
+    op, y = E.imaging_problem(replace(s, image_size=16), truth, "inpainting")
+    x0 = E.pnp_init("inpainting", op, y)
+    mask = op.apply(np.ones((1, 16, 16)))[0] > 0
+    np.testing.assert_array_equal(x0[~mask], 0.5)
+    np.testing.assert_array_equal(x0[mask], y[mask])
+    assert E.pnp_marks(s, s.pnp_psgla_iters)[-1] == s.pnp_psgla_iters and E.pnp_marks(s, s.pnp_iters)[0] == 1
+
+
+def test_patch_prior_training_images_exclude_the_test_image():
+    assert "camera" not in E.TRAIN_IMAGES
+    images = E.training_images(32)
+    assert len(images) == len(E.TRAIN_IMAGES) and all(0 <= im.min() and im.max() <= 1 for im in images)
 
 
 def test_checkpoints_span_the_run():

@@ -192,3 +192,45 @@ def test_first_reach_interpolates_in_log_iterations():
     it, v = np.array([10, 100, 1000]), np.array([1.0, 2.0, 3.0])
     assert M.first_reach(it, v, 2.5) == pytest.approx(np.sqrt(100 * 1000))
     assert M.first_reach(it, v, 0.5) == 10 and np.isnan(M.first_reach(it, v, 4.0))
+
+
+def test_patches_average_back_to_the_image():
+    x = np.random.default_rng(0).random((2, 12, 10))
+    for size, stride in ((4, 1), (4, 2), (3, 3), (1, 1)):
+        patches = M.image_patches(x, size, stride)
+        assert patches.shape == (2, -(-12 // stride), -(-10 // stride), size * size)
+        np.testing.assert_allclose(M.patch_average(patches, (12, 10), size, stride), x)
+
+
+def test_patch_denoiser_is_the_exact_posterior_mean_for_a_gaussian_patch_prior():
+    """Non-overlapping patches (stride = size) under N(m, C): D(x) = m + C (C + v I)^-1 (x - m) per patch."""
+    rng = np.random.default_rng(1)
+    d = 9
+    a = rng.normal(size=(d, d))
+    cov, mean = a @ a.T / d + 0.01 * np.eye(d), rng.normal(size=d)
+    prior = M.GMM.of(mean[None], cov[None], [1.0])
+    x, v = rng.normal(size=(6, 6)), 0.3
+    got = M.patch_gmm_denoiser(prior, 3, stride=3)(x, v)
+    patches = x.reshape(2, 3, 2, 3).transpose(0, 2, 1, 3).reshape(4, d)
+    want = mean + (patches - mean) @ np.linalg.solve(cov + v * np.eye(d), cov)  # C symmetric
+    np.testing.assert_allclose(got, want.reshape(2, 2, 3, 3).transpose(0, 2, 1, 3).reshape(6, 6), atol=1e-12)
+    # a white Gaussian patch prior shrinks pixelwise, whatever the overlap
+    white = M.GMM.of(np.zeros((1, d)), np.eye(d)[None] * 2.0, [1.0])
+    np.testing.assert_allclose(M.patch_gmm_denoiser(white, 3, stride=1)(x, v), x * 2 / (2 + v), atol=1e-12)
+
+
+def test_fitted_patch_gmm_recovers_a_two_cluster_patch_law():
+    rng = np.random.default_rng(2)
+    images = [np.where(rng.random((30, 30)) < 0.5, 0.2, 0.8) + 0.01 * rng.normal(size=(30, 30)) for _ in range(2)]
+    gmm = M.fit_patch_gmm(images, 1, 2, 5000, seed=0)
+    np.testing.assert_allclose(np.sort(gmm.means[:, 0]), [0.2, 0.8], atol=0.01)
+    np.testing.assert_allclose(gmm.weights, [0.5, 0.5], atol=0.05)
+
+
+def test_pnp_ula_parameters_and_box_term():
+    delta, lam = M.pnp_ula_parameters((1 / 255) ** 2, (2 / 255) ** 2, 1.0)
+    assert delta == pytest.approx(8.915e-7, rel=1e-3)  # the paper's ~8.9e-7
+    assert delta * (255**2 + 1 / lam + 255**2 / 4) == pytest.approx(1 / 3)
+    step = M.pnp_ula_step(lambda x: 0 * x, lambda x, eps: x, delta=0.1, eps=1.0, alpha=1.0, box=(-1.0, 2.0), lam=0.5)
+    x = np.array([-3.0, 0.5, 4.0])
+    np.testing.assert_allclose(step(x, np.zeros(3)), x + 0.2 * (np.clip(x, -1, 2) - x))

@@ -10,12 +10,14 @@ Samplers (all ``x0`` in, :class:`ChainRecord` out):
 - :func:`psgla`   PSGLA, ``X+ = prox_{gamma g}(X - gamma grad f(X) + sqrt(2 gamma) Z)`` (PnP-PSGLA when
                   the prox is a denoiser)
 - :func:`pnp_ula` PnP-ULA, ``X+ = X - d grad f(X) + (alpha d / eps)(D_eps(X) - X) + sqrt(2 d) Z``
+                  (+ a box projection term in imaging, Laumont et al.)
 - :func:`sgla`    ULA on the Moreau envelope (MYULA / SGLA), the explicit counterpart of PSGLA
 
 Before a chain starts, :func:`check_step` compares the explicit step with the stability bound
 ``gamma L <= 2`` and raises a ``ValueError`` naming the step, the bound and the fix.
 
-Also: the exact posterior and MMSE denoiser of a Gaussian mixture prior (2-D experiments), the
+Also: the exact posterior and MMSE denoiser of a Gaussian mixture prior (2-D experiments), a
+Gaussian-mixture patch prior and its patch-MMSE denoiser (imaging PnP samplers), the
 TV prox (scikit-image's Chambolle), imaging forward operators, sample metrics (W2^2 with POT,
 sliced W, KDE density distance, PSNR/SSIM) and the invariant law of a 1-D ULA chain by
 quadrature (the numerical check of the stability theorem).
@@ -150,11 +152,26 @@ def psgla_step(grad_f: Callable[[Array], Array], prox: Callable[[Array, float], 
 
 
 def pnp_ula_step(
-    grad_f: Callable[[Array], Array], denoiser: Callable[[Array, float], Array], delta: float, eps: float, alpha: float
+    grad_f: Callable[[Array], Array], denoiser: Callable[[Array, float], Array], delta: float, eps: float, alpha: float,
+    box: tuple[float, float] | None = None, lam: float = np.inf,
 ) -> Step:
-    """PnP-ULA: ``X+ = X - delta grad f(X) + (alpha delta / eps)(D_eps(X) - X) + sqrt(2 delta) Z``."""
+    """PnP-ULA: ``X+ = X - delta grad f(X) + (alpha delta / eps)(D_eps(X) - X) + (delta / lam)(P_C(X) - X)
+    + sqrt(2 delta) Z``.
+
+    ``D_eps`` is an MMSE denoiser at noise variance ``eps``, so ``(D_eps(x) - x) / eps`` is the score of
+    the prior smoothed by that noise (Tweedie). The projection term onto the box ``C = [lo, hi]^d``
+    (weight ``1 / lam``, the Moreau-Yosida envelope of its indicator) makes the drift strongly convex
+    at infinity, as in the imaging experiments; without ``box`` it is absent (2-D experiments).
+    """
     noise, weight = np.sqrt(2 * delta), alpha * delta / eps
-    return lambda x, z: x - delta * grad_f(x) + weight * (denoiser(x, eps) - x) + noise * z
+
+    def step(x: Array, z: Array) -> Array:
+        out = x - delta * grad_f(x) + weight * (denoiser(x, eps) - x) + noise * z
+        if box is not None:
+            out += (delta / lam) * (np.clip(x, *box) - x)
+        return out
+
+    return step
 
 
 def sgla_step(
@@ -183,16 +200,29 @@ def psgla(x0, grad_f, prox, gamma, n_iter, rng, lipschitz_f: float | None = None
 
 
 def pnp_ula(
-    x0, grad_f, denoiser, delta, eps, alpha, n_iter, rng, lipschitz_f: float | None = None, **record
+    x0, grad_f, denoiser, delta, eps, alpha, n_iter, rng, lipschitz_f: float | None = None,
+    box: tuple[float, float] | None = None, lam: float = np.inf, **record
 ) -> ChainRecord:
-    """Run PnP-ULA; with ``lipschitz_f`` given, check ``delta (L_f + alpha / eps) <= 2``.
+    """Run PnP-ULA; with ``lipschitz_f`` given, check ``delta (L_f + alpha / eps + 1 / lam) <= 2``.
 
     ``alpha / eps`` bounds the Lipschitz constant of the prior term when ``x - D_eps(x)`` is
     1-Lipschitz (an MMSE denoiser's residual, in the regime used here).
     """
     if lipschitz_f is not None:
-        check_step("delta", delta, lipschitz_f + alpha / eps, fix="decrease delta or raise eps / alpha")
-    return run_chain(pnp_ula_step(grad_f, denoiser, delta, eps, alpha), x0, n_iter, rng, **record)
+        check_step("delta", delta, lipschitz_f + alpha / eps + 1 / lam, fix="decrease delta or raise eps / alpha")
+    return run_chain(pnp_ula_step(grad_f, denoiser, delta, eps, alpha, box, lam), x0, n_iter, rng, **record)
+
+
+def pnp_ula_parameters(sigma2: float, eps: float, alpha: float) -> tuple[float, float]:
+    """The imaging experiments' PnP-ULA step ``delta`` and box weight ``lam`` (official code's rule).
+
+    ``lam = 1 / (2 (2 / sigma2 + alpha / eps))`` and ``delta = 1 / (3 (1 / sigma2 + 1 / lam + alpha / eps))``,
+    i.e. a third of the inverse Lipschitz constant of the whole drift (likelihood, prior score, box
+    term); ``sigma2`` the observation noise variance, ``eps`` the denoiser's noise variance. With
+    sigma = 1/255, eps = (2/255)^2 and alpha = 1: delta = 8.9e-7.
+    """
+    lam = 0.5 / (2 / sigma2 + alpha / eps)
+    return 1 / (3 * (1 / sigma2 + 1 / lam + alpha / eps)), lam
 
 
 def sgla(x0, grad_f, prox, gamma, mu, n_iter, rng, lipschitz_f: float | None = None, **record) -> ChainRecord:
@@ -278,9 +308,10 @@ def gmm_denoiser(prior: GMM | Sequence[GMM], quirk: bool = True) -> Callable[[Ar
             logc = np.log(weights) - 0.5 * np.linalg.slogdet(noisy)[1]
             gain_t = np.swapaxes(covs @ inv, -1, -2)
             ones = (1,) * (ndim - 2)
-            cache[eps, ndim] = [
-                (means[:, k].reshape(G, *ones, d), inv[:, k].reshape(G, *ones[1:], d, d),
-                 logc[:, k].reshape(G, *ones), gain_t[:, k].reshape(G, *ones[1:], d, d))
+            cache[eps, ndim] = [  # contiguous: numpy's matmul takes its BLAS path only for those
+                tuple(np.ascontiguousarray(a) for a in (
+                    means[:, k].reshape(G, *ones, d), inv[:, k].reshape(G, *ones[1:], d, d),
+                    logc[:, k].reshape(G, *ones), gain_t[:, k].reshape(G, *ones[1:], d, d)))
                 for k in range(K)
             ]
         return cache[eps, ndim]
@@ -356,6 +387,71 @@ def data_gradient(op: Operator, y: Array, sigma2: float, lam: float = 1.0) -> Ca
     """``grad f`` for ``f(x) = |A x - y|^2 / (2 sigma2 lam)``; its Lipschitz constant is ``||A||^2 / (sigma2 lam)``."""
     scale = 1.0 / (sigma2 * lam)
     return lambda x: scale * op.adjoint(op.apply(x) - y)
+
+
+# --- Gaussian-mixture patch prior (imaging: PnP-ULA and PnP-PSGLA) ------------------------------
+
+
+def image_patches(x: Array, size: int, stride: int = 1) -> Array:
+    """The ``size x size`` patches of images ``(..., H, W)`` with periodic boundary, top-left corners
+    on the ``stride`` grid: shape ``(..., H // stride, W // stride, size * size)`` (row-major patches)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    pad = [(0, 0)] * (x.ndim - 2) + [(0, size - 1), (0, size - 1)]
+    windows = sliding_window_view(np.pad(x, pad, mode="wrap"), (size, size), axis=(-2, -1))
+    windows = windows[..., : x.shape[-2] : stride, : x.shape[-1] : stride, :, :]
+    return windows.reshape(*windows.shape[:-2], size * size)
+
+
+def patch_average(patches: Array, shape: tuple[int, int], size: int, stride: int = 1) -> Array:
+    """The adjoint-and-normalise of :func:`image_patches`: every pixel becomes the average of the
+    values the overlapping patches (periodic boundary) give it. ``patches (..., H // stride, W // stride,
+    size * size)`` -> images ``(..., H, W)``."""
+    H, W = shape
+    lead = patches.shape[:-3]
+    blocks = patches.reshape(*lead, *patches.shape[-3:-1], size, size)
+    acc = np.zeros((*lead, H + size - 1, W + size - 1))
+    count = np.zeros((H + size - 1, W + size - 1))
+    for a in range(size):
+        for c in range(size):
+            acc[..., a : a + H : stride, c : c + W : stride] += blocks[..., a, c]
+            count[a : a + H : stride, c : c + W : stride] += 1
+    for arr in (acc, count):  # fold the periodic overhang back
+        arr[..., :, : size - 1] += arr[..., :, W:]
+        arr[..., : size - 1, :] += arr[..., H:, :]
+    return acc[..., :H, :W] / count[:H, :W]
+
+
+def fit_patch_gmm(images: Sequence[Array], size: int, components: int, max_patches: int, seed: int) -> GMM:
+    """A Gaussian mixture on the ``size x size`` patches of ``images`` (all overlapping patches, at most
+    ``max_patches`` of them drawn at random), by EM with full covariances (scikit-learn)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    from sklearn.mixture import GaussianMixture
+
+    patches = np.concatenate([sliding_window_view(np.asarray(im, float), (size, size)).reshape(-1, size * size)
+                              for im in images])
+    rng = np.random.default_rng(seed)
+    patches = patches[rng.permutation(len(patches))[:max_patches]]
+    # initialised from random data points, not k-means (whose threaded sums vary with the core count)
+    fit = GaussianMixture(components, covariance_type="full", reg_covar=1e-6, init_params="random_from_data",
+                          max_iter=200, random_state=seed).fit(patches)
+    return GMM.of(fit.means_, fit.covariances_, fit.weights_)
+
+
+def patch_gmm_denoiser(prior: GMM, size: int, stride: int = 1) -> Callable[[Array, float], Array]:
+    """``D_eps`` for images ``(..., H, W)`` under the patch prior ``prior`` (a GMM on flattened
+    ``size x size`` patches), noise variance ``eps``: every patch's exact posterior mean under the
+    GMM (:func:`gmm_denoiser`, closed form), then the overlapping estimates averaged per pixel
+    (:func:`patch_average`). Each patch estimate is an exact MMSE; the average is the usual way to
+    make one image of them (it is not the MMSE of an image-level prior)."""
+    denoise_patches = gmm_denoiser(prior, quirk=False)
+
+    def denoise(x: Array, eps: float) -> Array:
+        patches = image_patches(x, size, stride)
+        flat = denoise_patches(patches.reshape(-1, size * size), eps)  # one (N, d) array: plain matmuls
+        return patch_average(flat.reshape(patches.shape), x.shape[-2:], size, stride)
+
+    return denoise
 
 
 # --- sample metrics -----------------------------------------------------------------------------
