@@ -54,12 +54,6 @@ CATALOG: dict[str, ExternalDataset] = {
     "imdb": ExternalDataset(
         "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz", "7c2ac02c03563afcf9b574c7e56c153a",
         "aclImdb", "IMDB movie reviews, aclImdb layout (ko)"),
-    "mushroom": ExternalDataset(
-        "https://archive.ics.uci.edu/ml/machine-learning-databases/mushroom/agaricus-lepiota.data", None,
-        "aacbr", "UCI mushroom, agaricus-lepiota.data (aacbr)", into_folder=True),
-    "glioma": ExternalDataset(
-        "https://archive.ics.uci.edu/static/public/759/glioma+grading+clinical+and+mutation+features+dataset.zip",
-        None, "aacbr", "UCI glioma grading, TCGA_InfoWithGrade.csv (aacbr)", into_folder=True),
 }
 
 

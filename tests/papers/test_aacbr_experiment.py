@@ -1,4 +1,4 @@
-"""Data loaders (UCI formats on tiny generated stand-ins), splits, and the evaluation's arithmetic."""
+"""Data loaders (the shipped UCI files), splits, the NN comparator, ties, and the evaluation's arithmetic."""
 
 from __future__ import annotations
 
@@ -20,43 +20,39 @@ def test_iris_and_wdbc_have_the_papers_split_sizes_and_scaling():
     assert np.bincount(wdbc.y_train)[0] > np.bincount(wdbc.y_train)[1]  # B = 0 is the majority
 
 
-def test_glioma_loader_reads_the_uci_format(tmp_path, monkeypatch):
-    text = D.glioma_standin_text(n=60)
-    (tmp_path / "aacbr").mkdir()
-    (tmp_path / "aacbr" / D.GLIOMA_FILE).write_text(text)
-    monkeypatch.setenv("GDREPRO_EXTERNAL_DATA", str(tmp_path))
-    split = D.load("glioma", "uci")
+def test_glioma_is_the_shipped_uci_file_with_the_papers_split():
+    split = D.load("glioma")
     assert split.binary and split.X_train.shape[1] == 21 and split.feature_names[:2] == ("Gender", "IDH1")
-    assert len(split.y_train) + len(split.y_val) + len(split.y_test) == 60
+    assert (len(split.y_train), len(split.y_val), len(split.y_test)) == (536, 135, 168)  # 839 rows, 64/16/20
     assert set(np.unique(split.X_train)) <= {0.0, 1.0}
-    bad = text.replace("Grade,Gender", "Grade,Sex", 1)
+    assert 0.4 < split.y_train.mean() < 0.5  # GBM share of the real data (~42%)
+    text = D.packaged_text(D.GLIOMA_FILE)
     with pytest.raises(GdreproError, match="header"):
-        D.parse_glioma(bad)
+        D.parse_glioma(text.replace("Grade,Gender", "Grade,Sex", 1))
 
 
-def test_mushroom_loader_one_hot_and_split(tmp_path, monkeypatch):
-    rows = ["p,x,s,n,t,p,f,c,n,k,e,e,s,s,w,w,p,w,o,p,k,s,u", "e,x,s,y,t,a,f,c,b,k,e,c,s,s,w,w,p,w,o,p,n,n,g"] * 150
-    (tmp_path / "aacbr").mkdir()
-    (tmp_path / "aacbr" / D.MUSHROOM_FILE).write_text("\n".join(rows) + "\n")
-    monkeypatch.setenv("GDREPRO_EXTERNAL_DATA", str(tmp_path))
-    split = D.load("mushroom", "uci")
-    assert (len(split.y_train), len(split.y_val), len(split.y_test)) == (200, 50, 50)
+def test_mushroom_is_the_shipped_uci_file_one_hot_with_the_notebooks_split():
+    split = D.load("mushroom")
+    assert (len(split.y_train), len(split.y_val), len(split.y_test)) == (200, 50, 8124 - 250)
+    assert split.X_train.shape[1] == 117  # one-hot of the 22 attributes, '?' a category
     np.testing.assert_array_equal(split.X_train.sum(1), 22)  # one category per attribute
-    assert split.X_train.shape[1] == 22 + 7  # 7 attributes take two values in these rows
-    first = D.parse_mushroom("\n".join(rows))
-    assert first[1][0] == 1 and first[1][1] == 0  # p = 1, e = 0
+    X, y, _ = D.parse_mushroom("p,x,s,n,t,p,f,c,n,k,e,e,s,s,w,w,p,w,o,p,k,s,u\ne,x,s,y,t,a,f,c,b,k,e,c,s,s,w,w,p,w,o,p,n,n,g")
+    assert y.tolist() == [1, 0] and X.shape == (2, 22 + 7)  # p = 1, e = 0; 7 attributes differ
 
 
-def test_missing_uci_file_says_how_to_get_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("GDREPRO_EXTERNAL_DATA", str(tmp_path))
-    with pytest.raises(GdreproError, match="download it from https://archive.ics.uci.edu"):
-        D.load("glioma", "uci")
+def test_a_changed_data_file_fails_its_md5(tmp_path, monkeypatch):
+    (tmp_path / D.GLIOMA_FILE).write_text(D.packaged_text(D.GLIOMA_FILE).replace("51.3", "51.4", 1))
+    monkeypatch.setattr(D, "DATA_DIR", tmp_path)
+    with pytest.raises(GdreproError, match="MD5"):
+        D.load("glioma")
+    with pytest.raises(GdreproError, match="missing"):
+        D.load("mushroom")
 
 
-def test_standins_are_deterministic_and_the_mushroom_one_has_117_features():
-    assert D.glioma_standin_text(100) == D.glioma_standin_text(100)
-    X, y, names = D.parse_mushroom(D.mushroom_standin_text(2000))
-    assert X.shape[1] == 117 and 0.3 < y.mean() < 0.8
+def test_wine_is_split_and_scaled_as_iris():
+    wine = D.load("wine")
+    assert (len(wine.y_train), len(wine.y_val), len(wine.y_test)) == (113, 29, 36) and wine.n_classes == 3
+    np.testing.assert_allclose(wine.X_train.std(0, ddof=1), 1, atol=1e-5)
 
 
 def test_casebase_subsample_keeps_every_class_and_is_seeded():
@@ -74,11 +70,13 @@ def test_compute_gaps_margins_and_worst_seed_structure(tmp_path):
         run[d] = {m: {part: np.array(0.9 if m == "logreg" else 0.8 if m == "gradual" else 0.6)
                       for part in ("test", "val")}
                   for m in ("gradual",) + E.BASELINES + (("aacbr",) if d in E.BINARY else ())}
-        run[d]["gradual"] |= {k: np.array(0.0) for k in ("default_out", "cyclic", "cyclic_above_0.1", "upward_mass")}
+        run[d]["gradual"] |= {k: np.array(0.0) for k in ("default_out", "cyclic", "cyclic_above_0.1", "upward_mass",
+                                                         "tie_rate", "all_zero_rate", "tie_correct")}
         run[d]["gradual"]["loss"] = np.arange(3.0) + len(d)
     run["check"] = {"fast_slow_diff": np.array(1e-9)}
     out = E.compute(run)
     assert out["gap_iris"] == pytest.approx(0.1) and out["margin_glioma"] == pytest.approx(0.2)
+    assert out["gap_nn_wdbc"] == pytest.approx(-0.2)  # nn 0.6 - gradual 0.8
 
     other = {d: {m: dict(v) for m, v in run[d].items()} for d in E.DATASETS} | {"check": {"fast_slow_diff": np.array(2e-9)}}
     other["glioma"]["gradual"]["cyclic"] = np.array(1.0)
@@ -96,9 +94,28 @@ def test_compute_gaps_margins_and_worst_seed_structure(tmp_path):
     np.testing.assert_array_equal(pooled["wdbc"]["gradual"]["loss"], run["wdbc"]["gradual"]["loss"])  # arrays: first seed
 
 
-def test_default_scale_settings():
-    s = E.SETTINGS["default"]
-    assert s.iterations == 30 and max(s.wdbc_cases, s.glioma_cases, s.mushroom_cases) <= 150
-    assert E.SETTINGS["paper"].iterations == 0 and E.SETTINGS["paper"].binary_source == "uci"
+def test_scale_settings():
+    s, p = E.SETTINGS["default"], E.SETTINGS["paper"]
+    assert s.K("iris", 96) == 96 and s.K("glioma", 100) == 95 and s.K("wine", 113) == 113  # K as the paper
+    assert (p.iris_epochs, p.wdbc_epochs, p.glioma_epochs, p.mushroom_epochs) == (3000, 2500, 6000, 500)
+    assert p.cases("wdbc") == 0 and p.K("wdbc", 364) == 364 and p.wine_epochs == 3000
     with pytest.raises(ValueError):
-        E.AacbrSettings("web", 0, 0, 0, 0, 1, 1, 1, 1, iterations=0)
+        E.AacbrSettings(0, 0, 0, 0, 0, 1, 1, 1, iterations=0)
+
+
+def test_ties_are_counted_and_broken_to_the_lowest_class():
+    strengths = np.array([[0.0, 0.0, 0.0], [0.2, 0.5, 0.5], [0.9, 0.1, 0.0], [0.3, 0.3, 0.1]])
+    out = E.ties(strengths, np.array([0, 2, 0, 0]))
+    assert out == {"tie_rate": 0.75, "all_zero_rate": 0.25, "tie_correct": 0.5}  # rows 0 and 3 tie right
+
+
+def test_linear_nn_is_one_softmax_layer_trained_by_adamw():
+    import torch
+
+    split = D.load("iris")
+    acc = E.linear_nn(split, 500, torch.Generator().manual_seed(0))
+    assert acc["test"] >= 0.9  # multinomial logistic regression on iris
+    again = E.linear_nn(split, 500, torch.Generator().manual_seed(0))
+    assert again == acc
+    one = E.linear_nn(split, 1, torch.Generator().manual_seed(0))
+    assert one["test"] < acc["test"]

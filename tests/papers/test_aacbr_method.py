@@ -112,6 +112,100 @@ def test_blocked_product_matches_the_triple_loop_in_any_chunking():
         torch.testing.assert_close(M.blocked_product(left, right, chunk), brute, rtol=1e-9, atol=1e-15)
 
 
+def _unrolled_blocked_product(left, right):
+    """The straightforward chunk-free autograd version: prod_k max(1 - l r, FLOOR) by broadcasting."""
+    return torch.clamp(1 - left[:, :, None] * right[None, :, :], min=FLOOR).prod(dim=1)
+
+
+def test_fused_blockers_have_the_straightforward_values_and_gradients():
+    g = torch.Generator().manual_seed(1)
+    left = torch.rand(9, 7, generator=g, dtype=torch.float64).requires_grad_(True)
+    right = torch.rand(7, 5, generator=g, dtype=torch.float64).requires_grad_(True)
+    with torch.no_grad():
+        left[0, 0], right[0, 0] = 1.0, 1.0  # a floored factor: no gradient through it (clamp's rule)
+    weight = torch.rand(9, 5, generator=g, dtype=torch.float64)
+    for chunk in (1, 3, None):
+        fast = M.blocked_product(left, right, chunk)
+        grads = torch.autograd.grad((fast * weight).sum(), (left, right))
+        slow = _unrolled_blocked_product(left, right)
+        expect = torch.autograd.grad((slow * weight).sum(), (left, right))
+        torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-15)
+        for got, want in zip(grads, expect):
+            torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-13)
+
+
+def _unrolled_semantics(a, base, iterations):
+    sigma = base
+    for _ in range(iterations):
+        sigma = torch.relu(base + sigma @ a)
+    return sigma
+
+
+@pytest.mark.parametrize("dag", [True, False])
+def test_early_stopping_semantics_has_the_unrolled_values_and_gradients(dag):
+    # a DAG reaches its fixed point after its depth, so most of K = 40 steps are idle; a graph with
+    # a cycle never repeats a step bit for bit, so all K steps run: both must match the unrolled loop
+    g = torch.Generator().manual_seed(2)
+    n = 8
+    a = (torch.rand(n, n, generator=g, dtype=torch.float64) - 0.5) * 0.6
+    if dag:
+        a = torch.triu(a, diagonal=1)
+    a.requires_grad_(True)
+    base = torch.rand(5, n, generator=g, dtype=torch.float64).requires_grad_(True)
+    weight = torch.rand(5, n, generator=g, dtype=torch.float64)
+    fast = M.relu_semantics(a, base, 40)
+    slow = _unrolled_semantics(a, base, 40)
+    assert torch.equal(fast, slow)  # the forward is the same float operations
+    got = torch.autograd.grad((fast * weight).sum(), (a, base))
+    want = torch.autograd.grad((slow * weight).sum(), (a, base))
+    for x, y in zip(got, want):
+        torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-13)
+    assert got[0].abs().max() > 1e-3 and (fast == 0).any() and (fast > 0).any()  # ReLU active both ways
+
+
+def test_a_fast_epoch_is_the_straightforward_epoch_in_float32():
+    """One fit epoch on 40 cases, 3 classes, K = 40, float32: loss and gradient step of the fused code
+    equal an epoch of the straightforward graph (broadcast blockers, every pair, unrolled semantics)."""
+    g = np.random.default_rng(3)
+    X, y = g.normal(size=(40, 5)).astype(np.float32), np.arange(40) % 3
+    model = M.GradualAACBR(epochs=1, seed=4).fit(X, y)
+    gen = torch.Generator().manual_seed(4)
+    w = ((torch.rand(5, generator=gen) * 2 - 1) * math.sqrt(6.0 / 6)).requires_grad_(True)
+    c = torch.tensor(1.0, requires_grad=True)
+    Xall, lab, is_default, didx = _with_defaults(torch.as_tensor(X), torch.as_tensor(y), 3)
+    s = Xall @ w
+    p = torch.sigmoid((s[:, None] - s[None, :]) / 0.05)
+    wgt = torch.where(is_default[:, None], 0.0, p * (1 - p.T))
+    same = lab[:, None] == lab[None, :]
+    att0 = torch.where(same, 0.0, wgt)
+    att = att0 * _unrolled_blocked_product(torch.where(same, wgt, 0.0), att0)
+    sup = torch.where(same & ~torch.eye(43, dtype=torch.bool), wgt, 0.0) * _unrolled_blocked_product(wgt, wgt)
+    a = M.uni_directional(sup - att)
+    sn = torch.as_tensor(X) @ w
+    base = M.new_case_base_scores(torch.sigmoid(c * s), s, torch.sigmoid(c * sn), sn, 0.05)
+    logits = _unrolled_semantics(a, base, 40)[:, didx]
+    loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(y)) + 0.005 * (
+        torch.linalg.matrix_norm(att, ord="nuc") + torch.linalg.matrix_norm(sup, ord="nuc"))
+    opt = torch.optim.AdamW([w, c], lr=0.02)
+    loss.backward()
+    opt.step()
+    np.testing.assert_allclose(model.history[0], float(loss.detach()), rtol=1e-5)
+    torch.testing.assert_close(model.w_.detach(), w.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.c_.detach(), c.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_joint_regulariser_is_one_nuclear_norm_of_abs_a():
+    s = torch.tensor([0.3, 0.1, -0.2, 0.25, 0.0], dtype=torch.float64)
+    labels, is_default = torch.tensor([0, 1, 0, 1, 0]), torch.zeros(5, dtype=torch.bool)
+    att, sup = M.casebase_graph(s, labels, is_default, 0.1)
+    joint = M.community_regulariser(att, sup, "joint")
+    assert abs(float(joint) - float(torch.linalg.matrix_norm((sup - att).abs(), ord="nuc"))) < 1e-12
+    separate = M.community_regulariser(att, sup, "separate")
+    assert float(separate) > float(joint) + 1e-3  # the triangle inequality, strictly here
+    with pytest.raises(ValueError):
+        M.GradualAACBR(regulariser="both").fit(np.zeros((4, 2)), np.array([0, 1, 0, 1]))
+
+
 def test_two_argument_graph_by_hand():
     # s = (1, 0), labels (0, 1), T = 1, no defaults. P(0,1) = sig(1) = p, W(0,1) = p * p; W(a,a) = 1/4.
     # Att(0,1) = W(0,1) * (1 - W(0,0) W(0,1)) (k = 0 has a's label and not b's), Att(1,0) likewise.

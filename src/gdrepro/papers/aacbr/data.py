@@ -5,26 +5,26 @@
   (ddof = 1, as torch.std). WDBC labels are recoded to the official order B = 0, M = 1.
 - glioma (UCI "Glioma Grading Clinical and Mutation Features", TCGA_InfoWithGrade.csv): Grade
   is the label; the 21 binary features Gender + 20 mutations (Age and Race dropped, as the
-  official notebooks do); same 64/16/20 split, no scaling.
+  official notebooks do); same 64/16/20 split (random_state 42, the official Gradual AA-CBR
+  notebook's), no scaling.
 - mushroom (UCI agaricus-lepiota.data): the 22 categorical attributes one-hot encoded (categories
-  of the whole file), labels e = 0, p = 1; rows permuted with np.random.seed(1), first 200 train,
-  next 50 val, the rest test (the official notebook's split).
+  of the whole file, '?' one of them: 117 features), labels e = 0, p = 1; rows permuted with
+  np.random.seed(1), first 200 train, next 50 val, the rest test (the official notebook's split).
 
-At smoke/default scale glioma and mushroom are replaced by stand-ins generated in code in the
-same file formats (read by the same parsers); at paper scale the real files must be supplied.
+The two UCI files ship with the package (``data/``, provenance, licence and MD5 in
+``data/PROVENANCE.md``) and every scale reads them from there; each load checks the MD5.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from gdrepro.datasets import external_root
 from gdrepro.errors import GdreproError
-from gdrepro.runtime import rng
 
 GLIOMA_COLUMNS = (
     "Grade,Gender,Age_at_diagnosis,Race,IDH1,TP53,ATRX,PTEN,EGFR,CIC,MUC16,PIK3CA,NF1,PIK3R1,"
@@ -32,10 +32,8 @@ GLIOMA_COLUMNS = (
 ).split(",")
 GLIOMA_FILE = "TCGA_InfoWithGrade.csv"
 MUSHROOM_FILE = "agaricus-lepiota.data"
-SOURCES = {
-    GLIOMA_FILE: "https://archive.ics.uci.edu/dataset/759/glioma+grading+clinical+and+mutation+features",
-    MUSHROOM_FILE: "https://archive.ics.uci.edu/dataset/73/mushroom",
-}
+DATA_DIR = Path(__file__).parent / "data"
+MD5 = {GLIOMA_FILE: "8fbf31ba56bae886db10277360c2fd4e", MUSHROOM_FILE: "08abc775ae2a79b402cc75f3a29e4b7d"}
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,16 @@ def wdbc() -> Split:
     return _split_64_16_20("wdbc", d.data, 1 - d.target, False, d.feature_names)  # B = 0, M = 1
 
 
-# --- glioma: the UCI TCGA file and a generated stand-in in its format ---------------------------
+def wine() -> Split:
+    """scikit-learn's wine (3 classes, 13 continuous features): not in the paper; our held-out check
+    of GradualAACBR()'s defaults, split and scaled as iris and WDBC."""
+    from sklearn.datasets import load_wine
+
+    d = load_wine()
+    return _split_64_16_20("wine", d.data, d.target, False, d.feature_names)
+
+
+# --- glioma: the UCI TCGA file ----------------------------------------------------------------
 
 
 def parse_glioma(text: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -101,37 +108,12 @@ def parse_glioma(text: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return X, table[:, 0].astype(int), [header[i] for i in keep]
 
 
-GLIOMA_PREVALENCE = np.array([0.42, 0.48, 0.41, 0.26, 0.17, 0.13, 0.13, 0.12, 0.09, 0.08, 0.06,
-                              0.05, 0.04, 0.04, 0.03, 0.03, 0.03, 0.03, 0.03, 0.03, 0.03])
-# log-odds of GBM per feature (Gender, IDH1, TP53, ATRX, PTEN, EGFR, CIC, ...): ours, glioma-like
-GLIOMA_EFFECT = np.array([0.2, -3.2, -0.3, -0.9, 1.3, 1.1, -1.2, 0.3, 0.2, 0.6, -0.4,
-                          -1.0, 0.7, 0.0, 0.0, 0.0, 0.0, 0.0, -1.5, 0.0, 0.8])
-
-
-def glioma_standin_text(n: int = 839) -> str:
-    """A generated glioma-like table in the TCGA_InfoWithGrade.csv format (stand-in, not real data).
-
-    Independent Bernoulli features with the real file's approximate prevalences; Grade drawn
-    from a logistic model dominated by IDH1 (as in the real data, where IDH1 separates LGG/GBM).
-    """
-    g = rng("aacbr", "glioma-standin")
-    X = (g.random((n, 21)) < GLIOMA_PREVALENCE).astype(int)
-    logit = 1.0 + X @ GLIOMA_EFFECT
-    grade = (g.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    age = np.round(np.clip(g.normal(50, 15, n), 15, 90), 2)
-    race = g.choice(4, n, p=[0.9, 0.06, 0.03, 0.01])
-    rows = [",".join(GLIOMA_COLUMNS)]
-    for i in range(n):
-        rows.append(",".join([str(grade[i]), str(X[i, 0]), f"{age[i]:g}", str(race[i])] + [str(v) for v in X[i, 1:]]))
-    return "\n".join(rows) + "\n"
-
-
 def glioma(text: str) -> Split:
     X, y, names = parse_glioma(text)
     return _split_64_16_20("glioma", X, y, True, names, scale=False)
 
 
-# --- mushroom: the UCI file and a generated stand-in in its format ------------------------------
+# --- mushroom: the UCI file -------------------------------------------------------------------
 
 
 def parse_mushroom(text: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -149,26 +131,6 @@ def parse_mushroom(text: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return np.hstack(blocks).astype(float), y, names
 
 
-MUSHROOM_CARDINALITY = (6, 4, 10, 2, 9, 2, 2, 2, 12, 2, 5, 4, 4, 9, 9, 1, 4, 3, 5, 9, 6, 7)
-
-
-def mushroom_standin_text(n: int = 8124) -> str:
-    """A generated table in the agaricus-lepiota.data format (stand-in, not real data).
-
-    22 categorical attributes with the real cardinalities; the label is a rule on attribute 5
-    ("odor": 5 of its 9 values poisonous) and attribute 20 ("spore-print colour"), with 1% noise.
-    """
-    g = rng("aacbr", "mushroom-standin")
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    codes = np.stack([g.integers(0, k, n) for k in MUSHROOM_CARDINALITY], axis=1)
-    poisonous = (codes[:, 4] >= 4) | ((codes[:, 4] == 0) & (codes[:, 19] >= 6))
-    flip = g.random(n) < 0.01
-    label = np.where(poisonous ^ flip, "p", "e")
-    return "\n".join(
-        ",".join([label[i]] + [letters[c] for c in codes[i]]) for i in range(n)
-    ) + "\n"
-
-
 def mushroom(text: str, train: int = 200, val: int = 50) -> Split:
     X, y, names = parse_mushroom(text)
     state = np.random.RandomState(1)  # the official notebook: np.random.seed(1); permutation
@@ -178,32 +140,31 @@ def mushroom(text: str, train: int = 200, val: int = 50) -> Split:
                  X[train + val :], y[train + val :], True, tuple(names))
 
 
-# --- where the real files live ----------------------------------------------------------------
+# --- the shipped UCI files --------------------------------------------------------------------
 
 
-def external_file(name: str) -> Path:
-    """Path of a downloaded UCI file: ``<external data>/aacbr/<name>`` (see gdrepro.datasets)."""
-    path = external_root() / "aacbr" / name
+def packaged_text(name: str) -> str:
+    """Text of a UCI file shipped in ``data/``, after checking its MD5 (see data/PROVENANCE.md)."""
+    path = DATA_DIR / name
     if not path.exists():
-        raise GdreproError(
-            f"missing {path}: the paper scale uses the UCI file {name}; download it from "
-            f"{SOURCES[name]} and put it there (GDREPRO_EXTERNAL_DATA moves the external data folder)"
-        )
-    return path
+        raise GdreproError(f"missing {path}: the package ships {name} (see data/PROVENANCE.md)")
+    raw = path.read_bytes()
+    digest = hashlib.md5(raw).hexdigest()
+    if digest != MD5[name]:
+        raise GdreproError(f"{path} has MD5 {digest}, expected {MD5[name]}: not the UCI file (see data/PROVENANCE.md)")
+    return raw.decode("ascii")
 
 
-def load(name: str, source: str) -> Split:
-    """Dataset ``name`` (iris, wdbc, glioma, mushroom); ``source`` 'standin' or 'uci' for the binary sets."""
+def load(name: str) -> Split:
+    """Dataset ``name`` (iris, wdbc, glioma, mushroom; wine) with the official notebooks' split."""
     if name == "iris":
         return iris()
     if name == "wdbc":
         return wdbc()
-    if name not in ("glioma", "mushroom"):
-        raise GdreproError(f"unknown aacbr dataset {name!r}")
-    if source == "standin":
-        return glioma(glioma_standin_text()) if name == "glioma" else mushroom(mushroom_standin_text())
-    if source != "uci":
-        raise GdreproError(f"unknown data source {source!r} (standin or uci)")
+    if name == "wine":
+        return wine()
     if name == "glioma":
-        return glioma(external_file(GLIOMA_FILE).read_text())
-    return mushroom(external_file(MUSHROOM_FILE).read_text())
+        return glioma(packaged_text(GLIOMA_FILE))
+    if name == "mushroom":
+        return mushroom(packaged_text(MUSHROOM_FILE))
+    raise GdreproError(f"unknown aacbr dataset {name!r}")

@@ -1,88 +1,103 @@
-"""Gradual AA-CBR figures: one learned argumentation graph, accuracies with the paper's numbers, losses.
+"""Gradual AA-CBR figures: one prediction's debate, accuracies with the paper's numbers, losses.
 
-The paper draws learned casebase graphs (cases as nodes coloured by class, attacks red, supports
-green, defaults at the bottom) and tabulates accuracies; ``graph`` redraws the first, ``accuracy``
-the table as bars with the paper's single-run numbers marked.
+The paper explains a prediction by the arguments behind it: the class defaults' final strengths
+(the logits) and the cases that attack or support the winning default, weighted by their own
+final strengths. ``debate`` draws that for one iris test case; ``accuracy`` the results table as
+seed means with 95% intervals and the paper's single-run numbers marked.
 """
 
 from __future__ import annotations
 
-import networkx as nx
 import numpy as np
+from scipy import stats
 
 from gdrepro.plotting import PAPER_COLOR
 
-DATASET_ORDER = ("iris", "wdbc", "glioma", "mushroom")
+DATASET_ORDER = ("iris", "wdbc", "glioma", "mushroom", "wine")
+DATASET_NAME = {"iris": "Iris", "wdbc": "WDBC", "glioma": "Glioma", "mushroom": "Mushroom",
+                "wine": "Wine\n(not in paper)"}
+IRIS_CLASSES = ("setosa", "versicolor", "virginica")
 METHOD_STYLE = {
     "gradual": ("Gradual AA-CBR", "C0"),
+    "nn": ("NN (paper's: one linear layer)", "C5"),
     "logreg": ("logistic regression", "C1"),
-    "mlp": ("MLP", "C2"),
-    "knn": ("k-NN", "C3"),
+    "mlp": ("MLP (64 hidden)", "C2"),
+    "knn": ("5-NN", "C3"),
     "aacbr": ("AA-CBR (classic)", "C4"),
 }
 
 
-def draw_graph(ax, runs, seeds, threshold: float = 0.1, **_) -> None:
-    """The post-processed iris casebase graph of the first seed: node height = projection s = w.x."""
-    iris = runs[0]["iris"]["gradual"]
-    a, labels, s, tau = iris["graph"], iris["labels"], iris["s"], iris["tau"]
+def debate(graph: np.ndarray, labels: np.ndarray, strengths: np.ndarray, top: int = 6) -> dict:
+    """One prediction's debate: every default's final strength, the winner d, and the ``top``
+    strongest supporters and attackers of d by contribution A_ad sigma_a (a case, its class, its
+    final strength sigma_a), down to 1% of the largest contribution."""
     n_def = int(labels.max()) + 1
-    n = len(labels) - n_def
-    kept = np.where(np.abs(a) > threshold, a, 0.0)
-    g = nx.from_numpy_array(kept, create_using=nx.DiGraph)
-    rank = np.argsort(np.argsort(s[:n]))
-    jitter = (rank % 7 - 3) * 0.09
-    pos = {i: (labels[i] + jitter[i], s[i]) for i in range(n)}
-    low = s[:n].min() - 0.15 * (np.ptp(s[:n]) + 1e-9)
-    pos |= {n + k: (k, low) for k in range(n_def)}
-    colours = [f"C{labels[i]}" for i in range(len(labels))]
-    edges = list(g.edges())
-    weights = np.array([kept[u, v] for u, v in edges])
-    nx.draw_networkx_edges(g, pos, ax=ax, edgelist=edges, width=0.5 + 1.5 * np.abs(weights),
-                           edge_color=["#2ca02c" if w > 0 else "#d62728" for w in weights],
-                           alpha=0.55, arrowsize=5, node_size=14)
-    nx.draw_networkx_nodes(g, pos, ax=ax, nodelist=list(range(n)), node_color=colours[:n],
-                           node_size=8 + 40 * tau[:n])
-    nx.draw_networkx_nodes(g, pos, ax=ax, nodelist=list(range(n, n + n_def)), node_color=colours[n:],
-                           node_shape="s", node_size=70, edgecolors="black")
-    for k in range(n_def):
-        ax.annotate(f"default {k}", pos[n + k], xytext=(0, -11), textcoords="offset points",
-                    ha="center", fontsize=7)
-    ax.plot([], [], color="#2ca02c", label="support")
-    ax.plot([], [], color="#d62728", label="attack")
-    ax.tick_params(left=True, labelleft=True)
-    ax.set_axis_on()
-    ax.set(xlabel="class (cases jittered)", ylabel=r"projection $s = w\cdot x$ (specificity)",
-           xticks=range(n_def),
-           title=f"Learned iris casebase graph, seed {seeds[0]}: {len(edges)} edges with |A| > {threshold}")
-    ax.legend(loc="upper right")
+    defaults = np.arange(len(labels) - n_def, len(labels))
+    d = int(defaults[np.argmax(strengths[defaults])])
+    contrib = graph[:, d] * strengths
+    order = np.argsort(contrib)
+    floor = 0.01 * np.abs(contrib).max()  # leave out contributions under 1% of the largest
+    pick = [i for i in order[::-1][:top] if contrib[i] > floor] + [i for i in order[:top] if contrib[i] < -floor]
+    return {"defaults": strengths[defaults], "winner": d - defaults[0],
+            "cases": [(int(i), int(labels[i]), float(strengths[i]), float(contrib[i])) for i in pick]}
 
 
-def draw_accuracy(ax, details, paper, **_) -> None:
-    """Test accuracy per dataset and method (mean ± sd over seeds); paper's single runs as markers."""
-    rows = details["accuracy"]
-    width = 0.16
-    for j, (method, (label, colour)) in enumerate(METHOD_STYLE.items()):
+def draw_debate(axes, runs, seeds, **_) -> None:
+    """Left: the class defaults' final strengths for the first iris test case (first seed).
+    Right: the strongest supporters (green) and attackers (red) of the winning default."""
+    iris = runs[0]["iris"]
+    ex = iris["explain"]
+    out = debate(iris["gradual"]["graph"], iris["gradual"]["labels"], ex["strengths"])
+    left, right = axes[0, 0], axes[0, 1]
+    k = len(out["defaults"])
+    left.bar(range(k), out["defaults"], color=[f"C{j}" for j in range(k)])
+    for j, v in enumerate(out["defaults"]):
+        left.annotate(f"{v:.2f} (p={ex['proba'][j]:.2f})", (j, v), xytext=(0, 2), textcoords="offset points",
+                      ha="center", va="bottom", fontsize=7, zorder=5)
+    left.set_xticks(range(k), [f"default\n{IRIS_CLASSES[j]}" for j in range(k)])
+    left.set(ylabel=r"final strength $\sigma$ (logit)", ylim=(0, 1.3 * max(out["defaults"].max(), 1e-3)),
+             xlabel=f"predicted: {IRIS_CLASSES[out['winner']]}",
+             title=f"Iris test case 0 (true {IRIS_CLASSES[int(ex['true'])]})")
+    cases = out["cases"]
+    y = np.arange(len(cases))[::-1]
+    contrib = [c[3] for c in cases]
+    right.barh(y, contrib, color=["#2ca02c" if v > 0 else "#d62728" for v in contrib])
+    right.set_yticks(y, [f"#{i} {IRIS_CLASSES[lab]}, $\\sigma$={sig:.2f}" for i, lab, sig, _ in cases], fontsize=7)
+    right.axvline(0, color="black", lw=0.6)
+    right.set(xlabel=r"contribution $A_{a,d}\,\sigma_a$ to default " + IRIS_CLASSES[out["winner"]],
+              title=f"Its strongest supporters / attackers (seed {seeds[0]})")
+
+
+def _interval(values: np.ndarray) -> float:
+    """Half-width of the two-sided 95% Student-t interval of the mean over seeds."""
+    if len(values) < 2:
+        return 0.0
+    return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def draw_accuracy(ax, runs, paper, **_) -> None:
+    """Test accuracy per dataset and method: mean over seeds with 95% t-intervals; the paper's
+    single runs (official notebooks) as grey ticks over their method's bar."""
+    width = 0.13
+    offsets = {m: (j - (len(METHOD_STYLE) - 1) / 2) * width for j, m in enumerate(METHOD_STYLE)}
+    for method, (label, colour) in METHOD_STYLE.items():
         xs, ys, es = [], [], []
         for i, d in enumerate(DATASET_ORDER):
-            row = next((r for r in rows if r["dataset"] == d and r["method"] == method), None)
-            if row:
-                xs.append(i + (j - 2) * width)
-                ys.append(row["test_mean"])
-                es.append(row["test_sd"])
-        ax.bar(xs, ys, width, yerr=es, color=colour, label=label, capsize=2, error_kw={"lw": 0.8})
-    marks = {"gradual": -2, "nn": -1, "aacbr": 2}
+            if method in runs[0][d]:
+                test = np.array([float(r[d][method]["test"]) for r in runs])
+                xs.append(i + offsets[method])
+                ys.append(test.mean())
+                es.append(_interval(test))
+        ax.bar(xs, ys, width, yerr=es, color=colour, label=label, capsize=1.5, error_kw={"lw": 0.8})
     first = True
     for i, d in enumerate(DATASET_ORDER):
-        for key, offset in marks.items():
-            if key in paper[d]:
-                ax.plot(i + offset * width, paper[d][key], marker="_", ms=12, mew=2, color=PAPER_COLOR,
-                        label="paper (single run; NN beside logreg)" if first else None)
-                first = False
-    names = [d if d in ("iris", "wdbc") else f"{d}\n({details['source']})" for d in DATASET_ORDER]
-    ax.set_xticks(range(len(DATASET_ORDER)), names)
-    ax.set(ylabel="test accuracy", ylim=(0.3, 1.05), title="Accuracy (mean ± sd over seeds)")
-    ax.legend(fontsize=6.5, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+        for method, value in paper.get(d, {}).items():
+            ax.plot(i + offsets[method], value, marker="_", ms=9, mew=2, color=PAPER_COLOR,
+                    label="paper (single run)" if first else None)
+            first = False
+    ax.set_xticks(range(len(DATASET_ORDER)), [DATASET_NAME[d] for d in DATASET_ORDER])
+    ax.set(ylabel="test accuracy", ylim=(0, 1.02), title="Test accuracy (mean over seeds, 95% interval)")
+    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.16))
 
 
 def draw_loss(ax, runs, **_) -> None:
@@ -91,6 +106,6 @@ def draw_loss(ax, runs, **_) -> None:
         for k, run in enumerate(runs):
             loss = run[d]["gradual"]["loss"]
             ax.plot(np.arange(1, len(loss) + 1), loss, color=f"C{i}", lw=0.8, alpha=0.7,
-                    label=d if k == 0 else None)
-    ax.set(xlabel="epoch", ylabel="training loss", xscale="log", title="Gradual AA-CBR training loss")
-    ax.legend()
+                    label=DATASET_NAME[d].replace("\n", " ") if k == 0 else None)
+    ax.set(xlabel="epoch", ylabel="training loss", xscale="log", title="Gradual AA-CBR training loss, every seed")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
