@@ -23,6 +23,11 @@ def _run(n_macro: int, n_micro: int, tmgd_gain: float, seed: int = 0) -> tuple[d
     micro["rmse_pos"] = 5.0 + 0.1 * g.standard_normal((n_micro, len(mi)))
     micro["rmse_vel"] = 1.0 + 0.0 * micro["rmse_pos"]
     micro["rmse_pos"][:, mi.index("mgda")] -= 2 * tmgd_gain  # traj = mean(pos, vel)
+    for exp, labels, n in ((macro, ma, n_macro), (micro, mi, n_micro)):
+        exp["l_data_last"], exp["l_phys_last"] = exp["l_data"].copy(), exp["l_phys"].copy()
+        exp["conflict_share"] = g.random((n, len(labels)))
+        exp["outside_share"] = 0.5 * exp["conflict_share"]
+    micro["rmse_pos_last"], micro["rmse_vel_last"] = micro["rmse_pos"] + 0.5, micro["rmse_vel"].copy()
     micro["norm_weight_dev"] = np.zeros(n_macro)
     micro["dcgd_min_cos"] = np.zeros(n_macro)
     macro["dcgd_min_cos"] = np.zeros(n_macro)
@@ -62,6 +67,19 @@ def test_macro_comparability_ratio():
     assert m["macro_comparable_tmgd"] == pytest.approx(2.0)
 
 
+def test_last_iterate_and_conflict_metrics():
+    run, ma, mi = _run(5, 10, tmgd_gain=0.0)
+    official, norm = mi.index("mgda_norm official patience"), mi.index("mgda_norm")
+    for key in ("rmse_pos", "rmse_pos_last"):
+        run["micro"][key][:, official] = run["micro"][key][:, norm]
+    run["micro"]["rmse_pos_last"][:, official] -= 0.4  # the longer patience helps at the last iterate only
+    m = E.compute_metrics(run, ma, mi)
+    assert m["micro_patience_effect"] == pytest.approx(0.0, abs=1e-12)
+    assert m["micro_patience_effect_last"] == pytest.approx(0.2)  # traj = mean(pos, vel)
+    assert m["micro_dcgd_proj_outside"] == pytest.approx(0.5 * run["micro"]["conflict_share"][:, mi.index("dcgd_proj")].mean())
+    assert m["micro_conflict_share"] == pytest.approx(run["micro"]["conflict_share"].mean())
+
+
 def test_results_pool_as_paired_runs():
     """A seed's macro run is one paired run per configuration row, micro's replicates are rows;
     scalars stack as floats; fields and trajectories stay per seed (as the evaluation reads them)."""
@@ -97,7 +115,7 @@ def test_shared_initialisation_and_equal_patience():
 
 
 def test_paper_scale_reads_real_data_files(tmp_path, monkeypatch):
-    """source=files: NGSIM and loop-detector CSVs (here tiny generated stand-ins) feed both experiments."""
+    """The "files" sources: NGSIM and loop-detector CSVs (here tiny generated stand-ins) feed both experiments."""
     import dataclasses
 
     from gdrepro.errors import GdreproError
@@ -107,12 +125,29 @@ def test_paper_scale_reads_real_data_files(tmp_path, monkeypatch):
     smoke = E.SETTINGS["smoke"]
     D.write_ngsim_csv(tmp_path / "ngsim.csv", S.simulate_pairs(np.random.default_rng(0), 6))
     D.write_loop_csv(tmp_path / "loop.csv", D.simulate_macro(smoke, np.random.default_rng(0)))
-    s = dataclasses.replace(smoke, source="files", data_root=str(tmp_path))
+    s = dataclasses.replace(smoke, macro_source="files", micro_source="files", data_root=str(tmp_path))
     monkeypatch.delenv("GDREPRO_TRAFFIC_DATA", raising=False)
     rep = E._micro_replicate(s, 0, 0)
     assert rep["heldout"]["x_f"].shape == (smoke.heldout, 601)
     assert rep["rows"]["train"][0].shape == (smoke.rows["train"], 3)
     obs = E._macro_observations(s, np.random.default_rng(0))
-    assert obs["x"].size == smoke.detectors * len(np.unique(obs["t"]))
+    n = sum(obs[p]["x"].size for p in ("train", "val", "test"))
+    assert n == smoke.detectors * len(np.unique(np.concatenate([obs[p]["t"] for p in ("train", "val", "test")])))
     with pytest.raises(GdreproError, match="missing"):
         E._macro_observations(dataclasses.replace(s, data_root=str(tmp_path / "nowhere")), np.random.default_rng(0))
+
+
+def test_official_macro_data_split_subsample_and_field():
+    """Every scale's macro data: the released split, a per-seed subsample of train/val, all test rows."""
+    s = E.SETTINGS["default"]
+    a = E._macro_observations(s, np.random.default_rng(0))
+    b = E._macro_observations(s, np.random.default_rng(1))
+    assert a["train"]["x"].size == s.macro_train_rows and a["val"]["x"].size == s.macro_val_rows
+    assert a["test"]["x"].size == 14228 and b["test"]["x"].size == 14228
+    assert not np.array_equal(a["train"]["t"], b["train"]["t"])  # seeds draw other rows
+    field = E._detector_field([a["test"]], bins=50)
+    assert field["grid_rho"].shape == (50, 19) and field["grid_x"].size == 19
+    # each cell is the mean density of the test rows of that detector and time bin
+    t0, t1 = a["test"]["t"].min(), a["test"]["t"].max()
+    first = (a["test"]["t"] <= t0 + (t1 - t0) / 50) & (a["test"]["x"] == field["grid_x"][3])
+    assert field["grid_rho"][0, 3] == pytest.approx(a["test"]["rho"][first].mean())

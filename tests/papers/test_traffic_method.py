@@ -130,6 +130,10 @@ def test_early_stopping_keeps_each_models_best_iterate():
         with torch.no_grad():
             p.fill_(float(it))
         stop.update(it, torch.tensor(v, dtype=torch.float64))
+    with torch.no_grad():
+        p.fill_(9.0)  # the stack keeps stepping stopped models
+    stop.to_last()
+    assert p[:, 0].tolist() == [3.0, 9.0]  # model 0 stopped at iteration 3; model 1 never stopped
     stop.restore(len(vals) - 1)
     assert p[:, 0].tolist() == [1.0, 2.0]
     assert stop.stop_iter.tolist() == [3, 5]
@@ -218,3 +222,49 @@ def test_loop_loader_roundtrip_and_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("GDREPRO_TRAFFIC_DATA", raising=False)
     with pytest.raises(GdreproError, match="GDREPRO_TRAFFIC_DATA"):
         D.data_root("")
+
+
+def test_official_lwr_data_loads_with_density_flow_over_speed_and_checks_its_md5(tmp_path):
+    obs = D.load_lwr_npz()
+    assert {k: v["x"].size for k, v in obs.items()} == {"train": 42681, "val": 14227, "test": 14228}
+    with np.load(D.LWR_NPZ) as z:
+        np.testing.assert_allclose(obs["test"]["rho"] * obs["test"]["u"], z["Y_test"][:, 0], rtol=1e-12)
+        np.testing.assert_allclose(obs["val"]["t"] * 60.0, z["X_validate"][:, 1], rtol=1e-12)
+    assert np.unique(obs["train"]["x"]).size == 19 and (obs["train"]["u"] > 0).all()
+    copy = tmp_path / "dataNew.npz"
+    raw = bytearray(D.LWR_NPZ.read_bytes())
+    raw[-1] ^= 1  # one flipped bit
+    copy.write_bytes(bytes(raw))
+    with pytest.raises(GdreproError, match="MD5"):
+        D.load_lwr_npz(copy)
+    with pytest.raises(GdreproError, match="missing"):
+        D.load_lwr_npz(tmp_path / "absent.npz")
+
+
+def test_standin_drivers_react_with_delay_by_helly_and_records_carry_the_stated_noise():
+    quiet = dict(heterogeneity=0.0, noise=0.0, helly_share=1.0, delay_s=(0.5, 0.5),
+                 position_noise=0.0, speed_noise=0.0, accel_noise=0.0)
+    p = S.simulate_standin_pairs(np.random.default_rng(5), 8, seconds=30.0, **quiet)
+    assert (p["kind"] == 1).all() and np.allclose(p["delay"], 0.5)
+    dx = p["x_l"] - p["x_f"] - S.VEHICLE_LENGTH
+    state = np.stack([dx, p["v_l"] - p["v_f"], p["v_f"]])
+    lag = 5
+    expected = S.helly_acceleration(*state[:, :, :-lag - 1], S.HELLY_NOMINAL)  # a_k from the state at k - 5
+    realised = p["a_f"][:, lag:-1]
+    free = (np.abs(expected) < 3.9) & (dx[:, lag:-1] > 1.0) & (p["v_f"][:, lag + 1:] > 0)  # no clip, guard or v = 0
+    assert free.mean() > 0.9
+    np.testing.assert_allclose(realised[free], expected[free], atol=1e-9)
+    # measurement noise is drawn last: the same generator state gives the same motion, recorded with noise
+    noisy = S.simulate_standin_pairs(np.random.default_rng(5), 8, seconds=30.0,
+                                     **quiet | {"position_noise": 0.1, "accel_noise": 0.2})
+    assert np.std(noisy["x_f"] - p["x_f"]) == pytest.approx(0.1, rel=0.05)
+    assert np.std(noisy["a_f"] - p["a_f"]) == pytest.approx(0.2, rel=0.05)
+    np.testing.assert_array_equal(noisy["v_f"], p["v_f"])
+
+
+def test_conflict_flags_on_known_gradient_pairs():
+    G2 = torch.tensor([[[1.0, 0.0], [0.0, 1.0]],  # orthogonal: no conflict, sum inside the cone
+                       [[1.0, 0.0], [-0.3, 1.0]],  # conflict, but the sum stays inside (g.g_r = 0.79)
+                       [[1.0, 0.0], [-0.5, 0.1]]])  # conflict and g.g_r = -0.5*0.5 + 0.01 < 0: outside
+    conflict, outside = M.conflict_flags(G2)
+    assert conflict.tolist() == [False, True, True] and outside.tolist() == [False, False, True]

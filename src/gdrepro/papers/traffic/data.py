@@ -1,7 +1,11 @@
-"""Data for the traffic experiments: simulated ground truth (default) and loaders for real data.
+"""Data for the traffic experiments: the paper's macroscopic data, simulated stand-ins and loaders.
 
-Real data (paper scale) is read from a folder the user supplies (``GDREPRO_TRAFFIC_DATA`` or the
-``data_root`` setting); nothing here downloads. Formats:
+- Macroscopic, every scale: the official release's ``dataNew.npz`` (loop detectors; flow and speed,
+  density = flow / speed), shipped in this package (``data/dataNew.npz``, MIT, provenance and MD5 in
+  ``data/PROVENANCE.md``; :func:`load_lwr_npz` checks the MD5).
+- Microscopic: a generated stand-in (``simulate.py``), since the official NGSIM pickles are not
+  available; real NGSIM CSVs can be read from a folder the user supplies (``GDREPRO_TRAFFIC_DATA`` or
+  the ``data_root`` setting). Nothing here downloads. CSV formats:
 
 - NGSIM trajectories (``ngsim.csv``): the public NGSIM US-101 / I-80 CSV columns ``Vehicle_ID,
   Frame_ID, Local_Y, v_Length, v_Vel, v_Acc, Preceding`` (others ignored), feet and ft/s, 10 frames
@@ -13,6 +17,7 @@ Real data (paper scale) is read from a folder the user supplies (``GDREPRO_TRAFF
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 from pathlib import Path
 
@@ -24,6 +29,33 @@ from gdrepro.papers.traffic import simulate as S
 FT = 0.3048
 NGSIM_COLUMNS = ("Vehicle_ID", "Frame_ID", "Local_Y", "v_Length", "v_Vel", "v_Acc", "Preceding")
 LOOP_COLUMNS = ("detector_id", "position_km", "time_min", "flow_veh_h", "speed_km_h")
+
+
+LWR_NPZ = Path(__file__).parent / "data" / "dataNew.npz"
+LWR_MD5 = "c4d8848dd4391a58277e05ff859489cd"
+LWR_SPLITS = {"train": "train", "val": "validate", "test": "test"}
+
+
+def load_lwr_npz(path: Path = LWR_NPZ, md5: str = LWR_MD5) -> dict[str, dict[str, np.ndarray]]:
+    """The official macroscopic data set, split as released: {train, val, test} -> x, t, rho, u.
+
+    X = (position, time) with position in miles (postmile) and time in minutes (5-minute steps);
+    Y = (flow, speed). Returned: x (mi), t (h, so that rho_t + (rho u)_x = 0 holds in consistent
+    units with u in mi/h), rho = flow / speed (as the official LWR-PINN script; speed > 0 in every
+    row), u = speed. Raises if the file is missing or its MD5 differs from the committed copy's.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise GdreproError(f"missing {path}: the package ships dataNew.npz (see data/PROVENANCE.md)")
+    digest = hashlib.md5(path.read_bytes()).hexdigest()
+    if digest != md5:
+        raise GdreproError(f"{path} has MD5 {digest}, expected {md5}: not the official dataNew.npz (see PROVENANCE.md)")
+    with np.load(path) as z:
+        out = {}
+        for name, key in LWR_SPLITS.items():
+            X, Y = z[f"X_{key}"], z[f"Y_{key}"]
+            out[name] = {"x": X[:, 0], "t": X[:, 1] / 60.0, "rho": Y[:, 0] / Y[:, 1], "u": Y[:, 1]}
+    return out
 
 
 def data_root(setting: str) -> Path:

@@ -3,11 +3,15 @@
 Two experiments per seed job, every method trained side by side as one stack of models
 (``method.StackedMLP``), all models of a data replicate starting from the same initial weights:
 
-- ``macro``: LWR PINN on loop-detector observations of a Godunov solution (one replicate per
-  seed, ``rng("traffic", "macro", seed)``): LS over a grid of physics weights c, TMGD (raw and
-  normalised, three objectives), DCGD (proj / avg / center; data vs physics).
-- ``micro``: NN car-following with IDM physics on simulated heterogeneous drivers
-  (``micro_reps`` replicates per seed, each ``rng("traffic", "micro", seed, r)``): LS alpha grid,
+- ``macro``: LWR PINN on the paper's loop-detector data (``dataNew.npz``, its released
+  train / validation / test split; each seed trains on its own deterministic subsample of the
+  training and validation rows when the scale asks for fewer, ``rng("traffic", "macro", seed)``,
+  and is tested on every test row): LS over a grid of physics weights c, TMGD (raw and normalised,
+  three objectives), DCGD (proj / avg / center; data vs physics).
+- ``micro``: NN car-following with IDM physics on a generated stand-in for NGSIM (heterogeneous
+  drivers, a share of them following another car-following model, reaction delay, measurement
+  noise: ``simulate.simulate_standin_pairs``; ``micro_reps`` replicates per seed, each
+  ``rng("traffic", "micro", seed, r)``): LS alpha grid,
   TMGD raw / normalised, DCGD variants, all with the same patience, plus the official code's
   TMGD setting (normalised, patience 350) to measure its confounder.
 
@@ -46,12 +50,16 @@ class TrafficSettings:
     macro_width: int = 20
     q_depth: int = 2  # flux net q(rho): 2 x 20 tanh
     q_width: int = 20
-    macro_iters: int = 2000
+    macro_iters: int = 400
     macro_lr: float = 1e-3
-    macro_patience: int = 400  # iterations, the same for every method
+    macro_patience: int = 200  # iterations, the same for every method
     macro_eval_every: int = 10
     ls_c: tuple[float, ...] = (1.0, 10.0, 100.0, 1e3, 1e4)  # LS: 100 MSE(rho) + c MSE(res) + 100 MSE(u)
     collocation: int = 20  # collocation grid collocation x collocation
+    macro_source: str = "official"  # dataNew.npz (package data); "simulated" (Godunov) or "files" (loop.csv)
+    macro_train_rows: int = 1000  # per-seed subsample of the official training rows (0: all 42,681)
+    macro_val_rows: int = 1000  # per-seed subsample of the official validation rows (0: all 14,227)
+    # simulated macroscopic data (macro_source="simulated" only)
     detectors: int = 19
     interval_s: float = 10.0
     road_km: float = 4.0
@@ -70,14 +78,16 @@ class TrafficSettings:
     rows: dict = field(default_factory=lambda: {"train": 1000, "val": 400, "extra": 300, "test": 300})
     train_drivers: int = 20
     heldout: int = 10
-    heterogeneity: float = 0.15
-    accel_noise: float = 0.3
-    source: str = "simulated"  # or "files": NGSIM + loop-detector CSVs (paper scale)
-    data_root: str = ""
+    micro_source: str = "standin"  # simulate_standin_pairs; "idm" (IDM drivers) or "files" (ngsim.csv)
+    heterogeneity: float = 0.15  # log-sd of the drivers' parameters
+    accel_noise: float = 0.3  # AR(1) acceleration noise of the drivers (m/s^2)
+    data_root: str = ""  # folder with loop.csv / ngsim.csv for the "files" sources
 
     def __post_init__(self) -> None:
-        if self.source not in ("simulated", "files"):
-            raise ValueError(f"source={self.source!r} must be 'simulated' or 'files'")
+        if self.macro_source not in ("official", "simulated", "files"):
+            raise ValueError(f"macro_source={self.macro_source!r} must be 'official', 'simulated' or 'files'")
+        if self.micro_source not in ("standin", "idm", "files"):
+            raise ValueError(f"micro_source={self.micro_source!r} must be 'standin', 'idm' or 'files'")
         if min(self.macro_iters, self.micro_iters, self.micro_reps, self.heldout) < 1:
             raise ValueError("need at least one iteration, replicate and held-out trajectory")
         if not all(0 < a < 1 for a in self.ls_alpha) or not all(c > 0 for c in self.ls_c):
@@ -87,15 +97,17 @@ class TrafficSettings:
 SETTINGS = {
     "smoke": TrafficSettings(
         macro_depth=3, macro_iters=60, macro_patience=40, ls_c=(1.0, 100.0), collocation=10,
+        macro_train_rows=200, macro_val_rows=200,
         detectors=8, interval_s=20.0, micro_reps=1, micro_hidden=(20, 20), micro_iters=100,
         micro_patience=60, official_patience=100, ls_alpha=(0.5, 0.9),
         rows={"train": 300, "val": 100, "extra": 100, "test": 100}, train_drivers=6, heldout=4,
     ),
     "default": TrafficSettings(),
     "paper": TrafficSettings(
-        macro_iters=50_000, macro_lr=1e-4, macro_patience=2000,
-        ls_c=(1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 100.0, 1e3, 1e4), collocation=60,
-        micro_reps=6, source="files",
+        macro_iters=50_000, macro_lr=1e-4, macro_patience=2000, macro_train_rows=0, macro_val_rows=0,
+        ls_c=(1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 100.0, 1e3, 1e4),
+        collocation=184,  # official: a uniform grid of 0.8 x 42,681 points, 184 x 184
+        macro_eval_every=1, micro_reps=6, micro_source="files",
     ),
 }
 
@@ -121,19 +133,38 @@ def configs(s: TrafficSettings) -> dict[str, list]:
 def prepare(ctx: StageContext) -> None:
     """Resolve the stacked configurations; at paper scale check that the real data is there."""
     s: TrafficSettings = ctx.settings
-    if s.source == "files":
-        root = D.data_root(s.data_root)
-        D.load_loop_detectors(root / "loop.csv")
-        D.load_ngsim_pairs(root / "ngsim.csv")
+    if s.macro_source == "official":
+        D.load_lwr_npz()  # checks the MD5
+    if s.macro_source == "files":
+        D.load_loop_detectors(D.data_root(s.data_root) / "loop.csv")
+    if s.micro_source == "files":
+        D.load_ngsim_pairs(D.data_root(s.data_root) / "ngsim.csv")
     cfg = configs(s)
     ctx.write_prepared({k: [asdict(c) for c in v] for k, v in cfg.items()})
 
 
+def _subsample(split: dict, n: int, g: np.random.Generator) -> dict:
+    """``n`` rows of a split drawn without replacement (all of them when n is 0 or too large)."""
+    size = split["x"].size
+    if not n or n >= size:
+        return split
+    idx = np.sort(g.choice(size, n, replace=False))
+    return {k: v[idx] for k, v in split.items()}
+
+
 def _macro_observations(s: TrafficSettings, g: np.random.Generator) -> dict:
-    if s.source == "files":
-        obs = D.load_loop_detectors(D.data_root(s.data_root) / "loop.csv")
-        return obs | {"grid_x": np.array([]), "grid_t": np.array([]), "grid_rho": np.zeros((0, 0))}
-    return D.simulate_macro(s, g)
+    """{train, val, test} -> x, t, rho, u (+ ``field``: the simulated solution on a grid, if any)."""
+    if s.macro_source == "official":
+        obs = D.load_lwr_npz()
+        return {"train": _subsample(obs["train"], s.macro_train_rows, g),
+                "val": _subsample(obs["val"], s.macro_val_rows, g), "test": obs["test"], "field": None}
+    if s.macro_source == "files":
+        obs, field = D.load_loop_detectors(D.data_root(s.data_root) / "loop.csv"), None
+    else:
+        sim = D.simulate_macro(s, g)
+        obs, field = {k: sim[k] for k in ("x", "t", "rho", "u")}, {k: sim[k] for k in ("grid_x", "grid_t", "grid_rho")}
+    parts = dict(zip(("train", "val", "test"), D.split(obs["x"].size, g)))
+    return {name: {k: v[idx] for k, v in obs.items()} for name, idx in parts.items()} | {"field": field}
 
 
 def run_macro(s: TrafficSettings, seed: int, save=None, save_every: int = 0, resume: dict | None = None) -> dict[str, np.ndarray]:
@@ -147,20 +178,20 @@ def run_macro(s: TrafficSettings, seed: int, save=None, save_every: int = 0, res
 
     g = rng("traffic", "macro", seed)
     obs = _macro_observations(s, g)
-    tr, va, te = D.split(obs["x"].size, g)
-    xt = np.stack([obs["x"], obs["t"]], axis=1)
-    mu, sd = xt[tr].mean(0), xt[tr].std(0)
-    rho_m, rho_s = obs["rho"][tr].mean(), obs["rho"][tr].std()
-    u_m, u_s = obs["u"][tr].mean(), obs["u"][tr].std()
-    q_scale = float((obs["rho"][tr] * obs["u"][tr]).std())
+    tr, va, te = obs["train"], obs["val"], obs["test"]
+    xt = lambda o: np.stack([o["x"], o["t"]], axis=1)  # noqa: E731
+    mu, sd = xt(tr).mean(0), xt(tr).std(0)
+    rho_m, rho_s = tr["rho"].mean(), tr["rho"].std()
+    u_m, u_s = tr["u"].mean(), tr["u"].std()
+    q_scale = float((tr["rho"] * tr["u"]).std())
     f32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
-    lo, hi = xt.min(0), xt.max(0)
+    lo, hi = xt(tr).min(0), xt(tr).max(0)
     gx, gt = np.meshgrid(np.linspace(lo[0], hi[0], s.collocation), np.linspace(lo[1], hi[1], s.collocation))
     col = (np.stack([gx.ravel(), gt.ravel()], 1) - mu) / sd
     data = M.MacroData(
-        x_train=f32((xt[tr] - mu) / sd), rho_train=f32((obs["rho"][tr] - rho_m) / rho_s),
-        u_train=f32((obs["u"][tr] - u_m) / u_s), x_val=f32((xt[va] - mu) / sd),
-        rho_val=f32((obs["rho"][va] - rho_m) / rho_s), u_val=f32((obs["u"][va] - u_m) / u_s),
+        x_train=f32((xt(tr) - mu) / sd), rho_train=f32((tr["rho"] - rho_m) / rho_s),
+        u_train=f32((tr["u"] - u_m) / u_s), x_val=f32((xt(va) - mu) / sd),
+        rho_val=f32((va["rho"] - rho_m) / rho_s), u_val=f32((va["u"] - u_m) / u_s),
         x_col=f32(col), rho_mean=float(rho_m), rho_sd=float(rho_s), u_mean=float(u_m), u_sd=float(u_s),
         q_scale=q_scale, k=float(q_scale * sd[1] / (rho_s * sd[0])),
     )
@@ -171,18 +202,34 @@ def run_macro(s: TrafficSettings, seed: int, save=None, save_every: int = 0, res
     draws = {"data": g.bit_generator.state, "init": gen.get_state()}
     result = M.train_macro(model, data, cfg, s.macro_lr, s.macro_iters, s.macro_eval_every,
                            **_checkpointing(draws, save, save_every, resume))
-    rho_hat, u_hat = M.macro_predict(model, data, f32((xt[te] - mu) / sd))
+    rho_hat, u_hat = M.macro_predict(model, data, f32((xt(te) - mu) / sd))
     out = {
-        "err_rho": relative_l2(rho_hat, obs["rho"][te]),
-        "err_u": relative_l2(u_hat, obs["u"][te]),
+        "err_rho": relative_l2(rho_hat, te["rho"]),
+        "err_u": relative_l2(u_hat, te["u"]),
         **{k: v for k, v in result.items()},
     }
-    if obs["grid_rho"].size:
-        GX, GT = np.meshgrid(obs["grid_x"], obs["grid_t"])
-        grid_pts = f32((np.stack([GX.ravel(), GT.ravel()], 1) - mu) / sd)
-        out["grid_pred"] = M.macro_predict(model, data, grid_pts)[0].reshape(len(cfg), *GX.shape).astype(np.float32)
-        out |= {"grid_rho": obs["grid_rho"], "grid_x": obs["grid_x"], "grid_t": obs["grid_t"]}
-    return out
+    field = obs["field"] or _detector_field(
+        list(D.load_lwr_npz().values()) if s.macro_source == "official" else [obs[p] for p in ("train", "val", "test")])
+    GX, GT = np.meshgrid(field["grid_x"], field["grid_t"])
+    grid_pts = f32((np.stack([GX.ravel(), GT.ravel()], 1) - mu) / sd)
+    out["grid_pred"] = M.macro_predict(model, data, grid_pts)[0].reshape(len(cfg), *GX.shape).astype(np.float32)
+    return out | field
+
+
+def _detector_field(splits: list[dict], bins: int = 200) -> dict:
+    """The observed density on a (time bin, detector) grid: the mean of the rows of ``splits`` in
+    each of ``bins`` equal time bins (NaN where none), at the bins' centres: what the figure shows."""
+    rows = {k: np.concatenate([p[k] for p in splits]) for k in ("x", "t", "rho")}
+    xs = np.unique(rows["x"])
+    edges = np.linspace(rows["t"].min(), rows["t"].max(), bins + 1)
+    i = np.clip(np.searchsorted(edges, rows["t"], side="right") - 1, 0, bins - 1)
+    j = np.searchsorted(xs, rows["x"])
+    total, count = np.zeros((bins, xs.size)), np.zeros((bins, xs.size))
+    np.add.at(total, (i, j), rows["rho"])
+    np.add.at(count, (i, j), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        grid = np.where(count > 0, total / count, np.nan)
+    return {"grid_x": xs, "grid_t": 0.5 * (edges[:-1] + edges[1:]), "grid_rho": grid}
 
 
 def _share_init(model, n_cfg: int, reps: int = 1) -> None:
@@ -201,16 +248,17 @@ def _micro_replicate(s: TrafficSettings, seed: int, r: int) -> dict:
     from gdrepro.papers.traffic import simulate as S
 
     g = rng("traffic", "micro", seed, r)
-    if s.source == "files":
+    if s.micro_source == "files":
         pairs = D.load_ngsim_pairs(D.data_root(s.data_root) / "ngsim.csv", min_steps=601)
         perm = g.permutation(pairs["x_f"].shape[0])
         held, train = perm[: s.heldout], perm[s.heldout :]
         heldout = {k: v[held] for k, v in pairs.items()}
         pool = {k: v[train] for k, v in pairs.items()}
     else:
+        simulate = S.simulate_standin_pairs if s.micro_source == "standin" else S.simulate_pairs
         kw = {"heterogeneity": s.heterogeneity, "noise": s.accel_noise}
-        pool = S.simulate_pairs(g, s.train_drivers, **kw)
-        heldout = S.simulate_pairs(g, s.heldout, **kw)
+        pool = simulate(g, s.train_drivers, **kw)
+        heldout = simulate(g, s.heldout, **kw)
     rows = D.micro_rows(pool, s.rows, g)
     idm = M.calibrate_idm(*rows["train"], S.IDM_NOMINAL)
     x_aux = np.concatenate([rows["train"][0], rows["extra"][0]])
@@ -253,20 +301,35 @@ def run_micro(s: TrafficSettings, seed: int, save=None, save_every: int = 0, res
         x_test = norm(per_model(lambda d: d["rows"]["test"][0]))
         test_mse = ((net(x_test).squeeze(-1) * a_scale - f32(per_model(lambda d: d["rows"]["test"][1]))) ** 2).mean(-1)
     h = {k: per_model(lambda d, k=k: d["heldout"][k]) for k in ("x_l", "v_l", "x_f", "v_f")}
-    xs, vs = M.closed_loop(net, f32(mean), f32(std), f32(h["x_l"]), f32(h["v_l"]),
-                           f32(h["x_f"][..., 0]), f32(h["v_f"][..., 0]), a_scale)
-    pos = np.sqrt(((xs.double().numpy() - h["x_f"]) ** 2).mean(axis=(1, 2)))
-    vel = np.sqrt(((vs.double().numpy() - h["v_f"]) ** 2).mean(axis=(1, 2)))
+    last_state = result.pop("last_state")
+    pos, vel, vs = _closed_loop_rmse(net, h, f32(mean), f32(std), a_scale)  # best validation iterate
+    net.load_state_dict(last_state)
+    pos_last, vel_last, _ = _closed_loop_rmse(net, h, f32(mean), f32(std), a_scale)  # last iterate
     shape = (reps, n_cfg)
     out = {k: np.asarray(v).reshape(shape) for k, v in result.items() if np.ndim(v) == 1}
     out |= {k: np.asarray(v) for k, v in result.items() if np.ndim(v) == 0}
     out |= {
         "rmse_pos": pos.reshape(shape), "rmse_vel": vel.reshape(shape), "test_mse": test_mse.numpy().reshape(shape),
+        "rmse_pos_last": pos_last.reshape(shape), "rmse_vel_last": vel_last.reshape(shape),
         "idm": np.stack([d["idm"] for d in reps_data]),
         "traj_true_v": h["v_f"][0, 0], "traj_lead_v": h["v_l"][0, 0],
         "traj_sim_v": vs[:n_cfg, 0].numpy().astype(np.float32),
     }
     return out
+
+
+def _closed_loop_rmse(net, h: dict, mean, std, a_scale: float) -> tuple:
+    """Closed-loop simulation of the held-out followers by every model: position and speed RMSE
+    per model (over trajectories and time) and the simulated speeds."""
+    import torch
+
+    from gdrepro.papers.traffic import method as M
+
+    f32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+    xs, vs = M.closed_loop(net, mean, std, f32(h["x_l"]), f32(h["v_l"]), f32(h["x_f"][..., 0]), f32(h["v_f"][..., 0]), a_scale)
+    pos = np.sqrt(((xs.double().numpy() - h["x_f"]) ** 2).mean(axis=(1, 2)))
+    vel = np.sqrt(((vs.double().numpy() - h["v_f"]) ** 2).mean(axis=(1, 2)))
+    return pos, vel, vs
 
 
 def _checkpointing(draws: dict, save, save_every: int, resume: dict | None) -> dict:
@@ -435,6 +498,17 @@ def compute_metrics(run: dict, macro_labels: list[str], micro_labels: list[str])
     out["micro_p_official"] = _one_sided(ls09 - official)
     out["micro_gain_equal_patience"] = (ls09 - traj[:, mi["mgda_norm"]]).mean()
     out["micro_patience_effect"] = (traj[:, mi["mgda_norm"]] - official).mean()
+    # the same at the last iterate (the official code evaluates the model where training stopped)
+    traj_last = 0.5 * (run["micro"]["rmse_pos_last"] + run["micro"]["rmse_vel_last"])
+    ls09_last = traj_last[:, mi["LS a=0.9"]] if "LS a=0.9" in mi else traj_last[:, ls_mi[-1]]
+    official_last = traj_last[:, mi["mgda_norm official patience"]]
+    out["micro_gain_official_last"] = (ls09_last - official_last).mean()
+    out["micro_patience_effect_last"] = (traj_last[:, mi["mgda_norm"]] - official_last).mean()
+    # how often the data and physics gradients conflict (g_b.g_r < 0), and how often DCGD-proj acts
+    out["micro_conflict_share"] = float(np.mean(micro["conflict_share"]))
+    out["micro_dcgd_proj_outside"] = float(np.mean(micro["outside_share"][:, mi["dcgd_proj"]]))
+    out["macro_conflict_share"] = float(np.mean(macro["conflict_share"]))
+    out["macro_dcgd_proj_outside"] = float(np.mean(macro["outside_share"][:, ma["dcgd_proj"]]))
     if "LS a=0.5" in mi:  # two-task normalised MGDA is LS with weights 1/2: same runs up to rounding
         out["micro_tmgd_norm_vs_ls_half"] = np.abs(traj[:, mi["mgda_norm"]] - traj[:, mi["LS a=0.5"]]).max()
     # Pareto fronts of (L_data, L_phys) at the end of each run
@@ -443,6 +517,12 @@ def compute_metrics(run: dict, macro_labels: list[str], micro_labels: list[str])
         micro["l_data"], micro["l_phys"], others(mi), ls_mi)
     out["macro_front_share"], out["macro_front_beyond_ls"] = _front_share(
         macro["l_data"], macro["l_phys"], others(ma), ls_ma)
+    # ... and at the last iterate, where every run has spent its budget (early-stopped points are not
+    # converged: an LS run stopped early can sit off the front its weight would reach)
+    out["micro_front_share_last"], out["micro_front_beyond_ls_last"] = _front_share(
+        micro["l_data_last"], micro["l_phys_last"], others(mi), ls_mi)
+    out["macro_front_share_last"], out["macro_front_beyond_ls_last"] = _front_share(
+        macro["l_data_last"], macro["l_phys_last"], others(ma), ls_ma)
     # sanity (claim 3), measured on the gradients met in training
     out["norm_weight_dev"] = float(np.max(micro["norm_weight_dev"]))
     out["dcgd_min_cos"] = float(min(np.min(micro["dcgd_min_cos"]), np.min(macro["dcgd_min_cos"])))
@@ -483,18 +563,26 @@ def _details(pooled: dict, macro_labels: list[str], micro_labels: list[str]) -> 
                       "err_u_sd": ms(u)[1], "overall": float((0.5 * (rho + u)).mean()),
                       "stop_iter": float(pooled["macro"]["stop_iter"][:, j].mean()),
                       "l_data": float(pooled["macro"]["l_data"][:, j].mean()),
-                      "l_phys": float(pooled["macro"]["l_phys"][:, j].mean())})
+                      "l_phys": float(pooled["macro"]["l_phys"][:, j].mean()),
+                      "outside_share": float(pooled["macro"]["outside_share"][:, j].mean())})
     micro = []
     for j, lab in enumerate(micro_labels):
         pos, vel = pooled["micro"]["rmse_pos"][:, j], pooled["micro"]["rmse_vel"][:, j]
         micro.append({"method": lab, "rmse_pos": ms(pos)[0], "rmse_pos_sd": ms(pos)[1], "rmse_vel": ms(vel)[0],
                       "rmse_vel_sd": ms(vel)[1], "traj": float((0.5 * (pos + vel)).mean()),
+                      "traj_last": float((0.5 * (pooled["micro"]["rmse_pos_last"][:, j]
+                                                 + pooled["micro"]["rmse_vel_last"][:, j])).mean()),
+                      "conflict_share": float(pooled["micro"]["conflict_share"][:, j].mean()),
+                      "outside_share": float(pooled["micro"]["outside_share"][:, j].mean()),
                       "stop_iter": float(pooled["micro"]["stop_iter"][:, j].mean()),
                       "test_mse": float(pooled["micro"]["test_mse"][:, j].mean())})
     return {
         "macro": macro, "micro": micro,
-        "macro_points": {k: pooled["macro"][k].tolist() for k in ("l_data", "l_phys", "err_rho", "err_u", "val")},
-        "micro_points": {k: pooled["micro"][k].tolist() for k in ("l_data", "l_phys", "rmse_pos", "rmse_vel", "val")},
+        "macro_points": {k: pooled["macro"][k].tolist()
+                         for k in ("l_data", "l_phys", "l_data_last", "l_phys_last", "err_rho", "err_u", "val")},
+        "micro_points": {k: pooled["micro"][k].tolist()
+                         for k in ("l_data", "l_phys", "l_data_last", "l_phys_last", "rmse_pos", "rmse_vel",
+                                   "rmse_pos_last", "rmse_vel_last", "val")},
         "macro_labels": macro_labels, "micro_labels": micro_labels,
         "idm_calibrated": pooled["micro"]["idm"].tolist() if "idm" in pooled["micro"] else [],
     }

@@ -248,9 +248,20 @@ def stacked_directions(G: Tensor, configs: Sequence[Config], two_task: Tensor | 
     return D.to(dtype), diag
 
 
+def conflict_flags(G2: Tensor) -> tuple[Tensor, Tensor]:
+    """Per model, from the (data, physics) gradient pair G2 (R, 2, p): whether the two gradients
+    conflict (g_b.g_r < 0) and whether their sum g leaves the dual cone (g.g_b < 0 or g.g_r < 0),
+    the case in which DCGD's direction differs from g (Hwang & Lim)."""
+    gb, gr = G2[:, 0].double(), G2[:, 1].double()
+    g = gb + gr
+    return (gb * gr).sum(-1) < 0, ((g * gb).sum(-1) < 0) | ((g * gr).sum(-1) < 0)
+
+
 class EarlyStopping:
     """Per-model early stopping on a validation loss: keep each model's best parameters and stop a
-    model once it has gone ``patience`` iterations without improving."""
+    model once it has gone ``patience`` iterations without improving. A stopped model's parameters
+    at the moment it stopped are kept too (``at_stop``): its last iterate, where the official code
+    evaluates it (the stack keeps stepping every model until all have stopped)."""
 
     def __init__(self, params: Sequence[Tensor], patience: Sequence[int]):
         self.params = list(params)
@@ -261,6 +272,7 @@ class EarlyStopping:
         self.stopped = torch.zeros(R, dtype=torch.bool)
         self.stop_iter = torch.full((R,), -1, dtype=torch.long)
         self.snapshot = [p.detach().clone() for p in self.params]
+        self.at_stop = [p.detach().clone() for p in self.params]
 
     def update(self, it: int, val: Tensor) -> bool:
         """Record iteration ``it``'s validation losses (R,); True when every model has stopped."""
@@ -273,19 +285,32 @@ class EarlyStopping:
                 mask = improved.to(p.device)
                 s[mask] = p.detach()[mask]
         newly = ~self.stopped & (it - self.best_iter >= self.patience)
+        if newly.any():
+            for s, p in zip(self.at_stop, self.params):
+                mask = newly.to(p.device)
+                s[mask] = p.detach()[mask]
         self.stop_iter[newly] = it
         self.stopped |= newly
         return bool(self.stopped.all())
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best.clone(), "best_iter": self.best_iter.clone(), "stopped": self.stopped.clone(),
-                "stop_iter": self.stop_iter.clone(), "snapshot": [s.clone() for s in self.snapshot]}
+                "stop_iter": self.stop_iter.clone(), "snapshot": [s.clone() for s in self.snapshot],
+                "at_stop": [s.clone() for s in self.at_stop]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.best_iter = state["best"].clone(), state["best_iter"].clone()
         self.stopped, self.stop_iter = state["stopped"].clone(), state["stop_iter"].clone()
-        for s, saved in zip(self.snapshot, state["snapshot"], strict=True):
+        for s, saved in zip(self.snapshot + self.at_stop, state["snapshot"] + state["at_stop"], strict=True):
             s.copy_(saved)
+
+    def to_last(self) -> None:
+        """Put every stopped model back to its parameters when it stopped (the others are already at
+        their last iterate)."""
+        with torch.no_grad():
+            for s, p in zip(self.at_stop, self.params):
+                mask = self.stopped.to(p.device)
+                p[mask] = s[mask]
 
     def restore(self, last_iter: int) -> None:
         self.stop_iter[~self.stopped] = last_iter
@@ -355,7 +380,8 @@ def train_micro(
     params = list(net.parameters())
     opt = torch.optim.Adam(params, lr=lr, fused=True)
     stopper = EarlyStopping(params, [c.patience for c in configs])
-    diag = {"dcgd_min_cos": np.inf, "norm_weight_dev": 0.0}
+    R = len(configs)
+    diag = {"dcgd_min_cos": np.inf, "norm_weight_dev": 0.0, "conflict": np.zeros(R), "outside": np.zeros(R), "steps": 0}
     first, earlier = 0, 0.0
     if resume is not None:
         first, diag, earlier = _resume(resume, net, opt, stopper)
@@ -371,19 +397,44 @@ def train_micro(
         l_data, l_phys = micro_losses(net, data)
         G = per_model_gradients([l_data, l_phys], params)
         D, d = stacked_directions(G, configs)
-        diag = {"dcgd_min_cos": min(diag["dcgd_min_cos"], d["dcgd_min_cos"]),
-                "norm_weight_dev": max(diag["norm_weight_dev"], d["norm_weight_dev"])}
+        diag = _count_conflicts(diag, G) | {"dcgd_min_cos": min(diag["dcgd_min_cos"], d["dcgd_min_cos"]),
+                                            "norm_weight_dev": max(diag["norm_weight_dev"], d["norm_weight_dev"])}
         set_gradients(params, D)
         opt.step()
     seconds = earlier + time.perf_counter() - start
+    last = _last_iterate(net, stopper, lambda: micro_losses(net, data))
     stopper.restore(it)
     with torch.no_grad():
         l_data, l_phys = micro_losses(net, data)
     return {
         "l_data": l_data.cpu().numpy(), "l_phys": l_phys.cpu().numpy(), "val": stopper.best.numpy(),
         "stop_iter": stopper.stop_iter.numpy(), "iterations": np.array(it + 1),
-        "seconds": np.array(seconds), **{k: np.array(v) for k, v in diag.items()},
+        "seconds": np.array(seconds), **_diag_out(diag), **last,
     }
+
+
+def _count_conflicts(diag: dict, G2: Tensor) -> dict:
+    """Add one iteration's :func:`conflict_flags` to the per-model counts in ``diag``."""
+    conflict, outside = conflict_flags(G2)
+    return diag | {"conflict": diag["conflict"] + conflict.cpu().numpy(), "outside": diag["outside"] + outside.cpu().numpy(),
+                   "steps": diag["steps"] + 1}
+
+
+def _diag_out(diag: dict) -> dict[str, np.ndarray]:
+    """Diagnostics as arrays: min cosine / max weight deviation, per-model conflict shares."""
+    steps = max(diag["steps"], 1)
+    out = {k: np.array(v) for k, v in diag.items() if k in ("dcgd_min_cos", "norm_weight_dev")}
+    return out | {"conflict_share": diag["conflict"] / steps, "outside_share": diag["outside"] / steps}
+
+
+def _last_iterate(model: torch.nn.Module, stopper: EarlyStopping, losses: Callable[[], tuple[Tensor, ...]]) -> dict[str, Any]:
+    """Where each model of the stack ended, before early stopping restores its best iterate: its
+    parameters when it stopped (or at the end of the budget) and its (data, physics) losses there,
+    as the official code evaluates its models."""
+    stopper.to_last()
+    parts = [p.detach() for p in losses()]  # not under no_grad: the PINN's residual differentiates its inputs
+    return {"l_data_last": sum(parts[:-1]).cpu().numpy(), "l_phys_last": parts[-1].cpu().numpy(),
+            "last_state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
 
 
 def closed_loop(
@@ -497,7 +548,8 @@ def train_macro(
     params = list(model.parameters())
     opt = torch.optim.Adam(params, lr=lr, fused=True)
     stopper = EarlyStopping(params, [c.patience for c in configs])
-    diag = {"dcgd_min_cos": np.inf, "norm_weight_dev": 0.0}
+    R = len(configs)
+    diag = {"dcgd_min_cos": np.inf, "norm_weight_dev": 0.0, "conflict": np.zeros(R), "outside": np.zeros(R), "steps": 0}
     first, earlier = 0, 0.0
     if resume is not None:
         first, diag, earlier = _resume(resume, model, opt, stopper)
@@ -514,17 +566,22 @@ def train_macro(
                 break
         l_rho, l_u, l_phys = macro_losses(model, data)
         G = per_model_gradients([l_rho, l_u, l_phys], params)
-        D, d = stacked_directions(G, configs, two_task=torch.stack([G[:, 0] + G[:, 1], G[:, 2]], dim=1))
-        diag["dcgd_min_cos"] = min(diag["dcgd_min_cos"], d["dcgd_min_cos"])
+        G2 = torch.stack([G[:, 0] + G[:, 1], G[:, 2]], dim=1)
+        D, d = stacked_directions(G, configs, two_task=G2)
+        diag = _count_conflicts(diag, G2) | {"dcgd_min_cos": min(diag["dcgd_min_cos"], d["dcgd_min_cos"])}
         set_gradients(params, D)
         opt.step()
     seconds = earlier + time.perf_counter() - start
+    last = _last_iterate(model, stopper, lambda: macro_losses(model, data))
+    last.pop("last_state")
     stopper.restore(it)
     l_rho, l_u, l_phys = (t.detach().cpu().numpy() for t in macro_losses(model, data))
+    out = _diag_out(diag)
+    out.pop("norm_weight_dev")
     return {
         "l_data": l_rho + l_u, "l_phys": l_phys, "val": stopper.best.numpy(),
         "stop_iter": stopper.stop_iter.numpy(), "iterations": np.array(it + 1),
-        "seconds": np.array(seconds), "dcgd_min_cos": np.array(diag["dcgd_min_cos"]),
+        "seconds": np.array(seconds), **out, **last,
     }
 
 

@@ -165,3 +165,79 @@ def pair_rows(pairs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     dv = pairs["v_l"] - pairs["v_f"]
     X = np.stack([dx, dv, pairs["v_f"]], axis=-1).reshape(-1, 3)
     return X, pairs["a_f"].reshape(-1)
+
+
+# --- microscopic stand-in for NGSIM: drivers the IDM does not describe ------------------------------
+
+HELLY_NOMINAL = np.array([0.7, 0.1, 1.4, 2.5])  # (C1 1/s, C2 1/s^2, T s, s0 m): Helly's linear model
+
+
+def helly_acceleration(dx: np.ndarray, dv: np.ndarray, v: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Helly (1959) linear car following: a = C1 dv + C2 (dx - s0 - T v), params (..., 4) = (C1, C2, T, s0)."""
+    c1, c2, T, s0 = (params[..., i] for i in range(4))
+    return c1 * dv + c2 * (dx - s0 - T * v)
+
+
+def simulate_standin_pairs(
+    rng: np.random.Generator,
+    n_pairs: int,
+    seconds: float = 60.0,
+    heterogeneity: float = 0.15,
+    noise: float = 0.3,
+    delay_s: tuple[float, float] = (0.2, 0.6),
+    helly_share: float = 0.5,
+    position_noise: float = 0.1,
+    speed_noise: float = 0.1,
+    accel_noise: float = 0.2,
+) -> dict[str, np.ndarray]:
+    """A generated stand-in for NGSIM car pairs, in which the IDM physics is misspecified.
+
+    Not real data. Four departures from the IDM the PINN's physics term assumes, each a known
+    feature of real trajectories:
+
+    - heterogeneous drivers: per-driver parameters ``nominal * exp(heterogeneity * N(0, 1))``;
+    - a misspecified model: a share ``helly_share`` of drivers follow Helly's linear model
+      (:func:`helly_acceleration`), the others the IDM;
+    - reaction delay: each driver reacts to the (gap, speed difference, speed) of ``tau`` seconds
+      ago, tau ~ U(delay_s), plus AR(1) acceleration noise (sd ``noise``, as :func:`simulate_pairs`);
+    - measurement noise: the recorded positions, speeds and accelerations carry i.i.d. Gaussian
+      errors (sd ``position_noise`` m, ``speed_noise`` m/s, ``accel_noise`` m/s^2), as a detector
+      or video extraction would; the true motion is never seen.
+
+    Returns the recorded arrays (n_pairs, steps) x_l, v_l, x_f, v_f, a_f like :func:`simulate_pairs`,
+    plus the drivers' ``kind`` (1 = Helly) and ``delay`` (s).
+    """
+    steps = int(round(seconds / DT)) + 1
+    idm = IDM_NOMINAL * np.exp(heterogeneity * rng.standard_normal((n_pairs, 5)))
+    helly = HELLY_NOMINAL * np.exp(heterogeneity * rng.standard_normal((n_pairs, 4)))
+    kind = rng.random(n_pairs) < helly_share
+    lag = np.round(rng.uniform(*delay_s, n_pairs) / DT).astype(int)
+    v_l = ou_leader_speed(rng, n_pairs, steps, mean=rng.uniform(6.0, 20.0, n_pairs))
+    x_l = np.concatenate([np.zeros((n_pairs, 1)), np.cumsum(v_l[:, 1:] * DT, axis=1)], axis=1) + 200.0
+    gap0 = np.where(kind, helly[:, 3] + helly[:, 2] * v_l[:, 0], equilibrium_gap(v_l[:, 0], idm))
+    ar = _ar1(rng, n_pairs, steps) * noise
+    history = np.empty((n_pairs, steps, 3))
+    rows = np.arange(n_pairs)
+
+    def driver(dx, dv, v, k):
+        history[:, k] = np.stack([dx, dv, v], axis=-1)
+        seen = history[rows, np.maximum(k - lag, 0)]  # the state tau seconds ago
+        a = np.where(kind, helly_acceleration(*seen.T, helly), idm_acceleration(*seen.T, idm))
+        return np.clip(a + ar[:, k], -9.0, 4.0)
+
+    x_f, v_f, a_f = follow(x_l, v_l, x_l[:, 0] - VEHICLE_LENGTH - gap0, v_l[:, 0], driver)
+    seen = lambda a, sd: a + sd * rng.standard_normal(a.shape)  # noqa: E731
+    speed = lambda v: np.maximum(seen(v, speed_noise), 0.0)  # noqa: E731  (recorded speeds are >= 0)
+    return {"x_l": seen(x_l, position_noise), "v_l": speed(v_l), "x_f": seen(x_f, position_noise), "v_f": speed(v_f),
+            "a_f": seen(a_f, accel_noise), "kind": kind.astype(float),
+            "delay": lag * DT}
+
+
+def _ar1(rng: np.random.Generator, n: int, steps: int, rho: float = 0.9) -> np.ndarray:
+    """Unit-variance AR(1) noise (n, steps) with lag-one correlation ``rho``."""
+    eps = rng.standard_normal((n, steps))
+    ar = np.empty((n, steps))
+    ar[:, 0] = eps[:, 0]
+    for k in range(1, steps):
+        ar[:, k] = rho * ar[:, k - 1] + np.sqrt(1 - rho**2) * eps[:, k]
+    return ar
