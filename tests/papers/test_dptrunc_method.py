@@ -63,11 +63,19 @@ def test_mean_gradient_sensitivity_is_2r_over_n_without_clipping():
     assert gap == pytest.approx(2 * r / n)
 
 
+def test_standard_pool_holds_the_draws_of_one_call_features_major():
+    """The pool is drawn in chunks but holds exactly rng.standard_normal((R, M, d)), transposed to (R, d, M)."""
+    pool = M.standard_pool(np.random.default_rng(8), 2, 1000, 3, chunk=300)
+    draws = np.random.default_rng(8).standard_normal((2, 1000, 3), dtype=np.float32)
+    assert pool.shape == (2, 3, 1000) and pool.flags.c_contiguous
+    np.testing.assert_array_equal(pool, np.swapaxes(draws, 1, 2))
+
+
 @pytest.mark.parametrize("v", [0.0, 0.7, -1.5])
 def test_rejection_sampled_moment_matches_the_truncated_normal_mean(v):
     r = 1.2
-    pool = np.random.default_rng(3).standard_normal((1, 400_000, 1))
-    moment, curvature = M.truncated_mean_moment(np.array([[[v]]]), pool, (pool**2).sum(-1), r, curvature=True)
+    pool = np.random.default_rng(3).standard_normal((1, 1, 400_000))  # (R, d, M): features-major
+    moment, curvature = M.truncated_mean_moment(np.array([[[v]]]), pool, (pool**2).sum(1), r, curvature=True)
     truncated = stats.truncnorm(-r - v, r - v, loc=v)
     assert moment[0, 0, 0] == pytest.approx(truncated.mean(), abs=0.006)
     # curvature of the truncated log-likelihood: P(S) Var[y | S]

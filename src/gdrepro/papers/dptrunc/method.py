@@ -188,7 +188,7 @@ def _check_data(x: np.ndarray, min_n: int) -> np.ndarray:
         raise ValueError(f"x must be (n, d) or (R, n, d), got shape {x.shape}")
     if x.shape[1] < min_n:
         raise ValueError(f"n={x.shape[1]} samples is too few: need n >= {min_n} for d={x.shape[2]}")
-    if not np.all(np.isfinite(x)):
+    if not np.isfinite(x.sum()):  # one pass, no (R, n, d) mask: a NaN or inf anywhere makes the sum non-finite
         raise ValueError("x contains non-finite values")
     return x
 
@@ -309,13 +309,18 @@ def private_coarse_mean(
 def _ball_data_stats(x: np.ndarray, centre: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
     """For centres (E, R, d): kept fraction n_S/n (E, R) and (1/n) sum_{i in S} (x_i - c) (E, R, d)."""
     n = x.shape[1]
-    sq = np.einsum("rnd,rnd->rn", x, x)  # (R, n)
-    cross = x @ np.moveaxis(centre, 0, -1)  # (R, n, E)
-    dist2 = sq[..., None] - 2.0 * cross + np.einsum("erd,erd->re", centre, centre)[:, None, :]
-    keep = (dist2 <= radius**2).astype(float)  # (R, n, E)
-    count = keep.sum(axis=1).T / n  # (E, R)
-    sums = np.moveaxis(np.swapaxes(keep, 1, 2) @ x, 0, 1) / n  # (E, R, d)
+    keep = (_distance2(x, np.moveaxis(centre, 0, 1)) <= radius**2).astype(float)  # (R, E, n)
+    count = keep.sum(axis=-1).T / n  # (E, R)
+    sums = np.moveaxis(keep @ x, 0, 1) / n  # (E, R, d)
     return count, sums - count[..., None] * centre
+
+
+def _distance2(x: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """``||x_i - c||^2`` for data (R, n, d) and centres (..., R, k, d) as (..., R, k, n), by
+    ``||x||^2 - 2 c . x + ||c||^2``: two passes over the data and no (R, n, d) temporary."""
+    sq = np.einsum("rnd,rnd->rn", x, x)[:, None, :]  # (R, 1, n)
+    cross = centre @ np.swapaxes(x, 1, 2)  # (..., R, k, n)
+    return sq - 2.0 * cross + np.einsum("...d,...d->...", centre, centre)[..., None]
 
 
 def mean_gradient_statistic(x: np.ndarray, centre: np.ndarray, moment: np.ndarray, radius: float) -> np.ndarray:
@@ -328,28 +333,44 @@ def mean_gradient_statistic(x: np.ndarray, centre: np.ndarray, moment: np.ndarra
     return kept[..., None] * moment - data_term
 
 
+def standard_pool(rng: np.random.Generator, n_rep: int, size: int, d: int, dtype: type = np.float32,
+                  chunk: int = 1 << 16) -> np.ndarray:
+    """The rejection sampler's pool: ``size`` standard normal draws in R^d per replication, drawn
+    from ``rng`` in the order of ``rng.standard_normal((n_rep, size, d))`` (the same numbers) but
+    stored features-major, (R, d, size), so that every pass of the sampler over the pool runs on
+    contiguous rows; drawn ``chunk`` points at a time (no second full-size copy)."""
+    pool = np.empty((n_rep, d, size), dtype=dtype)
+    for r in range(n_rep):
+        for a in range(0, size, chunk):
+            b = min(a + chunk, size)
+            pool[r, :, a:b] = rng.standard_normal((b - a, d), dtype=dtype).T
+    return pool
+
+
 def truncated_mean_moment(
     v: np.ndarray, pool: np.ndarray, pool_sq: np.ndarray, radius: float, curvature: bool = False
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """``E[y | ||y|| <= r]`` for y ~ N(v, I), by rejection sampling: y = v + z over the pool
-    ``z`` (R, M, d) of standard normals (``pool_sq`` = ||z||^2, (R, M)); v is (E, R, d).
+    ``z`` (R, d, M) of standard normals (features-major, :func:`standard_pool`; ``pool_sq`` =
+    ||z||^2, (R, M)); v is (E, R, d). A draw is accepted iff ``||z||^2 + 2 z . v + ||v||^2 <=
+    r^2``, so one step is two passes over the pool (z . v, then the sum of the accepted z).
     Returns (E, R, d); falls back to the projection of v when no draw is accepted. With
     ``curvature=True`` also returns the model's ``P(S) * tr Cov[y | S] / d`` (E, R), the mean
     curvature of the truncated log-likelihood at v (data-free)."""
-    vt = np.moveaxis(v, 0, -1).astype(pool.dtype)  # (R, d, E)
-    zv = pool @ vt  # (R, M, E)
+    vr = np.moveaxis(v, 0, 1).astype(pool.dtype)  # (R, E, d)
+    zv = vr @ pool  # (R, E, M)
     vv = np.einsum("erd,erd->re", v, v)  # (R, E)
-    accept = (pool_sq[..., None] + 2.0 * zv + vv[:, None, :].astype(pool.dtype)) <= radius**2
+    accept = (pool_sq[:, None, :] + 2.0 * zv + vv[..., None].astype(pool.dtype)) <= radius**2
     accept = accept.astype(pool.dtype)
-    count = accept.sum(axis=1).T.astype(float)  # (E, R)
-    zsum = np.moveaxis(np.swapaxes(accept, 1, 2) @ pool, 0, 1).astype(float)  # (E, R, d)
+    count = accept.sum(axis=-1, dtype=float).T  # (E, R)
+    zsum = np.moveaxis(accept @ np.swapaxes(pool, 1, 2), 0, 1).astype(float)  # (E, R, d)
     safe = np.maximum(count, 1.0)[..., None]
     moment = np.where(count[..., None] > 0, v + zsum / safe, _project_ball(v, radius))
     if not curvature:
         return moment
-    sq = (pool_sq[:, None, :] @ accept)[:, 0, :].T.astype(float) / safe[..., 0]  # E||z||^2 on S
+    sq = (accept @ pool_sq[..., None])[..., 0].T.astype(float) / safe[..., 0]  # E||z||^2 on S
     trace = np.maximum(sq - np.einsum("erd,erd->er", zsum / safe, zsum / safe), 0.0)
-    return moment, count / pool.shape[1] * trace / v.shape[-1]
+    return moment, count / pool.shape[-1] * trace / v.shape[-1]
 
 
 QUADRATURE_NODES = 400
@@ -480,8 +501,8 @@ def dp_truncated_mean(
     transcript = _transcript(audit, "DP-GD gradient", functools.partial(mean_gradient_statistic, radius=radius),
                              sensitivity, sigma, _ball_region(centre_b, radius))
     pool_size = int(math.ceil(pool_factor * n))
-    pool = rng.standard_normal((n_rep, pool_size, d), dtype=pool_dtype)
-    pool_sq = np.einsum("rmd,rmd->rm", pool, pool)
+    pool = standard_pool(rng, n_rep, pool_size, d, pool_dtype)  # (R, d, M)
+    pool_sq = np.einsum("rdm,rdm->rm", pool, pool)
     v = np.zeros((n_eps, n_rep, d))
     average = np.zeros_like(v)
     burn = steps - steps // 2
@@ -505,8 +526,13 @@ def dp_truncated_mean(
 
 
 def clip_mean_statistic(x: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
-    """The clipping baseline's statistic: the mean of the points projected onto ball(mu_0, r), (R, d)."""
-    return _project_ball(x - centre[..., None, :], radius).mean(axis=-2) + centre
+    """The clipping baseline's statistic: the mean of the points projected onto ball(mu_0, r),
+    ``c + (1/n) sum_i w_i (x_i - c)`` with ``w_i = min(1, r / ||x_i - c||)``, for centres (..., R, d):
+    (..., R, d)."""
+    centre = np.asarray(centre, dtype=float)
+    dist = np.sqrt(np.maximum(_distance2(x, centre[..., None, :])[..., 0, :], 0.0))  # (..., R, n)
+    w = np.minimum(1.0, radius / np.maximum(dist, 1e-300))
+    return (w[..., None, :] @ x)[..., 0, :] / x.shape[1] + (1.0 - w.mean(axis=-1))[..., None] * centre
 
 
 def clip_mean(
@@ -556,7 +582,8 @@ def drop_mean(
     radius = truncation_radius(d, pad)
     centre = np.broadcast_to(np.asarray(centre, dtype=float), (n_rep, d))
     centre_1 = np.broadcast_to(centre, (1, n_rep, d))
-    count, total = drop_count_statistic(x, centre_1, radius), drop_sum_statistic(x, centre_1, radius)
+    kept, kept_sum = _ball_data_stats(x, centre_1, radius)  # one pass for both statistics
+    count, total = n * kept, n * kept_sum  # drop_count_statistic, drop_sum_statistic
     rho_count, rho_sum = _split_rho(zcdp_budget(eps, delta), count_fraction)
     s_count, s_sum = gaussian_sigma(1.0, rho_count), gaussian_sigma(2.0 * radius, rho_sum)
     count = _gaussian_mechanism(np.broadcast_to(count, (eps.size, n_rep)), s_count, rng)
@@ -620,8 +647,16 @@ def _check_cov_data(x: np.ndarray) -> np.ndarray:
 def clip_second_moment_statistic(x: np.ndarray, inv_half: np.ndarray, radius: float) -> np.ndarray:
     """The clipping baseline's statistic: ``(1/n) sum_i c(z_i) c(z_i)^T`` of the whitened points
     z_i = Sigma_0^{-1/2} x_i projected onto the ball of radius r, (..., R, d, d)."""
-    z = _project_ball(x @ inv_half, radius)
-    return np.swapaxes(z, -1, -2) @ z / x.shape[1]
+    zt = _whiten_t(x, inv_half)  # (..., R, d, n)
+    sq = np.einsum("...dn,...dn->...n", zt, zt)
+    w2 = np.minimum(1.0, radius**2 / np.maximum(sq, 1e-300))  # the squared shrinkage of c(z) = z min(1, r/||z||)
+    return (zt * w2[..., None, :]) @ np.swapaxes(zt, -1, -2) / x.shape[1]
+
+
+def _whiten_t(x: np.ndarray, inv_half: np.ndarray) -> np.ndarray:
+    """The whitened data ``z_i = Sigma_0^{-1/2} x_i`` features-major, (..., R, d, n), for data (R, n, d)
+    and a symmetric ``inv_half`` (..., R, d, d): every later pass runs on contiguous rows of length n."""
+    return inv_half @ np.swapaxes(x, -1, -2)
 
 
 def cov_gradient_statistic(x: np.ndarray, inv_half: np.ndarray, moment: np.ndarray, radius: float) -> np.ndarray:
@@ -655,6 +690,19 @@ def private_coarse_covariance(
     d = np.shape(x)[-1]
     return clip_covariance(x, eps, delta, rng, high * np.eye(d), pad=pad, eig_bound=high / low, audit=audit,
                            name="coarse covariance")
+
+
+def truncated_second_moment(root: np.ndarray, pool: np.ndarray, radius: float) -> np.ndarray:
+    """``E[y y^T | ||y|| <= r]`` for y ~ N(0, A), ``root`` = A^{1/2} (E, R, d, d), by rejection
+    sampling over the pool ``z`` (R, d, M) of standard normals (features-major,
+    :func:`standard_pool`): y = A^{1/2} z, accepted iff ||y|| <= r; (E, R, d, d) in float64."""
+    moment = np.empty(root.shape)
+    for e in range(root.shape[0]):  # loop over privacy levels only; (R, d, M) work is batched
+        y = root[e] @ pool  # (R, d, M)
+        accept = (np.einsum("rdm,rdm->rm", y, y) <= radius**2).astype(pool.dtype)
+        count = np.maximum(accept.sum(axis=-1, dtype=float), 1.0)
+        moment[e] = ((y * accept[:, None, :]) @ np.swapaxes(y, 1, 2)).astype(float) / count[:, None, None]
+    return moment
 
 
 def dp_truncated_covariance(
@@ -709,27 +757,21 @@ def dp_truncated_covariance(
     radius = truncation_radius(d, pad)
     kept, second = np.empty((n_eps, n_rep)), np.empty((n_eps, n_rep, d, d))
     for e in range(n_eps):  # whitened data per privacy level (the coarse estimate may differ)
-        z = x @ inv_half[e]
-        keep = (np.einsum("rnd,rnd->rn", z, z) <= radius**2).astype(float)
-        kept[e], second[e] = keep.mean(axis=1), np.einsum("rn,rni,rnj->rij", keep, z, z) / n
+        zt = _whiten_t(x, inv_half[e])  # (R, d, n)
+        keep = (np.einsum("rdn,rdn->rn", zt, zt) <= radius**2).astype(float)
+        kept[e], second[e] = keep.mean(axis=1), (zt * keep[:, None, :]) @ np.swapaxes(zt, 1, 2) / n
 
     sensitivity = math.sqrt(2.0) * radius**2 / n
     sigma = gaussian_sigma(sensitivity, rho / steps)
     transcript = _transcript(audit, "DP-GD gradient", functools.partial(cov_gradient_statistic, radius=radius),
                              sensitivity, sigma, (np.zeros((n_eps, n_rep, d)), half, radius), symmetric=True)
-    pool = rng.standard_normal((n_rep, int(math.ceil(pool_factor * n)), d), dtype=pool_dtype)
+    pool = standard_pool(rng, n_rep, int(math.ceil(pool_factor * n)), d, pool_dtype)  # (R, d, M)
     lam = np.broadcast_to(np.eye(d), (n_eps, n_rep, d, d)).copy()
     average = np.zeros_like(lam)
     burn = steps - steps // 2
     for t in range(steps):
         root = _sym_power(lam, -0.5).astype(pool_dtype)  # A_t^{1/2}
-        moment = np.empty_like(lam)
-        for e in range(n_eps):  # loop over privacy levels only; (R, M, d) work is batched
-            y = pool @ root[e]
-            accept = np.einsum("rmd,rmd->rm", y, y) <= radius**2
-            count = np.maximum(accept.sum(axis=1), 1).astype(float)
-            y *= accept[..., None]
-            moment[e] = (np.swapaxes(y, 1, 2) @ y).astype(float) / count[:, None, None]
+        moment = truncated_second_moment(root, pool, radius)
         grad = _sym_gaussian_mechanism(kept[..., None, None] * moment - second, sigma, rng)
         _record(transcript, grad, inv_half=inv_half, moment=moment)
         lam = _project_eigs(lam + step_size * lam @ grad @ lam, 1.0 / eig_bound, eig_bound)
