@@ -50,9 +50,9 @@ class TrafficSettings:
     macro_width: int = 20
     q_depth: int = 2  # flux net q(rho): 2 x 20 tanh
     q_width: int = 20
-    macro_iters: int = 400
+    macro_iters: int = 2000
     macro_lr: float = 1e-3
-    macro_patience: int = 200  # iterations, the same for every method
+    macro_patience: int = 400  # iterations, the same for every method
     macro_eval_every: int = 10
     ls_c: tuple[float, ...] = (1.0, 10.0, 100.0, 1e3, 1e4)  # LS: 100 MSE(rho) + c MSE(res) + 100 MSE(u)
     collocation: int = 20  # collocation grid collocation x collocation
