@@ -9,26 +9,44 @@ import numpy as np
 import pytest
 import torch
 
+from gdrepro.papers.grokking import experiment as E
 from gdrepro.papers.grokking import method as M
 from gdrepro.papers.grokking import trainer as T
-from gdrepro.papers.grokking.experiment import SETTINGS, compute_metrics, extras, plan
+from gdrepro.papers.grokking.experiment import SETTINGS, compute_metrics, extras, plan, reading, stack_tag
 from gdrepro.runtime import torch_generator
 
 torch.set_num_threads(1)
 P = 23
 
 
-def test_default_plan_spreads_the_sweep_over_two_seeds_each():
+def test_default_plan_runs_the_sweep_and_the_readings_on_three_seeds():
     s = SETTINGS["default"]
     plans = [{r.name for r in plan(s, k)} for k in range(5)]
     for name in ("emb-add-random-c1", "emb-add-random-c10", "emb-mul-random-c1", "emb-mul-random-c10",
-                 "emb-add-skewed-c1", "emb-add-uniform-c1", "noemb-add", "noemb-mul"):
-        assert all(name in p for p in plans)  # headline runs: every seed
-    for c in s.sweep:
-        assert sum(f"emb-add-random-c{c:g}" in p for p in plans) == 2
-    assert sum("emb-add-random-cadapt" in p for p in plans) >= 1
+                 "emb-add-skewed-c1", "emb-add-uniform-c1", "noemb-add", "noemb-mul", "noemb-add-onehot",
+                 "noemb-mul-onehot"):
+        assert all(name in p for p in plans)  # headline runs and the primary reading: every seed
+    for name in [f"emb-add-random-c{c:g}" for c in s.sweep] + ["noemb-add-onehot-adamw", "tf-add-random-c10",
+                                                                 "emb-add-skewed-c1-adamw"]:
+        assert [name in p for p in plans] == [True] * 3 + [False] * 2
+    assert sum("emb-add-random-cadapt" in p for p in plans) == 3
+    assert sum("emb-add-skewed-c1-bal" in p for p in plans) == 2
     every = dataclasses.replace(s, extras_per_seed=0)
     assert {e.name for e in extras(s)} <= {r.name for r in plan(every, 0)}
+    runs = {r.name: r for r in plan(s, 0)}  # the split comparison at a common horizon
+    assert runs["emb-add-random-c1"].min_steps == runs["emb-add-skewed-c1"].min_steps == s.split_steps
+    assert runs["tf-add-random-c1"].min_steps == runs["tf-add-skewed-c1"].min_steps == s.tf_split_steps
+
+
+def test_readings_of_the_model_without_embeddings_parse_from_their_names():
+    assert reading("raw") == {"encoding": "raw"}
+    assert reading("onehot-adamw-lr0.001-h128") == {"encoding": "onehot", "decoupled": True, "lr": 0.001,
+                                                    "hidden": 128}
+    with pytest.raises(ValueError):
+        reading("onehot-wide")
+    assert E.ENCODINGS == M.ENCODINGS
+    assert {stack_tag(r) for r in plan(SETTINGS["default"], 0)} == {
+        "emb", "tf", "noemb", "noemb-onehot", "noemb-onehot-h128"}
 
 
 def _data(seed=0):
@@ -63,6 +81,23 @@ def test_runs_stop_a_margin_after_reaching_both_targets():
     assert out["__perf__"]["model_steps"] == 10
 
 
+def test_min_steps_holds_a_run_to_a_common_horizon():
+    ds, tr, te = _data()
+    runs = [T.Run("x", "add", False, tr, te, cap=1000, min_steps=40), T.Run("y", "add", False, tr, te, cap=1000)]
+    out = _train(runs, ds, train_target=0.0, test_target=0.0)  # both targets at step 0
+    assert out["x"]["stop"] == 40 and out["y"]["stop"] == 10
+
+
+def test_one_hot_transformer_and_adamw_runs_train_in_their_own_stacks():
+    ds, tr, te = _data()
+    oh = T.Run("oh", "add", False, tr, te, cap=10, encoding="onehot", decoupled=True, lr=0.003)
+    tf = T.Run("tf", "add", True, tr, te, 10.0, cap=10, arch="transformer")
+    assert oh.kind != tf.kind != T.Run("e", "add", True, tr, te).kind
+    out_oh, out_tf = _train([oh], ds), _train([tf], ds, tf_d=8)
+    assert out_oh["oh"]["stop"] == 10 and out_tf["tf"]["norms"].shape == (P + 2,)
+    assert out_tf["tf"]["train_loss"][-1] < out_tf["tf"]["train_loss"][0]
+
+
 def test_diagnostics_and_adaptive_c_are_recorded():
     ds, tr, te = _data()
     runs = [T.Run("d", "add", True, tr, te, "adaptive", cap=20, diagnostics=True)]
@@ -91,6 +126,16 @@ def test_metrics_censor_never_reached_steps_at_the_cap():
     assert m["speedup_add"] == pytest.approx(550 / 1200)
     assert m["emb_add_max_gap"] == pytest.approx(0.5)
     assert np.isnan(m["delay_mul_c1"]) and np.isnan(m["skew_test_gap"])
+
+
+def test_per_seed_best_c_needs_the_whole_sweep_and_averages_ties_in_log2():
+    s = dataclasses.replace(SETTINGS["default"], ops=("add",), splits=(), sweep=(4.0, 16.0))
+    steps = {"c1": 1000, "c10": 500, "c4": 800, "c16": 500}
+    run = {f"emb-add-random-{k}": _fake_run(300, v, v + 100) for k, v in steps.items()}
+    m = compute_metrics([run], s)
+    assert m["log2_best_c"] == pytest.approx((np.log2(10) + np.log2(16)) / 2)  # a tie of c = 10 and 16
+    del run["emb-add-random-c4"]
+    assert np.isnan(compute_metrics([run], s)["log2_best_c"])  # a seed without the whole sweep
 
 
 def test_balanced_sampler_runs_beside_uniform_batches_in_one_stack():

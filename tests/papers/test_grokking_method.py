@@ -59,11 +59,13 @@ def test_token_frequency_counts_rows_containing_a_token():
     assert f.tolist() == [1, 2, 1, 1, 0, 3, 3]
 
 
-@pytest.mark.parametrize("embedding", [True, False])
-def test_stacked_forward_equals_the_module_models(embedding):
+@pytest.mark.parametrize("kind", ["embedding", "raw", "onehot", "transformer"])
+def test_stacked_forward_equals_the_module_models(kind):
     torch.manual_seed(0)
-    models = [M.EmbeddingMLP(P, 8, 16) if embedding else M.NoEmbeddingMLP(P, 16) for _ in range(3)]
-    params = M.stack_models(models)
+    make = {"embedding": lambda: M.EmbeddingMLP(P, 8, 16), "raw": lambda: M.NoEmbeddingMLP(P, 16),
+            "onehot": lambda: M.NoEmbeddingMLP(P, 16, encoding="onehot"), "transformer": lambda: M.TinyTransformer(P, 8)}
+    models = [make[kind]() for _ in range(3)]
+    params = M.stack_transformers(models) if kind == "transformer" else M.stack_models(models)
     x, _ = M.modular_dataset("add", P)
     xb = torch.stack([x[torch.randperm(len(x))[:40]] for _ in range(3)])
     out = M.stacked_forward(params, xb, 1.0 / P)
@@ -110,11 +112,31 @@ def test_stacked_adam_is_torch_adam_with_adam_lr_groups(decoupled):
         torch.testing.assert_close(stacked.params[k], expect[k], rtol=1e-4, atol=1e-5)
 
 
+def test_a_mixed_stack_gives_each_model_its_own_weight_decay_form():
+    """Coupled (Adam) and decoupled (AdamW) models in one stack follow the stacks of one form each."""
+    g = torch.Generator().manual_seed(0)
+    p0 = torch.randn(4, 5, generator=g)
+    grads = [torch.randn(4, 5, generator=g) for _ in range(6)]
+    form = torch.tensor([False, True, True, False])
+    mixed = M.StackedAdam({"W": p0.clone()}, {"W": torch.full((4,), 0.1)}, weight_decay=0.3, decoupled=form)
+    pure = {d: M.StackedAdam({"W": p0.clone()}, {"W": torch.full((4,), 0.1)}, weight_decay=0.3, decoupled=d)
+            for d in (False, True)}
+    for gr in grads:
+        mixed.step({"W": gr})
+        for opt in pure.values():
+            opt.step({"W": gr})
+    for i, d in enumerate(form.tolist()):
+        torch.testing.assert_close(mixed.params["W"][i], pure[d].params["W"][i])
+    assert not torch.allclose(pure[False].params["W"], pure[True].params["W"])  # the forms differ
+
+
 def test_stacked_adam_select_keeps_the_chosen_models():
     params = {"W": torch.arange(6.0).view(3, 2)}
     opt = M.StackedAdam(params, {"W": torch.tensor([1.0, 2.0, 3.0])})
+    opt.decoupled = torch.tensor([True, False, False])
     opt.select(torch.tensor([0, 2]))
     assert opt.params["W"].tolist() == [[0.0, 1.0], [4.0, 5.0]] and opt.lr["W"].tolist() == [1.0, 3.0]
+    assert opt.decoupled.tolist() == [True, False]
 
 
 def test_power_iteration_finds_the_top_eigenvalue_of_each_block_and_model():
@@ -195,3 +217,18 @@ def test_balanced_sampler_with_tau_zero_is_uniform():
     # chi-square goodness of fit to uniform (49 dof): correct code p ~ U(0, 1); a 2:1 weight on any
     # row would move its count by ~400 (20 sd)
     assert chisquare(hist).pvalue > 1e-4
+
+
+def test_balanced_sampler_takes_one_tau_per_model():
+    """tau per model: a stack with tau (0, 3) draws model 0 as tau = 0 alone would (same generator
+    stream aside, its counts stay uneven) and model 1 as evenly as tau = 3 alone."""
+    x, _ = M.modular_dataset("add", 97)
+    tr, _ = M.split(x, 97, "skewed", torch.Generator().manual_seed(0))
+    xt = x[tr].unsqueeze(0).expand(2, -1, -1)
+    sampler = M.FrequencyBalancedSampler(xt, 97, torch.tensor([0.0, 3.0]), torch.Generator().manual_seed(1))
+    for _ in range(100):
+        sampler.sample(512)
+    spread = [float(c[p > 0].std() / c[p > 0].mean()) for c, p in zip(sampler.counts, sampler.present)]
+    assert spread[1] < 0.6 * spread[0]
+    sampler.select(torch.tensor([1]))
+    assert sampler.tau.flatten().tolist() == [3.0]

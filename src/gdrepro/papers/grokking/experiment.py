@@ -34,6 +34,38 @@ from gdrepro.paper import StageContext
 from gdrepro.runtime import device, log, torch_generator
 from gdrepro.tables import write_table
 
+ENCODINGS = ("raw", "onehot")
+"""= method.ENCODINGS (not imported: the prepare/evaluate jobs load no torch; a test checks they agree)."""
+
+
+def reading(name: str) -> dict:
+    """Settings of a reading of the MLP without embeddings, from its name: the input encoding
+    (``raw`` or ``onehot``), then optional ``-adamw`` (decoupled decay), ``-lr<x>`` (its learning
+    rate), ``-h<n>`` (its width). E.g. ``onehot-lr0.001`` = one-hot inputs at lr 0.001."""
+    encoding, *mods = name.split("-")
+    if encoding not in ENCODINGS:
+        raise ValueError(f"reading {name!r}: encoding must be one of {ENCODINGS}")
+    out: dict = {"encoding": encoding}
+    for mod in mods:
+        if mod == "adamw":
+            out["decoupled"] = True
+        elif mod.startswith("lr"):
+            out["lr"] = float(mod[2:])
+        elif mod.startswith("h") and mod[1:].isdigit():
+            out["hidden"] = int(mod[1:])
+        else:
+            raise ValueError(f"reading {name!r}: unknown part {mod!r} (adamw, lr<x>, h<n>)")
+    return out
+
+
+def noemb_name(op: str, name: str) -> str:
+    """Run name of a reading: the raw reading keeps its original name ``noemb-<op>``."""
+    return f"noemb-{op}" if name == "raw" else f"noemb-{op}-{name}"
+
+
+def _cname(c: float | str) -> str:
+    return "cadapt" if c == "adaptive" else f"c{c:g}"
+
 
 @dataclass(frozen=True)
 class GrokkingSettings:
@@ -49,6 +81,7 @@ class GrokkingSettings:
     ops: tuple[str, ...] = ("add", "mul")
     cs: tuple[float, ...] = (1.0, 10.0)  # Adam-LR factors of the headline comparison
     steps: int = 3000  # step cap, embedding models
+    mul_steps: int = 0  # step cap of the embedding models on mul (the paper plots mul to 1e5); 0: steps
     split_steps: int = 2000  # step cap, other split strategies (they may never reach 95% test)
     noemb_steps: int = 3000  # step cap, models without embeddings
     splits: tuple[str, ...] = ("uniform", "skewed")  # add, c = 1, besides the random split
@@ -56,7 +89,24 @@ class GrokkingSettings:
     sweep: tuple[float, ...] = (0.5, 4.0, 16.0, 32.0)  # extra c values (add, random split)
     adaptive: bool = True  # our adaptive c_t (add)
     balanced_tau: float = 1.0  # our sampler on the skewed split (0: not run)
-    extras_per_seed: int = 2  # extras per seed job, round robin; 0: every extra in every seed
+    extras_per_seed: int = 1  # adaptive c_t / balanced sampler per seed job, round robin; 0: both in every seed
+    sweep_seeds: int = 3  # seeds 0 .. sweep_seeds - 1 run every swept c (the sweep on >= 3 seeds)
+    # the MLP without embeddings, readings of the paper's unspecified model (see reading()): the
+    # primary one (the verdict) on every op and seed, the others on add, seeds 0 .. reading_seeds - 1
+    noemb_primary: str = "onehot"  # and "raw" (issue 18's reading): every op and seed
+    noemb_readings: tuple[str, ...] = ("onehot-adamw", "onehot-lr0.001", "onehot-h128")
+    reading_seeds: int = 3
+    reading_steps: int = 2000  # step cap of the readings other than raw (the embedding MLP groks by ~1200)
+    adamw_splits: tuple[str, ...] = ("skewed",)  # these splits (add, c = 1) with AdamW too, reading_seeds seeds
+    # a small transformer (method.TinyTransformer): c in cs on tf_ops, the skewed split beside the random
+    # one (add, c = 1, common horizon tf_split_steps), our balanced sampler there if tf_balanced
+    tf_d: int = 32
+    tf_lr: float = 0.01
+    tf_ops: tuple[str, ...] = ("add",)
+    tf_steps: int = 2000
+    tf_split_steps: int = 2000
+    tf_balanced: bool = False
+    tf_seeds: int = 3  # seeds 0 .. tf_seeds - 1
     eval_every: int = 50
     margin: int = 100
     diag_steps: tuple[int, ...] = (0, 50, 100, 200, 300, 400, 600, 800, 1200, 1600)
@@ -72,6 +122,8 @@ class GrokkingSettings:
             raise ValueError(f"cs={self.cs} must contain 1 and another factor")
         if not set(self.splits) <= {"uniform", "skewed"}:
             raise ValueError(f"splits={self.splits} must lie in uniform, skewed")
+        for name in (self.noemb_primary, *self.noemb_readings):
+            reading(name)
 
 
 SETTINGS = {
@@ -79,10 +131,14 @@ SETTINGS = {
     "smoke": GrokkingSettings(d=32, hidden=128, batch=256, ops=("add",), cs=(1.0, 10.0), steps=400,
                               split_steps=400, noemb_steps=400, splits=(), sweep=(), adaptive=False,
                               balanced_tau=0.0, eval_every=25, diag_steps=(200,), hessian_iters=3,
-                              hessian_batch=256),
+                              hessian_batch=256, noemb_primary="raw", noemb_readings=(), adamw_splits=(),
+                              tf_seeds=0),
     "default": GrokkingSettings(),
-    "paper": GrokkingSettings(ops=("add", "mul", "div", "sq"), steps=10_000, split_steps=10_000,
+    "paper": GrokkingSettings(ops=("add", "mul", "div", "sq"), steps=10_000, mul_steps=100_000, split_steps=10_000,
                               noemb_steps=40_000, sweep=(0.5, 4.0, 8.0, 16.0, 24.0, 32.0), extras_per_seed=0,
+                              sweep_seeds=1000, reading_seeds=1000, reading_steps=10_000, adamw_splits=("random", "skewed"), tf_d=128,
+                              tf_ops=("add", "mul", "div", "sq"), tf_steps=10_000, tf_split_steps=10_000,
+                              tf_balanced=True, tf_seeds=1000,
                               eval_every=25, diag_steps=(0, 50, 100, 200, 300, 400, 600, 800, 1200, 1600, 2400,
                                                          3200, 5000, 10_000), hessian_iters=20),
 }
@@ -109,34 +165,79 @@ class Spec:
     tau: float = 0.0
     cap: int = 0
     diagnostics: bool = False
-
-
-def _cname(c: float | str) -> str:
-    return "cadapt" if c == "adaptive" else f"c{c:g}"
+    encoding: str = "raw"
+    arch: str = "mlp"
+    hidden: int = 0
+    lr: float = 0.0
+    decoupled: bool | None = None
+    min_steps: int = 0
 
 
 def extras(s: GrokkingSettings) -> list[Spec]:
-    """The runs spread over seeds: c sweep, adaptive c_t (ours), balanced sampler (ours)."""
-    out = [Spec(f"emb-add-random-{_cname(c)}", "add", True, "random", c, cap=s.steps) for c in s.sweep]
+    """The runs spread over seeds (round robin): adaptive c_t (ours), balanced sampler (ours)."""
+    out = []
     if s.adaptive:
         out.append(Spec("emb-add-random-cadapt", "add", True, "random", "adaptive", cap=s.steps))
     if s.balanced_tau > 0:
-        out.append(Spec("emb-add-skewed-c1-bal", "add", True, "skewed", 1.0, s.balanced_tau, cap=s.split_steps))
+        out.append(Spec("emb-add-skewed-c1-bal", "add", True, "skewed", 1.0, s.balanced_tau, cap=s.split_steps,
+                        min_steps=s.split_steps))
     return out
 
 
+def transformer_plan(s: GrokkingSettings) -> list[Spec]:
+    """The small transformer: c in cs on tf_ops; the skewed split (and with tf_balanced our balanced
+    sampler on it) beside the random split (add, c = 1) at a common horizon of tf_split_steps."""
+    runs = [Spec(f"tf-{op}-random-{_cname(c)}", op, True, "random", c, cap=max(s.tf_steps, s.tf_split_steps),
+                 arch="transformer", lr=s.tf_lr, min_steps=s.tf_split_steps if (op, c) == ("add", 1.0) else 0)
+            for op in s.tf_ops for c in s.cs]
+    runs.append(Spec("tf-add-skewed-c1", "add", True, "skewed", 1.0, cap=s.tf_split_steps, arch="transformer",
+                     lr=s.tf_lr, min_steps=s.tf_split_steps))
+    if s.tf_balanced and s.balanced_tau > 0:
+        runs.append(Spec("tf-add-skewed-c1-bal", "add", True, "skewed", 1.0, s.balanced_tau, cap=s.tf_split_steps,
+                         arch="transformer", lr=s.tf_lr, min_steps=s.tf_split_steps))
+    return runs
+
+
 def plan(s: GrokkingSettings, seed: int) -> list[Spec]:
-    """Every run of one seed job."""
-    runs = [Spec(f"emb-{op}-random-{_cname(c)}", op, True, "random", c, cap=s.steps,
-                 diagnostics=(op == "add" and c in (1.0, 10.0))) for op in s.ops for c in s.cs]
-    runs += [Spec(f"emb-add-{split}-c1", "add", True, split, 1.0, cap=s.split_steps) for split in s.splits]
+    """Every run of one seed job.
+
+    The random and skewed splits on add with c = 1 run at least ``split_steps`` steps (no early
+    stop before), so the split comparison reads both at the same horizon.
+    """
+    runs = [Spec(f"emb-{op}-random-{_cname(c)}", op, True, "random", c,
+                 cap=s.mul_steps if op == "mul" and s.mul_steps else s.steps,
+                 diagnostics=(op == "add" and c in (1.0, 10.0)),
+                 min_steps=s.split_steps if (op, c) == ("add", 1.0) else 0) for op in s.ops for c in s.cs]
+    runs += [Spec(f"emb-add-{split}-c1", "add", True, split, 1.0, cap=s.split_steps,
+                  min_steps=s.split_steps if split == "skewed" else 0) for split in s.splits]
+    if seed < s.sweep_seeds:
+        runs += [Spec(f"emb-add-random-{_cname(c)}", "add", True, "random", c, cap=s.steps) for c in s.sweep]
     extra = extras(s)
     if extra and s.extras_per_seed:
         k = s.extras_per_seed
         extra = [extra[(k * seed + i) % len(extra)] for i in range(min(k, len(extra)))]
+    if seed < s.reading_seeds:
+        extra += [Spec(f"emb-add-{split}-c1-adamw", "add", True, split, 1.0, cap=s.split_steps, decoupled=True,
+                       min_steps=s.split_steps) for split in s.adamw_splits]
     runs += [e for e in extra if e.name not in {r.name for r in runs}]
-    runs += [Spec(f"noemb-{op}", op, False, "random", 1.0, cap=s.noemb_steps) for op in s.ops]
+    if seed < s.tf_seeds:
+        runs += transformer_plan(s)
+    readings = [(op, name) for name in dict.fromkeys(("raw", s.noemb_primary)) for op in s.ops]
+    if seed < s.reading_seeds:
+        readings += [("add", name) for name in s.noemb_readings if name not in ("raw", s.noemb_primary)]
+    runs += [Spec(noemb_name(op, name), op, False, "random", 1.0,
+                  cap=s.noemb_steps if name == "raw" else s.reading_steps, **reading(name)) for op, name in readings]
     return runs
+
+
+def stack_tag(r: Spec) -> str:
+    """The stack a run trains in (one per model family and shape): emb, tf, noemb (raw inputs),
+    noemb-onehot, noemb-onehot-h128, ..."""
+    if r.arch == "transformer":
+        return "tf"
+    if r.embedding:
+        return "emb"
+    return "-".join(["noemb"] + ([r.encoding] if r.encoding != "raw" else []) + ([f"h{r.hidden}"] if r.hidden else []))
 
 
 # --- stages -----------------------------------------------------------------------------------
@@ -159,10 +260,15 @@ def run_seed(ctx: StageContext) -> dict:
     run stopped) stay per seed; the steps reaching the targets, the stop, token frequencies, norms
     and Fourier spectra stack over seeds; timings and step counts average.
     """
+    import torch
+
     from gdrepro import checkpoint
     from gdrepro.papers.grokking import method as M
     from gdrepro.papers.grokking import trainer as T
 
+    # Training past memorisation drives softmax probabilities and Adam moments below 1e-38: flushing
+    # those denormals to zero changes no result beyond 1e-38 and avoids ~8x slower CPU steps.
+    torch.set_flush_denormal(True)
     s: GrokkingSettings = ctx.settings
     seed = ctx.seed
     datasets = {op: M.modular_dataset(op, s.p) for op in s.ops}
@@ -189,20 +295,22 @@ def run_seed(ctx: StageContext) -> dict:
                                "cpu_seconds": cpu_before + time.process_time() - cpu0,
                                "wall_seconds": wall_before + time.perf_counter() - wall0})
 
-    for kind in (True, False):
-        tag = "emb" if kind else "noemb"
-        specs = [r for r in plan(s, seed) if r.embedding == kind]
-        if not specs or tag in done:
+    stacks: dict[str, list[Spec]] = {}
+    for r in plan(s, seed):
+        stacks.setdefault(stack_tag(r), []).append(r)
+    for tag, specs in stacks.items():
+        if tag in done:
             continue
         stack = [T.Run(r.name, r.op, r.embedding, *indices(r.op, r.split), c=r.c, tau=r.tau, cap=r.cap,
-                       diagnostics=r.diagnostics) for r in specs]
-        method = "embedding-mlp" if kind else "no-embedding-mlp"
+                       diagnostics=r.diagnostics, encoding=r.encoding, arch=r.arch, hidden=r.hidden, lr=r.lr,
+                       decoupled=r.decoupled, min_steps=r.min_steps) for r in specs]
+        method = {"emb": "embedding-mlp", "tf": "transformer"}.get(tag, tag.replace("noemb", "no-embedding-mlp"))
         with ctx.tracked_run(method) as run:
             res = T.train_runs(
                 stack, datasets, s.p, lambda *k: torch_generator("grokking", seed, *map(str, k)), lr=s.lr,
                 weight_decay=s.weight_decay, batch=s.batch, d=s.d, hidden=s.hidden, eval_every=s.eval_every,
                 margin=s.margin, diag_steps=s.diag_steps, hessian_iters=s.hessian_iters,
-                hessian_batch=s.hessian_batch, decoupled=s.decoupled,
+                hessian_batch=s.hessian_batch, decoupled=s.decoupled, tf_d=s.tf_d,
                 log=lambda m, method=method: log(f"seed {seed} {method}: {m}"),
                 progress=lambda step, values, run=run: run.log_metrics(values, step=step), device=device(),
                 save=functools.partial(save, tag), save_every=CHECKPOINT_EVERY[ctx.scale],
@@ -250,6 +358,39 @@ def _max_gap(run: dict, name: str) -> float:
     return float(np.max(run[name]["train_acc"] - run[name]["test_acc"]))
 
 
+def _final_accuracies(group: list[dict], name: str, key: str) -> dict[str, float]:
+    """``<key>_final_test``, ``_final_train`` (at the run's end) and ``_max_gap`` (largest train - test
+    accuracy over training): medians over the seeds that ran ``name``."""
+    ran = [r[name] for r in group if name in r]
+    values = {"max_gap": lambda q: np.max(q["train_acc"] - q["test_acc"]), "final_test": lambda q: q["test_acc"][-1],
+              "final_train": lambda q: q["train_acc"][-1]}
+    return {f"{key}_{k}": float(np.median([f(q) for q in ran])) if ran else float("nan") for k, f in values.items()}
+
+
+def _best_until(group: list[dict], name: str, horizon: int) -> float:
+    """Median over the seeds that ran ``name`` of its best test accuracy at evaluations <= ``horizon``."""
+    best = [np.max(r[name]["test_acc"][r[name]["steps"] <= horizon]) for r in group if _has(r, name, "stop")]
+    return float(np.median(best)) if best else float("nan")
+
+
+def _rare_norms(group: list[dict], name: str, p: int) -> dict[str, float]:
+    """Final embedding norm against token frequency (medians over the seeds that ran ``name``):
+    Spearman(frequency, norm), the 10 rarest value tokens' final / initial norm, and their mean
+    norm over that of the 10 most frequent."""
+    rho, shrink, ratio = [], [], []
+    for r in group:
+        if not _has(r, name, "norms"):
+            continue
+        freq, norms, init = r[name]["freq"][:p], r[name]["norms"][:p], r[name]["norms_init"][:p]
+        order = np.argsort(freq, kind="stable")
+        rare, frequent = order[:10], order[-10:]
+        rho.append(_spearman(freq, norms))
+        shrink.append(float(np.mean(norms[rare] / init[rare])))
+        ratio.append(float(np.mean(norms[rare]) / np.mean(norms[frequent])))
+    med = (lambda v: float(np.median(v))) if rho else (lambda v: float("nan"))
+    return {"norm_freq_spearman": med(rho), "rare_norm_shrink": med(shrink), "rare_vs_frequent_norm": med(ratio)}
+
+
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     from scipy import stats
 
@@ -263,22 +404,21 @@ def compute_metrics(group: list[dict], s: GrokkingSettings) -> dict[str, float]:
     m: dict[str, float] = {}
     c_hi = max(c for c in s.cs if c != 1.0)
     for op in ("add", "mul"):
-        c1, chi = f"emb-{op}-random-c1", f"emb-{op}-random-{_cname(c_hi)}"
-        have = any(_has(r, c1, "stop") for r in group)
-        tr, te = (_median_step(group, c1, k) if have else nan for k in ("step_train", "step_test"))
-        m[f"delay_{op}_c1"] = te / tr if have else nan
-        m[f"step_test_{op}_c1"] = te
-        m[f"step_train_{op}_c1"] = tr
-        m[f"step_test_{op}_c{c_hi:g}"] = _median_step(group, chi, "step_test") if have else nan
-        m[f"speedup_{op}"] = m[f"step_test_{op}_c{c_hi:g}"] / te if have else nan
-        m[f"emb_{op}_max_gap"] = float(np.median([_max_gap(r, c1) for r in group])) if have else nan
-        ne = f"noemb-{op}"
-        if any(_has(r, ne, "stop") for r in group):
-            m[f"noemb_{op}_max_gap"] = float(np.median([_max_gap(r, ne) for r in group]))
-            m[f"noemb_{op}_final_test"] = float(np.median([r[ne]["test_acc"][-1] for r in group]))
-            m[f"noemb_{op}_final_train"] = float(np.median([r[ne]["train_acc"][-1] for r in group]))
-        else:
-            m |= {f"noemb_{op}_{k}": nan for k in ("max_gap", "final_test", "final_train")}
+        for model, key in (("emb", ""), ("tf", "tf_")):  # the embedding MLP and the transformer
+            c1, chi = f"{model}-{op}-random-c1", f"{model}-{op}-random-{_cname(c_hi)}"
+            have = any(_has(r, c1, "stop") for r in group)
+            tr, te = (_median_step(group, c1, k) if have else nan for k in ("step_train", "step_test"))
+            m[f"{key}delay_{op}_c1"] = te / tr if have else nan
+            m[f"{key}step_test_{op}_c1"] = te
+            m[f"{key}step_train_{op}_c1"] = tr
+            m[f"{key}step_test_{op}_c{c_hi:g}"] = _median_step(group, chi, "step_test") if have else nan
+            m[f"{key}speedup_{op}"] = m[f"{key}step_test_{op}_c{c_hi:g}"] / te if have else nan
+            m[f"{key or 'emb_'}{op}_max_gap"] = (float(np.median([_max_gap(r, c1) for r in group if _has(r, c1, "stop")]))
+                                                 if have else nan)
+        # the MLP without embeddings: raw and the primary reading on every op, the other readings on add
+        for name in dict.fromkeys(("raw", s.noemb_primary, *(s.noemb_readings if op == "add" else ()))):
+            m |= _final_accuracies(group, noemb_name(op, name),
+                                   f"noemb_{op}" if name == "raw" else f"noemb_{op}_{name.replace('-', '_')}")
     # splits
     base = "emb-add-random-c1"
     best = {name: float(np.median([np.max(r[name]["test_acc"]) for r in group if _has(r, name, "stop")]))
@@ -289,28 +429,27 @@ def compute_metrics(group: list[dict], s: GrokkingSettings) -> dict[str, float]:
     m["balanced_best_test"] = best["emb-add-skewed-c1-bal"]
     m["uniform_vs_random_steps"] = (_median_step(group, "emb-add-uniform-c1", "step_test")
                                     / _median_step(group, base, "step_test"))
+    # the same at a common horizon (both run split_steps steps, no early stop before): per optimiser, model
+    for metric, rand, skew, h in (("skew_test_gap_h", base, "emb-add-skewed-c1", s.split_steps),
+                                  ("skew_test_gap_h_adamw", "emb-add-random-c1-adamw", "emb-add-skewed-c1-adamw",
+                                   s.split_steps),
+                                  ("tf_skew_test_gap_h", "tf-add-random-c1", "tf-add-skewed-c1", s.tf_split_steps)):
+        m[metric] = _best_until(group, rand, h) - _best_until(group, skew, h)
+    # our balanced sampler on the skewed split: gain in best test accuracy at the horizon
+    m["balanced_gain_h"] = _best_until(group, "emb-add-skewed-c1-bal", s.split_steps) - _best_until(
+        group, "emb-add-skewed-c1", s.split_steps)
+    m["tf_balanced_gain_h"] = _best_until(group, "tf-add-skewed-c1-bal", s.tf_split_steps) - _best_until(
+        group, "tf-add-skewed-c1", s.tf_split_steps)
     for split in ("uniform", "skewed"):
         name = f"emb-add-{split}-c1"
         ran = [r for r in group if _has(r, name, "stop")]
         m[f"step_test_add_{split}"] = _median_step(group, name, "step_test")
         m[f"reached_test95_add_{split}"] = (float(np.mean([not np.isnan(float(r[name]["step_test"])) for r in ran]))
                                             if ran else nan)
-    # rare tokens (skewed split): 10 rarest vs 10 most frequent value tokens
-    sk = "emb-add-skewed-c1"
-    if any(_has(r, sk, "norms") for r in group):
-        rho, shrink, ratio = [], [], []
-        for r in group:
-            freq, norms, init = r[sk]["freq"][:p], r[sk]["norms"][:p], r[sk]["norms_init"][:p]
-            order = np.argsort(freq, kind="stable")
-            rare, frequent = order[:10], order[-10:]
-            rho.append(_spearman(freq, norms))
-            shrink.append(float(np.mean(norms[rare] / init[rare])))
-            ratio.append(float(np.mean(norms[rare]) / np.mean(norms[frequent])))
-        m["norm_freq_spearman"] = float(np.median(rho))
-        m["rare_norm_shrink"] = float(np.median(shrink))
-        m["rare_vs_frequent_norm"] = float(np.median(ratio))
-    else:
-        m |= {"norm_freq_spearman": nan, "rare_norm_shrink": nan, "rare_vs_frequent_norm": nan}
+    # rare tokens (skewed split): 10 rarest vs 10 most frequent value tokens; per optimiser, model
+    for key, name in (("", "emb-add-skewed-c1"), ("_adamw", "emb-add-skewed-c1-adamw"), ("tf", "tf-add-skewed-c1")):
+        rare = _rare_norms(group, name, p)
+        m |= {(f"tf_{k}" if key == "tf" else f"{k}{key}"): v for k, v in rare.items()}
     # curvature (diagnostic runs): median over steps > 0 of lambda_E / lambda_W, then over seeds
     curv = {}
     for c in (1.0, c_hi):
@@ -335,6 +474,9 @@ def compute_metrics(group: list[dict], s: GrokkingSettings) -> dict[str, float]:
     steps_c = {c: _median_step(group, f"emb-add-random-{_cname(c)}", "step_test") for c in cs}
     ran = {c: v for c, v in steps_c.items() if np.isfinite(v)}
     m["best_c"] = float(min(ran, key=ran.get)) if len(ran) > 2 else nan
+    # the same per seed, on the seeds that ran the whole sweep: log2 of the fastest c (ties: their mean)
+    fastest = [c for c, v in ran.items() if v == min(ran.values())] if len(ran) == len(cs) else []
+    m["log2_best_c"] = float(np.mean(np.log2(fastest))) if fastest else nan
     m["adaptive_speedup"] = _median_step(group, "emb-add-random-cadapt", "step_test") / m["step_test_add_c1"]
     # ranks and Fourier sparsity at the end (add, c = 1 and c_hi)
     for c in (1.0, c_hi):
@@ -380,14 +522,16 @@ def evaluate(ctx: StageContext) -> None:
                 if k in r:
                     c[k] = r[k].tolist()
             curves[name][str(seed)] = c
-    tags = ("emb", "noemb")
-    model_steps = sum(float(q[tag]["model_steps"]) for q in perf for tag in tags)
-    train_seconds = sum(float(q[tag]["train_seconds"]) for q in perf for tag in tags)
+    tags = sorted({tag for q in perf for tag in q if isinstance(q[tag], dict)})
+    model_steps = sum(float(q[tag]["model_steps"]) for q in perf for tag in tags if tag in q)
+    train_seconds = sum(float(q[tag]["train_seconds"]) for q in perf for tag in tags if tag in q)
     performance = {
         "model_steps_per_second": model_steps / train_seconds,
         "embedding_model_steps_per_second": _rate(perf, "emb", "model_steps"),
         "embedding_stack_steps_per_second": _rate(perf, "emb", "steps"),
         "no_embedding_model_steps_per_second": _rate(perf, "noemb", "model_steps"),
+        **{f"{tag}_model_steps_per_second": _rate(perf, tag, "model_steps") for tag in tags
+           if tag not in ("emb", "noemb") and all(tag in q for q in perf)},
         "model_steps_per_cpu_second": model_steps / sum(float(q["cpu_seconds"]) for q in perf),
         "train_seconds_per_seed": float(np.mean([float(q["wall_seconds"]) for q in perf])),
         "cpu_seconds_per_seed": float(np.mean([float(q["cpu_seconds"]) for q in perf])),

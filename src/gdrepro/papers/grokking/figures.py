@@ -57,7 +57,7 @@ def draw_c_sweep(axes, metrics, **_) -> None:
     ax = axes
     curves = metrics["details"]["curves"]
     cap = metrics["settings"]["steps"]
-    xs, med = [], []
+    xs, med, per_seed = [], [], {}
     for name, seeds in curves.items():
         if not name.startswith("emb-add-random-c") or name.endswith("cadapt"):
             continue
@@ -70,6 +70,13 @@ def draw_c_sweep(axes, metrics, **_) -> None:
         ax.scatter([c] * len(vals), vals, s=12, color="C0", alpha=0.5)
         xs.append(c)
         med.append(np.median(vals))
+        for seed, v in zip(seeds, vals, strict=True):
+            per_seed.setdefault(seed, {})[c] = v
+    for i, (_, got) in enumerate(sorted(per_seed.items())):
+        if len(got) == len(xs) > 2:  # a seed that ran the whole sweep: its own curve
+            cs = sorted(got)
+            ax.plot(cs, [got[c] for c in cs], "-", color="C0", lw=0.7, alpha=0.35,
+                    label="one seed's sweep" if i == 0 else None)
     order = np.argsort(xs)
     ax.plot(np.array(xs)[order], np.array(med)[order], "o-", color="C0", label="median over seeds (ours)")
     if "emb-add-random-cadapt" in curves:
@@ -103,18 +110,23 @@ def draw_splits(axes, metrics, **_) -> None:
 def draw_norms(axes, metrics, **_) -> None:
     """Final embedding norm vs token frequency (rows containing the token), skewed and random splits."""
     p = metrics["settings"]["p"]
-    for ax, name, title in ((axes[0], "emb-add-skewed-c1", "skewed split"), (axes[1], "emb-add-random-c1", "random split")):
-        for i, (_, c) in enumerate(sorted(_runs(metrics, name).items())):
+    panels = (("emb-add-skewed-c1", "skewed split"), ("emb-add-random-c1", "random split"),
+              ("emb-add-skewed-c1-adamw", "skewed, AdamW"), ("tf-add-skewed-c1", "skewed, transformer"))
+    for ax, (name, title) in zip(np.ravel(axes), panels, strict=False):
+        for i, (seed, c) in enumerate(sorted(_runs(metrics, name).items())):
             if "norms" not in c:
                 continue
             ax.scatter(np.array(c["freq"])[:p], np.array(c["norms"])[:p], s=8, alpha=0.5, color=f"C{i}",
-                       label=f"seed {i}: final")
+                       label=f"seed {seed}: final")
         inits = [np.mean(c["norms_init"][:p]) for c in _runs(metrics, name).values() if "norms_init" in c]
         if inits:
             reference_line(ax, float(np.mean(inits)), "mean norm at init")
-        ax.set(xlabel="token frequency (training rows with the token)", ylabel="embedding norm |e_i|",
-               title=f"Embedding norm vs frequency, {title}")
-        ax.legend(fontsize=6)
+        if not _runs(metrics, name):
+            ax.text(0.5, 0.5, "not run at this scale", ha="center", va="center", transform=ax.transAxes)
+        ax.set(ylabel="embedding norm |e_i|", title=title)
+    for ax in np.ravel(axes)[-2:]:
+        ax.set(xlabel="training rows with the token")
+        ax.legend(fontsize=7)
 
 
 def draw_hessian(axes, metrics, **_) -> None:
@@ -155,3 +167,47 @@ def draw_fourier_ranks(axes, metrics, **_) -> None:
                title=f"Ranks of E, W, EW, c = {c:g}")
         ax.legend(fontsize=7)
 
+
+READINGS = {  # run -> panel title (the MLP without embeddings)
+    "noemb-add-onehot": "one-hot (primary), a + b", "noemb-mul-onehot": "one-hot (primary), a * b",
+    "noemb-add": "raw numbers, a + b", "noemb-add-onehot-adamw": "one-hot, AdamW, a + b",
+    "noemb-add-onehot-lr0.001": "one-hot, lr 0.001, a + b", "noemb-add-onehot-h128": "one-hot, width 128, a + b",
+}
+
+
+def draw_noemb_readings(axes, metrics, **_) -> None:
+    """Train (dashed) / test (solid) accuracy vs step of each reading of the MLP without embeddings,
+    every seed, with the embedding MLP's test accuracy (c = 1) for reference."""
+    for ax, (name, title) in zip(np.ravel(axes), READINGS.items(), strict=True):
+        op = "mul" if "-mul" in name else "add"
+        for i, (_, c) in enumerate(sorted(_runs(metrics, f"emb-{op}-random-c1").items())):
+            ax.plot(np.maximum(c["steps"], 1), c["test_acc"], color=PAPER_COLOR, lw=0.8, alpha=0.5,
+                    label="with embeddings: test" if i == 0 else None)
+        _acc(ax, metrics, name, "no embeddings:", "C0")
+        if not _runs(metrics, name):
+            ax.text(0.5, 0.5, "not run at this scale", ha="center", va="center", transform=ax.transAxes)
+        ax.axhline(0.95, color=PAPER_COLOR, ls=":", lw=0.8)
+        ax.set(xscale="log", ylabel="accuracy", ylim=(-0.02, 1.02), title=title)
+    for ax in np.ravel(axes)[-3:]:
+        ax.set(xlabel="training step")
+    np.ravel(axes)[0].legend(fontsize=7, loc="center left")
+
+
+def draw_transformer(axes, metrics, **_) -> None:
+    """The small transformer on (a + b) mod P: train / test accuracy with c = 1 and c = 10; test
+    accuracy on the random and the skewed split (c = 1), every seed."""
+    c_hi = max(c for c in metrics["settings"]["cs"] if c != 1.0)
+    _acc(axes[0], metrics, "tf-add-random-c1", "c=1", "C0")
+    _acc(axes[0], metrics, f"tf-add-random-c{c_hi:g}", f"c={c_hi:g}", "C1")
+    axes[0].set(title="Transformer, Adam-LR, a + b", ylabel="accuracy")
+    for k, (name, label) in enumerate((("tf-add-random-c1", "random split"), ("tf-add-skewed-c1", "skewed split"))):
+        for i, (_, c) in enumerate(sorted(_runs(metrics, name).items())):
+            axes[1].plot(np.maximum(c["steps"], 1), c["test_acc"], color=f"C{k + 2}", lw=1, alpha=0.8,
+                         label=f"{label} test" if i == 0 else None)
+    axes[1].set(title="Transformer, split strategies, a + b", ylabel="test accuracy")
+    for ax in axes:
+        if not ax.lines:
+            ax.text(0.5, 0.5, "not run at this scale", ha="center", va="center", transform=ax.transAxes)
+        ax.axhline(0.95, color=PAPER_COLOR, ls=":", lw=0.8)
+        ax.set(xscale="log", xlabel="training step", ylim=(-0.02, 1.02))
+        ax.legend(fontsize=7, loc="upper left")

@@ -36,6 +36,7 @@ from gdrepro.nn import portable_sqrt
 
 OPERATIONS = ("add", "mul", "div", "sq")
 STRATEGIES = ("uniform", "random", "skewed")
+ENCODINGS = ("raw", "onehot")  # inputs of the MLP without embeddings
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -152,42 +153,136 @@ class EmbeddingMLP(nn.Module):
 
 
 class NoEmbeddingMLP(nn.Module):
-    """The raw vector [a, P, b, P+1] x ``input_scale`` -> Linear 4->H -> ReLU -> Linear H->P (no embedding)."""
+    """An MLP on the tokens themselves, without an embedding layer: Linear n_in->H -> ReLU -> Linear H->P.
 
-    def __init__(self, p: int, hidden: int = 512, input_scale: float | None = None):
+    ``encoding="raw"``: the raw vector [a, P, b, P+1] x ``input_scale`` (n_in = 4 real numbers);
+    ``encoding="onehot"``: the concatenated one-hot codes of the 4 tokens (n_in = 4 (P + 2)), so the
+    first layer reads one row of W per token: the same function class as E W, without the separate
+    (bilinear) factor E.
+    """
+
+    def __init__(self, p: int, hidden: int = 512, input_scale: float | None = None, encoding: str = "raw"):
         super().__init__()
-        self.p = p
+        if encoding not in ENCODINGS:
+            raise ValueError(f"unknown encoding {encoding!r} (known: {', '.join(ENCODINGS)})")
+        self.p, self.encoding = p, encoding
         self.input_scale = 1.0 / p if input_scale is None else input_scale
-        self.fc1 = nn.Linear(4, hidden)
+        self.fc1 = nn.Linear(4 if encoding == "raw" else 4 * (p + 2), hidden)
         self.fc2 = nn.Linear(hidden, p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.relu(self.fc1(x.to(self.fc1.weight.dtype) * self.input_scale)))
+        if self.encoding == "raw":
+            h = x.to(self.fc1.weight.dtype) * self.input_scale
+        else:
+            h = F.one_hot(x, self.p + 2).flatten(1).to(self.fc1.weight.dtype)
+        return self.fc2(F.relu(self.fc1(h)))
+
+
+class TinyTransformer(nn.Module):
+    """A one-layer, LayerNorm-free decoder (the modular-arithmetic transformer of Nanda et al. 2023,
+    narrower): token embedding E (vocab x d) + learned positions, causal multi-head attention,
+    residual ReLU MLP (d -> 4d -> d), unembedding d -> P read at the last ("=") position.
+
+    Reference form for :func:`transformer_forward` (the stacked form used in training).
+    """
+
+    def __init__(self, p: int, d: int = 32, heads: int = 4, mlp: int | None = None):
+        super().__init__()
+        self.p, self.heads = p, heads
+        self.embed = nn.Embedding(p + 2, d)
+        self.pos = nn.Parameter(torch.randn(4, d))
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.out = nn.Linear(d, d, bias=False)
+        self.fc1, self.fc2 = nn.Linear(d, mlp or 4 * d), nn.Linear(mlp or 4 * d, d)
+        self.unembed = nn.Linear(d, p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x) + self.pos
+        batch, n, d = h.shape
+        q, k, v = self.qkv(h).view(batch, n, 3, self.heads, d // self.heads).unbind(2)
+        att = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+        h = h + self.out(att.transpose(1, 2).reshape(batch, n, d))
+        h = h + self.fc2(F.relu(self.fc1(h)))
+        return self.unembed(h[:, -1])
+
+
+def _uniform(shape, fan_in: int, generator: torch.Generator) -> torch.Tensor:
+    """nn.Linear's default U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1 / math.sqrt(fan_in)
+    return (torch.rand(shape, generator=generator) * 2 - 1) * bound
 
 
 def init_stack(
-    s: int, p: int, embedding: bool, generator: torch.Generator, d: int = 128, hidden: int = 512
+    s: int, p: int, embedding: bool, generator: torch.Generator, d: int = 128, hidden: int = 512,
+    encoding: str = "raw",
 ) -> dict[str, torch.Tensor]:
-    """Parameters of ``s`` independent models, stacked on a leading axis, PyTorch's default init.
+    """Parameters of ``s`` independent MLPs, stacked on a leading axis, PyTorch's default init.
 
     Keys (shapes): ``E`` (s, p+2, d) ~ N(0, 1) [embedding models only]; ``W`` (s, n_in, hidden),
     ``b`` (s, hidden), ``V`` (s, hidden, p), ``c`` (s, p) with U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     as nn.Linear. Weights are stored input-major (x @ W), the transpose of nn.Linear.weight.
+    n_in = 4 d with embeddings, else 4 (``encoding="raw"``) or 4 (p + 2) (``"onehot"``).
     """
-    n_in = 4 * d if embedding else 4
+    n_in = 4 * d if embedding else (4 if encoding == "raw" else 4 * (p + 2))
     params = {}
     if embedding:
         params["E"] = torch.randn(s, p + 2, d, generator=generator)
-
-    def uniform(shape, fan_in):
-        bound = 1 / math.sqrt(fan_in)
-        return (torch.rand(shape, generator=generator) * 2 - 1) * bound
-
-    params["W"] = uniform((s, n_in, hidden), n_in)
-    params["b"] = uniform((s, hidden), n_in)
-    params["V"] = uniform((s, hidden, p), hidden)
-    params["c"] = uniform((s, p), hidden)
+    params["W"] = _uniform((s, n_in, hidden), n_in, generator)
+    params["b"] = _uniform((s, hidden), n_in, generator)
+    params["V"] = _uniform((s, hidden, p), hidden, generator)
+    params["c"] = _uniform((s, p), hidden, generator)
     return params
+
+
+def init_transformer_stack(s: int, p: int, generator: torch.Generator, d: int = 32, mlp: int | None = None
+                           ) -> dict[str, torch.Tensor]:
+    """Parameters of ``s`` stacked :class:`TinyTransformer` s, PyTorch's default init (E and the
+    positions N(0, 1), linear maps U(-1/sqrt(fan_in), ..)). Keys: ``E`` (s, p+2, d), ``pos`` (s, 4, d),
+    ``Wqkv`` (s, d, 3d), ``Wo`` (s, d, d), ``W1`` (s, d, m), ``b1`` (s, m), ``W2`` (s, m, d),
+    ``b2`` (s, d), ``U`` (s, d, p), ``u`` (s, p); input-major like :func:`init_stack`."""
+    m = mlp or 4 * d
+    return {"E": torch.randn(s, p + 2, d, generator=generator), "pos": torch.randn(s, 4, d, generator=generator),
+            "Wqkv": _uniform((s, d, 3 * d), d, generator), "Wo": _uniform((s, d, d), d, generator),
+            "W1": _uniform((s, d, m), d, generator), "b1": _uniform((s, m), d, generator),
+            "W2": _uniform((s, m, d), m, generator), "b2": _uniform((s, d), m, generator),
+            "U": _uniform((s, d, p), d, generator), "u": _uniform((s, p), d, generator)}
+
+
+def stack_transformers(models: list[TinyTransformer]) -> dict[str, torch.Tensor]:
+    """Stacked parameters (see :func:`init_transformer_stack`) copied from identical-shape models."""
+    def t(get):
+        return torch.stack([get(m).detach() for m in models]).clone().contiguous()
+
+    return {"E": t(lambda m: m.embed.weight), "pos": t(lambda m: m.pos), "Wqkv": t(lambda m: m.qkv.weight.T),
+            "Wo": t(lambda m: m.out.weight.T), "W1": t(lambda m: m.fc1.weight.T), "b1": t(lambda m: m.fc1.bias),
+            "W2": t(lambda m: m.fc2.weight.T), "b2": t(lambda m: m.fc2.bias), "U": t(lambda m: m.unembed.weight.T),
+            "u": t(lambda m: m.unembed.bias)}
+
+
+def _gather_rows(table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``table[i][x[i]]`` for stacked tables ``(s, n, k)`` and indices ``(s, ...)``: one flat lookup."""
+    s, n = table.shape[:2]
+    offset = (torch.arange(s, device=x.device) * n).view(s, *[1] * (x.dim() - 1))
+    return F.embedding(x + offset, table.reshape(s * n, -1))
+
+
+def transformer_forward(params: dict[str, torch.Tensor], x: torch.Tensor, heads: int = 4) -> torch.Tensor:
+    """Logits ``(s, B, p)`` of stacked :class:`TinyTransformer` s on their own batches ``x`` (s, B, 4).
+
+    One layer, read out at the last position, so only its query is needed: attention of position 4
+    over positions 1..4 (the causal mask of the last row is all-visible), softmax(q k^T / sqrt(d_h)) v.
+    """
+    s, batch, n = x.shape
+    h = _gather_rows(params["E"], x) + params["pos"].unsqueeze(1)  # (s, B, 4, d)
+    d = h.shape[-1]
+    qkv = torch.bmm(h.reshape(s, batch * n, d), params["Wqkv"]).view(s, batch, n, 3, heads, d // heads)
+    q, k, v = qkv[:, :, -1, 0], qkv[:, :, :, 1], qkv[:, :, :, 2]  # (s, B, H, dh), (s, B, 4, H, dh) x2
+    att = torch.softmax(torch.einsum("sbhe,sbnhe->sbhn", q, k) / math.sqrt(d // heads), dim=-1)
+    z = torch.einsum("sbhn,sbnhe->sbhe", att, v).reshape(s, batch, d)
+    r = h[:, :, -1] + torch.bmm(z, params["Wo"])
+    r = r + torch.baddbmm(params["b2"].unsqueeze(1), torch.relu(torch.baddbmm(params["b1"].unsqueeze(1), r,
+                                                                                params["W1"])), params["W2"])
+    return torch.baddbmm(params["u"].unsqueeze(1), r, params["U"])
 
 
 def stack_models(models: list[nn.Module]) -> dict[str, torch.Tensor]:
@@ -205,17 +300,24 @@ def stack_models(models: list[nn.Module]) -> dict[str, torch.Tensor]:
 def stacked_forward(params: dict[str, torch.Tensor], x: torch.Tensor, input_scale: float = 0.0) -> torch.Tensor:
     """Logits ``(s, B, p)`` of ``s`` stacked models on their own batches ``x`` ``(s, B, 4)``.
 
-    Models with embeddings gather rows of their own E (one flat embedding lookup); models without
-    embeddings read ``x * input_scale`` as 4 real inputs. Both layers are ``torch.baddbmm``.
+    Transformers (``Wqkv`` in params) go to :func:`transformer_forward`. MLPs with embeddings gather
+    rows of their own E (one flat embedding lookup); without embeddings, one-hot inputs (W with
+    4 (p + 2) rows) gather and sum the 4 rows of W the tokens select (= one-hot @ W), raw inputs
+    read ``x * input_scale`` as 4 real numbers. Both dense layers are ``torch.baddbmm``.
     """
+    if "Wqkv" in params:
+        return transformer_forward(params, x)
     s, batch = x.shape[:2]
+    w = params["W"]
     if "E" in params:
-        e = params["E"]
-        offset = (torch.arange(s, device=x.device) * e.shape[1]).view(s, 1, 1)
-        h = F.embedding(x + offset, e.reshape(-1, e.shape[2])).reshape(s, batch, -1)
+        h = _gather_rows(params["E"], x).reshape(s, batch, -1)
+        h = torch.relu(torch.baddbmm(params["b"].unsqueeze(1), h, w))
+    elif w.shape[1] == 4:
+        h = torch.relu(torch.baddbmm(params["b"].unsqueeze(1), x.to(w.dtype) * input_scale, w))
     else:
-        h = x.to(params["W"].dtype) * input_scale
-    h = torch.relu(torch.baddbmm(params["b"].unsqueeze(1), h, params["W"]))
+        vocab = w.shape[1] // 4
+        rows = x + torch.arange(4, device=x.device) * vocab  # row of W read by each position's token
+        h = torch.relu(_gather_rows(w, rows).sum(2) + params["b"].unsqueeze(1))
     return torch.baddbmm(params["c"].unsqueeze(1), h, params["V"])
 
 
@@ -231,12 +333,17 @@ class StackedAdam:
 
     ``lr`` maps each parameter name to a tensor ``(s,)`` (one rate per model; Adam-LR sets
     lr["E"] = c lr["W"]). ``decoupled=False`` is torch.optim.Adam's L2 weight decay (grad +=
-    lambda p), ``True`` AdamW's (p -= lr lambda p). Same arithmetic as torch.optim.Adam per model.
+    lambda p), ``True`` AdamW's (p -= lr lambda p); a bool tensor ``(s,)`` chooses per model (the
+    two readings of "Adam with weight decay" in one stack). Same arithmetic as torch.optim.Adam /
+    AdamW per model.
     """
 
     def __init__(self, params: dict[str, torch.Tensor], lr: dict[str, torch.Tensor], weight_decay: float = 0.0,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, decoupled: bool = False):
-        self.params, self.lr, self.wd, self.betas, self.eps, self.decoupled = params, lr, weight_decay, betas, eps, decoupled
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 decoupled: bool | torch.Tensor = False):
+        self.params, self.lr, self.wd, self.betas, self.eps = params, lr, weight_decay, betas, eps
+        s = next(iter(params.values())).shape[0]
+        self.decoupled = torch.as_tensor(decoupled, dtype=torch.bool).expand(s).clone()
         self.m = {k: torch.zeros_like(v) for k, v in params.items()}
         self.v = {k: torch.zeros_like(v) for k, v in params.items()}
         self.t = 0
@@ -246,13 +353,19 @@ class StackedAdam:
         self.t += 1
         b1, b2 = self.betas
         bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
+        every, none = bool(self.decoupled.all()), not bool(self.decoupled.any())
         for k, p in self.params.items():
             g = grads[k]
-            lr = self.lr[k].view(-1, *([1] * (p.dim() - 1)))
-            if self.wd and not self.decoupled:
+            shape = (-1, *([1] * (p.dim() - 1)))
+            lr = self.lr[k].view(shape)
+            if self.wd and none:  # Adam: L2 decay through the gradient
                 g = g.add(p, alpha=self.wd)
-            elif self.wd:
+            elif self.wd and every:  # AdamW: decoupled decay
                 p.mul_(1 - lr * self.wd)
+            elif self.wd:  # a mixed stack: each model its own form
+                dec = self.decoupled.to(p.device).view(shape)
+                g = g + p * (~dec * self.wd)
+                p.mul_(1 - lr * self.wd * dec)
             self.m[k].lerp_(g, 1 - b1)
             self.v[k].mul_(b2).addcmul_(g, g, value=1 - b2)
             denom = portable_sqrt(self.v[k] / bc2).add_(self.eps)
@@ -263,6 +376,7 @@ class StackedAdam:
         for store in (self.params, self.m, self.v, self.lr):
             for k in store:
                 store[k] = store[k][keep.to(store[k].device)].contiguous()
+        self.decoupled = self.decoupled[keep.cpu()].clone()
 
 
 # --- Adam-LR --------------------------------------------------------------------------------
@@ -331,14 +445,16 @@ class FrequencyBalancedSampler:
     Each model keeps running counts n_t of how often token t (as a or b) has been drawn. Row
     (a, b) of its training set is drawn with probability proportional to
     ((nbar + 1) / (n_a + 1))^tau ((nbar + 1) / (n_b + 1))^tau, nbar the mean count over the
-    tokens present, so tokens drawn less often than average are drawn more. tau = 0 is uniform
+    tokens present, so tokens drawn less often than average are drawn more; ``tau`` is one exponent
+    or one per model ``(s,)``. tau = 0 is uniform
     sampling with replacement; with tau > 0 the token update frequencies p_i are pushed towards
     equal (the paper's argument: E[Delta e_i] = -eta lambda e_i - eta p_i grad L).
     """
 
-    def __init__(self, x_train: torch.Tensor, p: int, tau: float, generator: torch.Generator):
+    def __init__(self, x_train: torch.Tensor, p: int, tau: float | torch.Tensor, generator: torch.Generator):
         self.a, self.b = x_train[..., 0], x_train[..., 2]  # (s, n)
-        self.p, self.tau, self.generator = p, tau, generator
+        self.p, self.generator = p, generator
+        self.tau = torch.as_tensor(tau, dtype=torch.float64).expand(x_train.shape[0]).clone().view(-1, 1)
         self.counts = torch.zeros(x_train.shape[0], p, dtype=torch.float64)
         present = torch.zeros_like(self.counts)
         present.scatter_(1, self.a, 1.0).scatter_(1, self.b, 1.0)
@@ -357,7 +473,7 @@ class FrequencyBalancedSampler:
 
     def select(self, keep: torch.Tensor) -> None:
         self.a, self.b = self.a[keep], self.b[keep]
-        self.counts, self.present = self.counts[keep], self.present[keep]
+        self.counts, self.present, self.tau = self.counts[keep], self.present[keep], self.tau[keep]
 
 
 # --- diagnostics ------------------------------------------------------------------------------

@@ -35,6 +35,28 @@ class Run:
     cap: int = 3000
     diagnostics: bool = False  # Hessian / rank / Fourier along training
     init_key: int = 0  # runs with equal init_key, kind and op share initialisation and batches
+    encoding: str = "raw"  # input of a model without embeddings: "raw" numbers or "onehot" codes
+    arch: str = "mlp"  # "mlp" or "transformer" (a TinyTransformer: embedding=True)
+    hidden: int = 0  # MLP width; 0: train_runs' hidden
+    lr: float = 0.0  # base learning rate; 0: train_runs' lr
+    decoupled: bool | None = None  # weight-decay form (True: AdamW); None: train_runs' decoupled
+    min_steps: int = 0  # no early stop before this step (runs compared at a common horizon)
+
+    @property
+    def kind(self) -> tuple:
+        """Runs of one stack share this: the model family and the parameter shapes."""
+        return (self.arch, self.embedding, "" if self.embedding else self.encoding, self.hidden)
+
+    def key(self, purpose: str) -> tuple:
+        """Generator key of this run's initialisation or batches (paired runs share it). The MLPs
+        keep their original keys (1: with embeddings, 0: raw inputs) so their draws do not change."""
+        if self.arch == "transformer":
+            model = ("tf",)
+        elif self.embedding or self.encoding == "raw":
+            model = (int(self.embedding),) if not self.hidden else (int(self.embedding), self.hidden)
+        else:
+            model = (self.encoding, self.hidden)
+        return (purpose, *model, self.op, self.init_key)
 
 
 def _select(x, keep):
@@ -59,6 +81,7 @@ def train_runs(
     hessian_iters: int = 10,
     hessian_batch: int = 512,
     adaptive_every: int = 50,
+    tf_d: int = 32,
     decoupled: bool = False,
     log=None,
     progress=None,
@@ -85,16 +108,24 @@ def train_runs(
     device) rebuilds the stack as at step 0 and then continues from that state, giving the same
     bits as a run that was never interrupted.
     """
-    kinds = {r.embedding for r in runs}
+    kinds = {r.kind for r in runs}
     assert len(kinds) == 1, "one stack holds one model kind"
-    embedding = kinds.pop()
+    arch, embedding, encoding, width = kinds.pop()
+    hidden = width or hidden
+    mlp_emb = embedding and arch == "mlp"  # the model the Hessian / adaptive-c diagnostics read
     s = len(runs)
     input_scale = 1.0 / p
+
+    def init(r: Run) -> dict[str, torch.Tensor]:
+        g = generator_for(*r.key("init"))
+        if arch == "transformer":
+            return M.init_transformer_stack(1, p, g, d=tf_d)
+        return M.init_stack(1, p, embedding, g, d, hidden, encoding=encoding)
+
     # per-run initialisation (identical for paired runs), then stacked
-    parts = [M.init_stack(1, p, embedding, generator_for("init", int(embedding), r.op, r.init_key), d, hidden)
-             for r in runs]
+    parts = [init(r) for r in runs]
     params = {k: torch.cat([q[k] for q in parts]).contiguous().to(device) for k in parts[0]}
-    base = torch.full((s,), lr, device=device)
+    base = torch.tensor([r.lr or lr for r in runs], device=device)
     c0 = []
     for r in runs:
         if r.c == "adaptive":
@@ -104,7 +135,8 @@ def train_runs(
     lrs = {k: base.clone() for k in params}
     if embedding:
         lrs["E"] = base * torch.tensor(c0, device=device)
-    opt = M.StackedAdam(params, lrs, weight_decay, decoupled=decoupled)
+    opt = M.StackedAdam(params, lrs, weight_decay,
+                        decoupled=torch.tensor([decoupled if r.decoupled is None else r.decoupled for r in runs]))
     x_all = {op: datasets[op][0] for op in datasets}
     y_all = {op: datasets[op][1] for op in datasets}
     xtr = torch.stack([x_all[r.op][r.train_idx] for r in runs])
@@ -112,11 +144,11 @@ def train_runs(
     xte = torch.stack([x_all[r.op][r.test_idx] for r in runs])
     yte = torch.stack([y_all[r.op][r.test_idx] for r in runs])
     freqs = [M.token_frequency(xtr[i], p + 2).numpy() for i in range(s)]
-    sampler = M.FrequencyBalancedSampler(xtr, p, 1.0, generator_for("sampler")) if any(r.tau > 0 for r in runs) else None
+    taus = torch.tensor([r.tau for r in runs], dtype=torch.float64)
+    sampler = M.FrequencyBalancedSampler(xtr, p, taus, generator_for("sampler")) if any(r.tau > 0 for r in runs) else None
     xtr, ytr, xte, yte = (t.to(device) for t in (xtr, ytr, xte, yte))
-    batch_gens = [generator_for("batches", int(embedding), r.op, r.init_key) for r in runs]
+    batch_gens = [generator_for(*r.key("batches")) for r in runs]
     hess_gen = generator_for("hessian")
-    taus = torch.tensor([r.tau for r in runs])
     n_train = xtr.shape[1]
 
     live = list(range(s))  # original index of each stack row
@@ -147,6 +179,7 @@ def train_runs(
         live, out, opt.t = list(resume["live"]), resume["out"], resume["t"]
         for name in ("params", "m", "v", "lr"):
             setattr(opt, name, {k: v.to(device) for k, v in resume[name].items()})
+        opt.decoupled = resume["decoupled"].cpu()
         xtr, ytr, xte, yte = (t.to(device) for t in resume["data"])
         taus = resume["taus"].cpu()
         batch_gens = [batch_gens[i] for i in live]
@@ -154,7 +187,7 @@ def train_runs(
             g.set_state(state.cpu())
         hess_gen.set_state(resume["hess_gen"].cpu())
         if sampler is not None:
-            for k in ("a", "b", "counts", "present"):
+            for k in ("a", "b", "counts", "present", "tau"):
                 setattr(sampler, k, resume["sampler"][k].cpu())
             sampler.generator.set_state(resume["sampler"]["generator"].cpu())
         if log:
@@ -164,11 +197,12 @@ def train_runs(
         if save is not None and save_every and step % save_every == 0 and step != start:
             save({
                 "step": step, "model_steps": model_steps, "t_train": t_train, "live": list(live), "out": out,
-                "t": opt.t, "params": opt.params, "m": opt.m, "v": opt.v, "lr": opt.lr,
+                "t": opt.t, "params": opt.params, "m": opt.m, "v": opt.v, "lr": opt.lr, "decoupled": opt.decoupled,
                 "data": (xtr, ytr, xte, yte), "taus": taus,
                 "batch_gens": [g.get_state() for g in batch_gens], "hess_gen": hess_gen.get_state(),
                 "sampler": None if sampler is None else {
                     "a": sampler.a, "b": sampler.b, "counts": sampler.counts, "present": sampler.present,
+                    "tau": sampler.tau,
                     "generator": sampler.generator.get_state()},
             })
         if step % eval_every == 0:
@@ -193,7 +227,8 @@ def train_runs(
                     o["step_test"] = step
                 if o["done_at"] is None and not np.isnan(o["step_train"]) and not np.isnan(o["step_test"]):
                     o["done_at"] = step + margin
-                if step >= runs[i].cap or (o["done_at"] is not None and step >= o["done_at"]):
+                stop_early = o["done_at"] is not None and step >= max(o["done_at"], runs[i].min_steps)
+                if step >= runs[i].cap or stop_early:
                     drop.append(j)
             if progress:
                 progress(step, {f"{runs[i].name}.{key}": out[runs[i].name][key][-1]
@@ -213,13 +248,13 @@ def train_runs(
                     sampler.select(keep)
                 if log:
                     log(f"step {step}: {len(live)} models left ({', '.join(runs[i].name for i in live)})")
-        if embedding and step in diag_steps:
+        if mlp_emb and step in diag_steps:
             _diagnostics(runs, live, opt, xtr, ytr, h_rows, out, step, p, d, input_scale, hessian_iters, hess_gen)
-        if embedding and adaptive_every and step % adaptive_every == 0:
+        if mlp_emb and adaptive_every and step % adaptive_every == 0:
             for j, i in enumerate(live):
                 if runs[i].c == "adaptive":
                     c = float(M.adaptive_c(opt.params["E"][j], opt.params["W"][j]))
-                    opt.lr["E"][j] = c * lr
+                    opt.lr["E"][j] = c * opt.lr["W"][j]
                     out[runs[i].name]["c_t"].append((step, c))
         t0 = time.perf_counter()
         idx = torch.stack([torch.randint(0, n_train, (batch,), generator=g) for g in batch_gens])
