@@ -54,3 +54,12 @@ def test_checkpoint_round_trip_and_resume(tmp_path):
     restored.load_state_dict(state["model"])
     assert torch.equal(restored.weight, model.weight)
     assert [p.name for p in path.parent.iterdir()] == ["seed0.pt"]  # no temporary file left
+
+
+def test_flushed_denormals_zeroes_subnormals_inside_the_block_only():
+    tiny = torch.tensor([1e-39, 1e-30], dtype=torch.float32)  # a float32 subnormal, a normal
+    with runtime.flushed_denormals():
+        inside = tiny * 1.0
+    after = tiny * 1.0
+    assert inside[0] == 0.0 and inside[1] == tiny[1]
+    assert after[0] == tiny[0] and after[0] > 0

@@ -22,15 +22,16 @@ Everything here is pure: arrays/tensors in, arrays/tensors out.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from gdrepro.runtime import flushed_denormals
 
 # --- the soft casebase graph -------------------------------------------------------------------
 
@@ -210,21 +211,6 @@ def relu_semantics(a: torch.Tensor, base: torch.Tensor, iterations: int) -> torc
     return _ReluSemantics.apply(a, base, int(iterations)) if iterations > 0 else base
 
 
-@contextlib.contextmanager
-def flushed_denormals() -> Iterator[None]:
-    """Flush denormal floats to zero (x86 FTZ/DAZ) inside the block, torch's default (off) after.
-
-    Saturated sigmoids at T = 0.05 leave products of order 1e-40 in A and in the strengths;
-    on denormal operands every matmul of the semantics ran about 3x slower. Values below 1e-38
-    (float32) become 0, which changes no strength above that.
-    """
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
-
-
 def nuclear_norm(m: torch.Tensor) -> torch.Tensor:
     """Sum of singular values (the community-preservation regulariser of the official code)."""
     return torch.linalg.svdvals(m).sum()
@@ -350,7 +336,7 @@ class GradualAACBR:
                 torch.cuda.set_rng_state_all([state.cpu() for state in resume["cuda_rng"]])
             self.history, first, seconds = list(resume["history"]), resume["epoch"], resume["seconds"]
         start = time.perf_counter()
-        with flushed_denormals():
+        with flushed_denormals():  # saturated sigmoids at T = 0.05 leave ~1e-40 products: ~3x slower matmuls
             self._train(X, labels, opt, gen, first, start, seconds, save, save_every)
         return self
 

@@ -31,7 +31,7 @@ import numpy as np
 from gdrepro import runs
 from gdrepro.metrics import across_seeds, write_metrics
 from gdrepro.paper import StageContext
-from gdrepro.runtime import device, log, torch_generator
+from gdrepro.runtime import device, flushed_denormals, log, torch_generator
 from gdrepro.tables import write_table
 
 ENCODINGS = ("raw", "onehot")
@@ -260,15 +260,10 @@ def run_seed(ctx: StageContext) -> dict:
     run stopped) stay per seed; the steps reaching the targets, the stop, token frequencies, norms
     and Fourier spectra stack over seeds; timings and step counts average.
     """
-    import torch
-
     from gdrepro import checkpoint
     from gdrepro.papers.grokking import method as M
     from gdrepro.papers.grokking import trainer as T
 
-    # Training past memorisation drives softmax probabilities and Adam moments below 1e-38: flushing
-    # those denormals to zero changes no result beyond 1e-38 and avoids ~8x slower CPU steps.
-    torch.set_flush_denormal(True)
     s: GrokkingSettings = ctx.settings
     seed = ctx.seed
     datasets = {op: M.modular_dataset(op, s.p) for op in s.ops}
@@ -305,7 +300,8 @@ def run_seed(ctx: StageContext) -> dict:
                        diagnostics=r.diagnostics, encoding=r.encoding, arch=r.arch, hidden=r.hidden, lr=r.lr,
                        decoupled=r.decoupled, min_steps=r.min_steps) for r in specs]
         method = {"emb": "embedding-mlp", "tf": "transformer"}.get(tag, tag.replace("noemb", "no-embedding-mlp"))
-        with ctx.tracked_run(method) as run:
+        # past memorisation softmax probabilities and Adam moments go denormal: ~8x slower CPU steps
+        with ctx.tracked_run(method) as run, flushed_denormals():
             res = T.train_runs(
                 stack, datasets, s.p, lambda *k: torch_generator("grokking", seed, *map(str, k)), lr=s.lr,
                 weight_decay=s.weight_decay, batch=s.batch, d=s.d, hidden=s.hidden, eval_every=s.eval_every,
