@@ -45,6 +45,18 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def checked_file(path: Path, md5: str, what: str) -> Path:
+    """``path`` after checking it exists and has MD5 ``md5``: a real dataset shipped in a paper's
+    ``data/`` folder (``what`` names it in the error; PROVENANCE.md beside it says where from)."""
+    path = Path(path)
+    if not path.exists():
+        raise GdreproError(f"missing {path}: the package ships {what} (see data/PROVENANCE.md)")
+    digest = file_md5(path)
+    if digest != md5:
+        raise GdreproError(f"{path} has MD5 {digest}, expected {md5}: not {what} (see data/PROVENANCE.md)")
+    return path
+
+
 def directory_hash(data_dir: Path) -> dict:
     """DVC 3's hash of a directory: md5 of its sorted ``[{md5, relpath}]`` JSON, plus ``.dir``.
 

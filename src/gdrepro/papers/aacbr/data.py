@@ -17,13 +17,13 @@ The two UCI files ship with the package (``data/``, provenance, licence and MD5 
 
 from __future__ import annotations
 
-import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from gdrepro.data import checked_file
 from gdrepro.errors import GdreproError
 
 GLIOMA_COLUMNS = (
@@ -145,14 +145,8 @@ def mushroom(text: str, train: int = 200, val: int = 50) -> Split:
 
 def packaged_text(name: str) -> str:
     """Text of a UCI file shipped in ``data/``, after checking its MD5 (see data/PROVENANCE.md)."""
-    path = DATA_DIR / name
-    if not path.exists():
-        raise GdreproError(f"missing {path}: the package ships {name} (see data/PROVENANCE.md)")
-    raw = path.read_bytes()
-    digest = hashlib.md5(raw).hexdigest()
-    if digest != MD5[name]:
-        raise GdreproError(f"{path} has MD5 {digest}, expected {MD5[name]}: not the UCI file (see data/PROVENANCE.md)")
-    return raw.decode("ascii")
+    path = checked_file(DATA_DIR / name, MD5[name], f"the UCI file {name}")
+    return path.read_text(encoding="ascii")
 
 
 def load(name: str) -> Split:

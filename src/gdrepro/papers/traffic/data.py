@@ -17,12 +17,12 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
+from gdrepro.data import checked_file
 from gdrepro.errors import GdreproError
 from gdrepro.papers.traffic import simulate as S
 
@@ -44,13 +44,7 @@ def load_lwr_npz(path: Path = LWR_NPZ, md5: str = LWR_MD5) -> dict[str, dict[str
     units with u in mi/h), rho = flow / speed (as the official LWR-PINN script; speed > 0 in every
     row), u = speed. Raises if the file is missing or its MD5 differs from the committed copy's.
     """
-    path = Path(path)
-    if not path.exists():
-        raise GdreproError(f"missing {path}: the package ships dataNew.npz (see data/PROVENANCE.md)")
-    digest = hashlib.md5(path.read_bytes()).hexdigest()
-    if digest != md5:
-        raise GdreproError(f"{path} has MD5 {digest}, expected {md5}: not the official dataNew.npz (see PROVENANCE.md)")
-    with np.load(path) as z:
+    with np.load(checked_file(path, md5, "the official dataNew.npz")) as z:
         out = {}
         for name, key in LWR_SPLITS.items():
             X, Y = z[f"X_{key}"], z[f"Y_{key}"]
