@@ -110,6 +110,7 @@ def test_evaluate_without_snakemake_runs_its_upstream_stages(tmp_path):
     assert metrics["seeds"] == [0, 1]
     assert len(metrics["metrics"]["smoothed_crossing_rate"]["per_seed"]) == 2
     assert json.loads((tmp_path / "q" / "prepared.json").read_text())["experiments"]["main"]["n"] == 500
+    assert metrics["overrides"] == {"n": 500, "stress_n": 300}  # what the run changed from the smoke preset
 
 
 def test_outputs_of_another_scale_or_settings_are_rerun_not_reused(tmp_path):

@@ -202,13 +202,35 @@ def judge(spec: dict, metrics: dict, scale: str) -> list[dict[str, Any]]:
         raise GdreproError(f"metrics.json was made at scale {metrics.get('scale')!r}, not {scale!r}")
     judged = []
     for claim in spec["claims"]:
-        applicable = scale in claim["scales"]
+        left_out = scale in claim["scales"] and not _in_run(claim, metrics)
+        applicable = scale in claim["scales"] and not left_out
         checks = [judge_check(check, metrics, claim, applicable) for check in claim["checks"]]
         verdict = V.worst([c["outcome"] for c in checks]) if applicable else NOT_APPLICABLE
         budget = budget_at(spec, claim, scale) if applicable else None
+        text = verdict_text(verdict, budget)
+        if left_out:
+            text = f"{NOT_APPLICABLE} not in this run ({overrides_text(metrics['overrides'])})"
+            for check in checks:
+                check["reason"] = "the run's overridden settings left out what this check reads"
         judged.append({**claim, "checks": checks, "applicable": applicable, "verdict": verdict,
-                       "budget_at_scale": budget, "verdict_text": verdict_text(verdict, budget)})
+                       "budget_at_scale": budget, "verdict_text": text})
     return judged
+
+
+def _in_run(claim: dict, metrics: dict) -> bool:
+    """False when a run whose settings were overridden (metrics.json ``overrides``, e.g. fewer
+    environments than the preset) left out a metric the claim reads; without overrides a missing
+    metric stays an error."""
+    if not metrics.get("overrides"):
+        return True
+    names = {c.get(k) for c in claim["checks"] for k in ("metric", "versus", "floor")} - {None}
+    return names <= metrics["metrics"].keys()
+
+
+def overrides_text(overrides: dict) -> str:
+    """``settings changed from the preset: envs = ["Hopper-v4"]``."""
+    return "settings changed from the preset: " + ", ".join(
+        f"{k} = {json.dumps(v)}" for k, v in overrides.items())
 
 
 def verdict_text(verdict: str, budget: dict | None) -> str:
@@ -351,6 +373,8 @@ def write(paper_title: str, slug: str, scale: str, claims_path: Path, metrics_pa
         "",
         f"{paper_title}. Seeds {', '.join(map(str, metrics['seeds']))}.",
         "",
+        *([f"This run's {overrides_text(metrics['overrides'])} (claims whose metrics it left out are "
+           "marked not in this run).", ""] if metrics.get("overrides") else []),
         *headline(judged),
         "",
         LEGEND,

@@ -169,7 +169,7 @@ def run_paper(slug: str, argv: list[str]) -> None:
     pin_threads()
 
     def context(stage: str, seed: int | None = None) -> StageContext:
-        return StageContext(slug, scale, settings, seeds, args.out, args.data, seed, stage)
+        return StageContext(slug, scale, settings, seeds, args.out, args.data, seed, stage, overrides)
 
     def run(stage: str, only_seed: int | None = None) -> None:
         if stage == "prepare":  # data.dvc sits beside data/

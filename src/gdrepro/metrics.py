@@ -51,7 +51,8 @@ def write_metrics(
     details: dict | None = None,
     performance: dict[str, float] | None = None,
 ) -> None:
-    """Write ``results/<scale>/<paper>/metrics.json``."""
+    """Write ``results/<scale>/<paper>/metrics.json`` (with ``overrides`` only when the run changed
+    settings of the scale's preset: the claims engine and the report say so)."""
     write_json(
         ctx.metrics_path,
         {
@@ -59,6 +60,7 @@ def write_metrics(
             "scale": ctx.scale,
             "seeds": list(ctx.seeds),
             "settings": ctx.settings,
+            **({"overrides": dict(ctx.overrides)} if ctx.overrides else {}),
             "metrics": metrics,
             "details": details or {},
             "environment": {"kernels": ctx.kernels()},

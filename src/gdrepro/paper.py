@@ -162,6 +162,7 @@ class StageContext:
     data_dir: Path
     seed: int | None = None
     stage: str = ""  # the rule name's stage part (simulate, train, evaluate, ...), for tracking
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # settings changed from the scale's preset
 
     # --- paths (gdrepro.layout) -----------------------------------------------------------
 
