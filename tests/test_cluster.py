@@ -42,7 +42,7 @@ def test_gpu_jobs_go_to_the_gpu_partition_and_take_their_own_device(paper_dag):
     gpu_jobs = [j for j in paper_dag if int(j["resources"].get("gpu", 0)) > 0]
     gpu_rules = {j["rule"] for j in gpu_jobs}
     declared = {f"{s}_{papers.get(s).run_label}" for s in papers.SLUGS if papers.get(s).trains_on_gpu}
-    declared |= {f"{s}_prepare" for s in papers.SLUGS if papers.get(s).job_resources("prepare", "paper").gpu}
+    declared |= {f"{s}_prepare" for s in papers.SLUGS if papers.get(s).asks_for_gpu("prepare")}
     assert {"ko_train", "aacbr_train", "clu_prepare"} <= gpu_rules
     assert gpu_rules == declared
     for job in gpu_jobs:

@@ -116,10 +116,15 @@ class Paper:
         spec = self.resources.get(self.contract_stage(stage), DEFAULT_RESOURCES.get(stage, Resources()))
         return spec[scale] if isinstance(spec, Mapping) else spec
 
+    def asks_for_gpu(self, stage: str) -> bool:
+        """True when ``stage`` asks for a GPU at some scale (the paper scale): its jobs then take a
+        device slot at every scale, so one GPU machine runs them alike whatever the scale."""
+        return any(self.job_resources(stage, s).gpu for s in layout.SCALES)
+
     @property
     def trains_on_gpu(self) -> bool:
         """True when the per-seed stage asks for a GPU at some scale (the paper scale)."""
-        return any(self.job_resources(self.run_label, s).gpu for s in layout.SCALES)
+        return self.asks_for_gpu(self.run_label)
 
     @property
     def figure_names(self) -> tuple[str, ...]:

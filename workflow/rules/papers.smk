@@ -10,9 +10,7 @@ for slug, paper in DECLARED.items():
     code = paper_sources(slug)
 
     threads_, resources_ = job_resources(slug, "prepare")
-    PARAMS = job_params(
-        slug, "prepare", gpu=bool(paper.job_resources("prepare", SCALE).gpu)
-    )
+    PARAMS = job_params(slug, "prepare", gpu=paper.asks_for_gpu("prepare"))
 
     rule:
         name:
