@@ -102,6 +102,7 @@ def draw_samples(axes, fig, first, priors, posterior, observed, names, details, 
             ax.set(xlim=(-8, 8), ylim=(-8, 8), aspect="equal")
             ax.tick_params(labelsize=7)
             ax.set_title(f"{name}, y = ({y[0]:g}, {y[1]:g})", fontsize=8)
+            ax.label_outer()  # every panel spans [-8, 8]^2: tick labels on the outer panels only
     legend_below(fig, axes, ncol=4)
     for handle in fig.legends[0].legend_handles:
         if hasattr(handle, "set_sizes"):
