@@ -105,15 +105,18 @@ def draw_clipping(axes, metrics, envs, methods, labels, key, fig, **_) -> None:
 
 
 def draw_evaluation(axes, metrics, envs, methods, labels, fig, **_) -> None:
-    """Deterministic evaluation return of the saved policies (bars: mean ± sd over seeds, dots: seeds),
-    beside the final training return (mean of the last 10 episodes, mean over seeds)."""
+    """Deterministic evaluation return of the saved policies (bars: mean over seeds with its 95%
+    t-interval, dots: seeds), beside the final training return (mean of the last 10 episodes)."""
     fig.set_layout_engine("constrained")  # legends sit below the panels
     for ax, env_id in zip(axes[0], envs, strict=True):
         for i, x in enumerate(methods):
             c = metrics["details"]["curves"][f"{env_id}__{x}"]
             ev, fin = _arr(c["eval_per_seed"]), _arr(c["final_per_seed"])
-            ax.bar(i, np.nanmean(ev), 0.6, yerr=np.nanstd(ev, ddof=1), capsize=3, color=f"C{i}", alpha=0.7,
-                   label="deterministic evaluation, mean ± sd" if i == 0 else None)
+            est = seed_interval(ev[np.isfinite(ev)].tolist())
+            err = None if est.low is None else [[est.mean - est.low], [est.high - est.mean]]
+            ax.bar(i, np.nanmean(ev), 0.6, yerr=err, capsize=3, color=f"C{i}", alpha=0.7)
+            if i == 0:  # one neutral legend entry for the bars; the tick labels name the methods
+                ax.bar(i, 0, 0, color="0.6", alpha=0.7, label="deterministic evaluation: mean, 95% interval")
             ax.plot(np.full(len(ev), i) + np.linspace(-0.15, 0.15, len(ev)), ev, "k.", ms=4,
                     label="one seed" if i == 0 else None)
             ax.plot(i + 0.4, np.nanmean(fin), "kx", label="training return (last 10 ep.), mean" if i == 0 else None)
