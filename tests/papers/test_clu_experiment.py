@@ -95,6 +95,7 @@ def test_like_for_like_metrics_compare_with_the_memory_oracle_in_row_one():
     assert m["ll_class_rem_minus_oracle"] == pytest.approx(-5) and m["class_rem_minus_retrain"] == pytest.approx(-10)
     assert m["class_retrain_minus_memory_rem"] == pytest.approx(5)
     assert m["mia_loss_gap_ugclu_ll"] == pytest.approx(12) and m["mia_loss_gap_ugclu"] == pytest.approx(12)
+    assert m["samples_mia_loss_gap_ugclu_ll"] == pytest.approx(12)
     assert m["new_ugclu_minus_best_replay_baseline"] == pytest.approx(-4) and m["new_ugclu_minus_replay"] == 0
     # every method but the memory oracle sits 5 points off it in remaining accuracy: one metric of five
     # (task-aware, class), of four (samples); UG-CLU: 5 (rem_u after unlearning only) and 12 (MIA)
@@ -141,3 +142,71 @@ def test_settings_pass_every_number_to_the_method():
     hp = s.hparams()
     for i, k in enumerate(sorted(fields)):
         assert getattr(hp, k) == i + 2, k
+
+
+def _tiny_tuning(tmp_path, monkeypatch, scramble_test: bool) -> dict:
+    s = dataclasses.replace(E.SETTINGS["smoke"], mnist_samples=300, hidden=8, batch=8, learn_steps=3, unlearn_steps=5,
+                            retrain_steps=3, memory_per_class=4, fisher_batches=1, mia_samples=20, lr_grid=(1 / 3, 1.0, 3.0))
+    load = E.load
+
+    def loaded(dataset, settings, dev):
+        d = load(dataset, settings, dev)
+        if scramble_test:  # a test split of noise, other labels: the tuning must not see it
+            d["x_test"] = torch.randn(d["x_test"].shape, generator=torch.Generator().manual_seed(9))
+            d["y_test"] = (d["y_test"] + 1) % 10
+        return d
+
+    monkeypatch.setattr(E, "load", loaded)
+    ctx = StageContext("clu", "smoke", s, (0,), tmp_path, tmp_path, stage="prepare")
+    return E.tune_learning_rates(ctx, "mnist1d", "cpu")
+
+
+def test_every_learning_rate_is_tuned_on_the_same_grid_without_the_test_split(tmp_path, monkeypatch):
+    tuned = _tiny_tuning(tmp_path, monkeypatch, scramble_test=False)
+    grid = [0.05 / 3, 0.05, 0.15]
+    assert tuned["learn"]["grid"] == {m: pytest.approx(grid) for m in P.METHODS}
+    assert tuned["oracle"]["grid"] == {o: pytest.approx(grid) for o in P.ORACLES}
+    assert tuned["unlearn"]["grid"]["ugclu"] == pytest.approx([0.01 / 3, 0.01, 0.03])
+    assert tuned["unlearn"]["grid"]["clpu"] == pytest.approx(grid)  # CLPU-style relearns: its grid is on the learn LR
+    for part, score, best in (("learn", "shared_validation_accuracy", max), ("oracle", "validation_accuracy", max),
+                              ("unlearn", "validation_gap", min)):
+        for name, lrs in tuned[part]["grid"].items():
+            values = tuned[part][score][name]
+            assert len(values) == 3 and tuned[part]["chosen"][name] == lrs[values.index(best(values))]
+    # one learn LR per learn phase, chosen on the mean score of the methods that run it
+    learn = tuned["learn"]
+    assert learn["shared_with"]["ugclu_no_mask"] == ["ugclu", "ugclu_no_mask", "ugclu_no_adaptive"]
+    assert learn["shared_with"]["replay"] == ["ga_ft", "salun", "replay", "clpu", "ugclu_no_fastslow"]
+    for group in ({"ugclu", "ugclu_no_mask", "ugclu_no_adaptive"}, {"ga_ft", "salun", "replay", "clpu", "ugclu_no_fastslow"}):
+        assert len({learn["chosen"][m] for m in group}) == 1
+        mean = np.mean([learn["validation_accuracy"][m] for m in sorted(group)], 0)
+        assert all(learn["shared_validation_accuracy"][m] == pytest.approx(mean.tolist()) for m in group)
+    assert learn["shared_validation_accuracy"]["ewc"] == learn["validation_accuracy"]["ewc"]  # alone in its phase
+    assert tuned == _tiny_tuning(tmp_path, monkeypatch, scramble_test=True)
+
+
+def test_rates_follow_the_method_and_oracle_order():
+    tuning = {part: {"chosen": {n: float(i) for i, n in enumerate(names)}}
+              for part, names in (("learn", P.METHODS), ("unlearn", P.METHODS), ("oracle", P.ORACLES))}
+    r = E.Rates.tuned(tuning)
+    assert r.learn == r.unlearn == tuple(float(i) for i in range(len(P.METHODS))) and r.oracle == (0.0, 1.0)
+    rows = E.learning_rate_rows({part: {"grid": {n: [1.0] for n in t["chosen"]}, "chosen": t["chosen"],
+                                        "validation_accuracy": {n: [50.0] for n in t["chosen"]},
+                                        "shared_validation_accuracy": {n: [50.0] for n in t["chosen"]},
+                                        "validation_gap": {n: [2.0] for n in t["chosen"]}} for part, t in tuning.items()})
+    assert [r["method"] for r in rows] == [P.NAMES[n] for n in (*P.ORACLES, *P.METHODS)]
+    assert rows[0]["chosen unlearning LR"] == "n/a" and rows[1]["chosen learn LR"] == "1"
+
+
+def test_a_tuning_score_picks_the_best_grid_point_and_nan_is_the_worst():
+    grid = {"a": [1.0, 2.0, 3.0], "b": [1.0, 2.0, 3.0]}
+    assert E._pick(np.array([5.0, 7.0, 7.0, np.nan, 1.0, np.nan]), grid) == {"a": 2.0, "b": 2.0}  # tie: smaller LR
+    assert E._pick(np.array([5.0, 7.0, 4.0, np.nan, 1.0, 0.5]), grid, higher_is_better=False) == {"a": 3.0, "b": 3.0}
+
+
+def test_a_diverged_model_is_scored_as_the_uniform_predictor():
+    probs = np.full((2, 3, 4), 0.1)
+    probs[:, :, 2] = 0.7
+    probs[1, 1, 0] = np.nan
+    out = E._finite(probs, ("test",))
+    assert np.array_equal(out[0], probs[0]) and np.all(out[1] == 0.25)

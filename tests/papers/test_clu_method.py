@@ -203,7 +203,8 @@ def test_repeat_copies_every_model_with_its_state_and_sets_the_grid():
     methods = [P.METHODS["clpu"], P.METHODS["ugclu"], P.METHODS["ewc"]]
     model = M.StackedMLP(3, (6, 8, 10), _gen(0))
     hp = M.HParams(batch=8, learn_steps=3, unlearn_steps=2, memory_per_class=5, fisher_batches=2)
-    learner = M.ContinualUnlearner(model, methods, x, y, 10, 2, hp, _gen(1), np.random.default_rng(0))
+    learner = M.ContinualUnlearner(model, methods, x, y, 10, 2, hp, _gen(1), np.random.default_rng(0),
+                                   learn_lr=[0.05, 0.15, 0.5])
     for r in P.scenario("class")[:2]:
         learner.apply(r)
     before = [model.state(m) for m in range(3)]
@@ -211,6 +212,7 @@ def test_repeat_copies_every_model_with_its_state_and_sets_the_grid():
     learner.repeat([[0.01, 0.02], [0.1, 0.2], [1.0, 2.0]])
     assert model.n_models == 6 and [m.name for m in learner.methods] == ["clpu", "clpu", "ugclu", "ugclu", "ewc", "ewc"]
     assert learner.unlearn_lr.tolist() == pytest.approx([0.01, 0.02, 0.1, 0.2, 1.0, 2.0])
+    assert learner.learn_lr.tolist() == pytest.approx([0.05, 0.05, 0.15, 0.15, 0.5, 0.5])  # each copy keeps its own
     assert learner.flags["fast_slow"].tolist() == [False, False, True, True, False, False]
     for m in range(6):
         for a, b in zip(model.state(m), before[m // 2], strict=True):

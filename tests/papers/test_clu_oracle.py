@@ -201,7 +201,8 @@ def test_learn_and_unlearn_requests_build_the_documented_phases(monkeypatch):
     learner.apply(P.Request("learn", 0))
     phase, lr = calls[-1]
     new0 = np.flatnonzero(y.numpy() < 2)
-    assert lr == hp.learn_lr and phase.steps.tolist() == [3] * 6 and phase.fast_coef.tolist() == [1.0] * 6
+    assert lr.tolist() == pytest.approx([hp.learn_lr] * 6) and phase.steps.tolist() == [3] * 6
+    assert phase.fast_coef.tolist() == [1.0] * 6
     assert set(phase.fast_pool[0, : int(phase.fast_len[0])].tolist()) == set(new0.tolist())
     assert phase.slow_coef.tolist() == [0.0] * 6 and phase.ewc_coef is None  # empty memory, nothing to protect yet
     # online EWC: the Fisher of task 0's data, walked in batches of 5
@@ -271,17 +272,25 @@ def test_clpu_rolls_back_and_relearns_at_the_learning_rate(monkeypatch):
         torch.testing.assert_close(p[1].detach(), s1 + 1.0)
 
 
-def test_retrain_one_step_by_hand():
-    """Retrain with one step on a one-sample pool: theta - lr (grad CE + wd theta) (cos schedule at step 0 = lr)."""
+@pytest.mark.parametrize("lr", [None, [0.7, 0.3, 0.3]])
+def test_retrain_one_step_by_hand(lr):
+    """Retrain with one step on a one-sample pool: theta - lr (grad CE + wd theta) (cos schedule at
+    step 0 = lr), at hp's LR or one LR per model."""
     x, y = torch.randn(4, 3, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 2, 1])
-    model = M.StackedMLP(2, (3, 4, 3), torch.Generator().manual_seed(5))
-    init = [_model_params(model, m) for m in range(2)]
+    model = M.StackedMLP(3, (3, 4, 3), torch.Generator().manual_seed(5))
+    init = [_model_params(model, m) for m in range(3)]
     hp = M.HParams(batch=3, retrain_steps=1, learn_lr=0.3, weight_decay=0.01)
-    M.retrain(model, x, y, [np.array([2]), np.array([], dtype=np.int64)], hp, 3, torch.Generator().manual_seed(0))
+    M.retrain(model, x, y, [np.array([2]), np.array([], dtype=np.int64), np.array([2])], hp, 3,
+              torch.Generator().manual_seed(0), lr=lr)
+    rates = [0.3] * 3 if lr is None else lr
     leaves = [p.clone().requires_grad_(True) for p in init[0]]
     grads = torch.autograd.grad(F.cross_entropy(_forward(leaves, x[[2]]), y[[2]]), leaves)
     for p, p0, g in zip(model.params, init[0], grads, strict=True):
-        torch.testing.assert_close(p[0].detach(), p0 - 0.3 * (g + 0.01 * p0), rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(p[0].detach(), p0 - rates[0] * (g + 0.01 * p0), rtol=1e-5, atol=1e-7)
+    leaves = [p.clone().requires_grad_(True) for p in init[2]]
+    grads = torch.autograd.grad(F.cross_entropy(_forward(leaves, x[[2]]), y[[2]]), leaves)
+    for p, p0, g in zip(model.params, init[2], grads, strict=True):
+        torch.testing.assert_close(p[2].detach(), p0 - rates[2] * (g + 0.01 * p0), rtol=1e-5, atol=1e-7)
     for p, p0 in zip(model.params, init[1], strict=True):
         assert torch.equal(p[1].detach(), p0)  # an empty training set: the model stays at its initialisation
 

@@ -12,7 +12,7 @@ PAPER = Paper(
     external=("cifar10", "tinyimagenet"),
     brief={"learn_steps": 20, "unlearn_steps": 10, "retrain_steps": 40},
     resources={
-        "prepare": {  # tunes each method's unlearning learning rate (trains; a GPU at paper scale)
+        "prepare": {  # tunes every learning rate on a validation split (trains; a GPU at paper scale)
             "smoke": Resources(mem_mb=2000, runtime=60),
             "default": Resources(mem_mb=2000, runtime=60),
             "paper": Resources(mem_mb=16000, runtime=1440, gpu=1),
@@ -31,7 +31,7 @@ PAPER = Paper(
                        "oracles: mean over seeds with its 95% t-interval (bands)."),
         Figure("forgetting", "figures:draw_forgetting", grid=(2, 2), size=(7.0, 6.2),
                claims=("C1a-class-forgotten", "C2-samples-no-overforgetting", "C2-ll-samples-no-overforgetting",
-                       "C5-privacy", "C5-loss-mia-privacy"),
+                       "C5-privacy", "C5-loss-mia-privacy", "C5-loss-mia-samples-privacy"),
                caption="Forget-class test accuracy (class unlearning), forget-train accuracy, entropy MIA and "
                        "loss-threshold MIA on the forget set (random 10% samples) of every approximate method "
                        "(bars: mean over seeds, whiskers: 95% t-interval; a dot marks each value, so a zero bar "

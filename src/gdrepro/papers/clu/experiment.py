@@ -1,18 +1,22 @@
-"""UG-CLU experiments: prepare -> train (one job per seed) -> evaluate; the house draws the figures.
+"""UG-CLU experiments: prepare (learning-rate tuning) -> train (one job per seed) -> evaluate; the
+house draws the figures.
 
-Per seed and dataset, the three request sequences of ``protocol.SCENARIOS`` are run; inside a
-scenario every approximate method (baselines, UG-CLU, its ablations) trains in one stacked model
-from the same initialisation, and Retrain (the oracle) for every request of every scenario is one
-stacked run. After each request every model is evaluated: remaining-test, new-task, forget-train
-and forget-test accuracy, per-task accuracy (for backward transfer) and an entropy MIA on D_U.
+``prepare`` chooses every learning rate on a validation split (:func:`tune_learning_rates`). Per
+seed and dataset, the three request sequences of ``protocol.SCENARIOS`` are run; inside a scenario
+every approximate method (baselines, UG-CLU, its ablations) trains in one stacked model from the
+same initialisation, and both oracles (Retrain, like-for-like Retrain) for every request of every
+scenario are one stacked run. After each request every model is evaluated: remaining-test,
+new-task, forget-train and forget-test accuracy, per-task accuracy (for backward transfer), and an
+entropy and a loss-threshold MIA on D_U.
 
 A seed job checkpoints every ``CHECKPOINT_EVERY[scale]`` training steps (every phase of every
 request, and Retrain, counted; ``ctx.checkpoint_path``): the learner (models, momentum, data
 held, snapshots, EWC terms, both generators), the request and phase it is in, the per-request
 results so far; a killed job resumes there and gives the same bits.
 
-Only the seed jobs train: torch and :mod:`method` are imported inside the functions that train, so
-``prepare``, ``evaluate`` and the figures never load torch (they need :mod:`protocol` alone).
+Only the tuning (``prepare``) and the seed jobs train: torch and :mod:`method` are imported inside
+the functions that train, so ``evaluate`` and the figures never load torch (they need :mod:`protocol`
+alone).
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ class CLUSettings:
     learn_lr: float = 0.05
     unlearn_lr: float = 0.01
     learn_steps: int = 200
-    unlearn_steps: int = 100
+    unlearn_steps: int = 500  # a third of SFR-on's 1500 per forget request (1500: ~22 CPU-min at default; claims.yaml)
     retrain_steps: int = 800
     forget_every: int = 5
     forget_alpha: float = 25.0
@@ -70,7 +74,7 @@ class CLUSettings:
     fisher_batches: int = 20
     mia_samples: int = 1000
     validation_share: float = 0.2  # learning-rate tuning: the share of training data held out for validation
-    lr_grid: tuple[float, ...] = (1 / 3, 1.0, 3.0)  # factors on each method's unlearning LR, the same for all
+    lr_grid: tuple[float, ...] = (1 / 3, 1.0, 3.0)  # factors on every tuned LR (learn, unlearn, oracle), the same for all
     resnet_width: int = 64  # paper scale: ResNet-18 base width
     data_root: str = ""  # paper scale: folder with cifar-10-batches-py/ and tiny-imagenet-200/
 
@@ -92,8 +96,10 @@ class CLUSettings:
 
 
 SETTINGS = {
+    # smoke: a pipeline check; the tuning runs its whole path on a one-point grid (the scale's LRs):
+    # with 20 learn and 30 unlearn steps on 1000 samples, a 3-point grid's picks were noise
     "smoke": CLUSettings(mnist_samples=1000, hidden=32, learn_steps=20, unlearn_steps=30, retrain_steps=80,
-                         memory_per_class=30, fisher_batches=3, mia_samples=150),
+                         memory_per_class=30, fisher_batches=3, mia_samples=150, lr_grid=(1.0,)),
     "default": CLUSettings(),
     # CIFAR-10 (5 tasks x 2 classes) and TinyImageNet (5 tasks x 40 classes), ResNet-18; SFR-on's
     # unlearning numbers (lr 0.01, alpha 25, forget every 5, clip 7); 1500 unlearning iterations.
@@ -108,6 +114,24 @@ CHECKPOINT_EVERY = {"smoke": 100, "default": 1000, "paper": 2000}
 number (a resumed run gives the same bits), so it stays out of prepared.json and metrics.json."""
 
 CHECKPOINT_FORMAT = 2  # what a checkpoint holds; a checkpoint of another format is ignored
+
+
+@dataclass(frozen=True)
+class Rates:
+    """The learning rates of a seed job on one dataset: per approximate method (in ``P.METHODS``
+    order) on learn requests and on unlearning requests, and per oracle (``P.ORACLES``); None: the
+    scale's own (``learn_lr``; ``unlearn_lr``, CLPU-style ``learn_lr``; ``learn_lr``)."""
+
+    learn: tuple[float, ...] | None = None
+    unlearn: tuple[float, ...] | None = None
+    oracle: tuple[float, ...] | None = None
+
+    @classmethod
+    def tuned(cls, tuning: dict) -> Rates:
+        """The rates :func:`tune_learning_rates` chose (``tuning``: its result for one dataset)."""
+        return cls(tuple(tuning["learn"]["chosen"][m] for m in P.METHODS),
+                   tuple(tuning["unlearn"]["chosen"][m] for m in P.METHODS),
+                   tuple(tuning["oracle"]["chosen"][o] for o in P.ORACLES))
 
 
 # --- data and models ------------------------------------------------------------------------------
@@ -150,7 +174,9 @@ def stacked_model(dataset: str, n_models: int, s: CLUSettings, d: dict, g: torch
 
 
 def _evaluate_request(probs_test, probs_train, d, held_classes, held, info, request, cpt, mia_n, key) -> dict:
-    """Every per-request number for the M models of (M, N, C) probabilities."""
+    """Every per-request number for the M models of (M, N, C) probabilities. A model whose outputs
+    are not finite (its training diverged) is scored as the uniform predictor."""
+    probs_test, probs_train = _finite(probs_test, key), _finite(probs_train, key)
     yt, ytr = d["y_test"], d["y_train"]
     n_models = probs_test.shape[0]
     held_test = np.isin(yt, sorted(held_classes))
@@ -178,6 +204,15 @@ def _evaluate_request(probs_test, probs_train, d, held_classes, held, info, requ
     else:
         out["mia"] = out["mia_loss"] = nan
     return out
+
+
+def _finite(probs: np.ndarray, key: tuple) -> np.ndarray:
+    """``probs`` with every model whose outputs are not all finite replaced by the uniform predictor."""
+    ok = np.isfinite(probs).all((1, 2))
+    if ok.all():
+        return probs
+    log(f"{key}: models {np.flatnonzero(~ok).tolist()} diverged (non-finite outputs): scored as the uniform predictor")
+    return np.where(ok[:, None, None], probs, 1.0 / probs.shape[-1])
 
 
 class Checkpoints:
@@ -230,8 +265,8 @@ class _Cursor:
 
 
 def _run_scenario(ctx: StageContext, dataset: str, scen: str, d: dict, dev: str, saver: Checkpoints,
-                  done: dict, at: dict | None, methods: list[P.Method], unlearn_lr: list[float] | None) -> dict:
-    """One request sequence, every method of ``methods`` (at its unlearning LR) in one stacked model;
+                  done: dict, at: dict | None, methods: list[P.Method], rates: Rates) -> dict:
+    """One request sequence, every method of ``methods`` (at its learning rates) in one stacked model;
     from checkpoint ``at`` if given. Returns the scenario's record: per-request rows (without the
     oracles), seconds, and what was held (samples, memory, classes)."""
     import torch
@@ -248,7 +283,7 @@ def _run_scenario(ctx: StageContext, dataset: str, scen: str, d: dict, dev: str,
         if hasattr(model, "buffers"):
             model.buffers = [{k: v.clone() for k, v in model.buffers[0].items()} for _ in range(len(methods))]
     learner = M.ContinualUnlearner(model, methods, d["x"], d["y"], d["n_classes"], d["cpt"], hp, g,
-                                   ctx.rng(dataset, scen, "requests"), d["transform"], unlearn_lr)
+                                   ctx.rng(dataset, scen, "requests"), d["transform"], rates.unlearn, rates.learn)
     cursor = _Cursor(dataset, scen, done, {"rows": [], "seconds": [], "states": []}, learner)
     if at is not None:
         learner.load_state_dict(at.pop("learner"))  # the learner holds it now
@@ -293,37 +328,38 @@ def oracle_sets(states: list) -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 
 def run_dataset(ctx: StageContext, dataset: str, dev: str, run, saver: Checkpoints | None = None,
-                d: dict | None = None, methods: list[P.Method] | None = None,
-                unlearn_lr: list[float] | None = None, scenarios: tuple[str, ...] = P.SCENARIOS) -> dict:
+                d: dict | None = None, methods: list[P.Method] | None = None, rates: Rates | None = None) -> dict:
     """All scenarios of one dataset for ``ctx.seed``: ``{scenario: {quantity: (models, requests[, tasks])},
     "retrain_seconds_per_request": ...}``, model axis: the two oracles of ``P.ORACLES``, then ``methods``
     (default: every approximate method, axis ORDER); resumed from ``saver``'s checkpoint if any.
-    ``d``: the data (default: ``load``); ``unlearn_lr``: each method's unlearning LR (default: hp's);
-    ``scenarios``: the request sequences run."""
+    ``d``: the data (default: ``load``); ``rates``: the learning rates of the methods (axis
+    ``methods``) and of the oracles (default: the scale's)."""
     import torch
 
     from gdrepro.papers.clu import method as M
 
     s, seed, hp = ctx.settings, ctx.seed, ctx.settings.hparams()
     methods = list(P.METHODS.values()) if methods is None else methods
+    rates = rates or Rates()
     saver = saver or Checkpoints()
     d = load(dataset, s, dev) if d is None else d
     at = saver.take(dataset)
     done: dict[str, dict] = at.get("scenarios", {})
-    for scen in scenarios:
+    for scen in P.SCENARIOS:
         if scen not in done:
             done[scen] = _run_scenario(ctx, dataset, scen, d, dev, saver, done,
-                                       at if at.get("scenario") == scen else None, methods, unlearn_lr)
+                                       at if at.get("scenario") == scen else None, methods, rates)
     if "ugclu" in [m.name for m in methods]:
         ug = [m.name for m in methods].index("ugclu")
-        for scen in scenarios:
+        for scen in P.SCENARIOS:
             rows = done[scen]["rows"]
             run.log_curve(f"{dataset}.{scen}.ugclu_remaining_acc", range(len(rows)), [row["rem"][ug] for row in rows])
     # both oracles: one stacked run for every request of every scenario
-    full, kept = zip(*[oracle_sets(done[scen]["states"]) for scen in scenarios], strict=True)
+    full, kept = zip(*[oracle_sets(done[scen]["states"]) for scen in P.SCENARIOS], strict=True)
     retrain_sets = [*(x for f in full for x in f), *(x for k in kept for x in k)]
     n_req = len(retrain_sets) // 2
-    retrain_where = [(scen, r_i) for scen in scenarios for r_i in range(len(done[scen]["states"]))]
+    oracle_lr = None if rates.oracle is None else [lr for lr in rates.oracle for _ in range(n_req)]
+    retrain_where = [(scen, r_i) for scen in P.SCENARIOS for r_i in range(len(done[scen]["states"]))]
     resumed = at.get("retrain")
     start = time.perf_counter() - (resumed["elapsed"] if resumed else 0.0)
     oracle = stacked_model(dataset, len(retrain_sets), s, d, ctx.torch_generator(dataset, "retrain-init"), dev)
@@ -343,12 +379,12 @@ def run_dataset(ctx: StageContext, dataset: str, dev: str, run, saver: Checkpoin
                             "step": step, "elapsed": time.perf_counter() - start}}
 
     M.retrain(oracle, d["x"], d["y"], retrain_sets, hp, d["n_classes"], generator, d["transform"], bufs=bufs,
-              start=resumed["step"] if resumed else 0, on_step=partial(saver.step, position))
+              start=resumed["step"] if resumed else 0, on_step=partial(saver.step, position), lr=oracle_lr)
     retrain_seconds = time.perf_counter() - start
     probs_test = M.predict_proba(oracle, d["x_test"], transform=d["transform"]).cpu().numpy()
     probs_train = M.predict_proba(oracle, d["x"], transform=d["transform"]).cpu().numpy()
     out = {}
-    for scen in scenarios:
+    for scen in P.SCENARIOS:
         states, rows = done[scen]["states"], done[scen]["rows"]
         rows_all = []
         for r_i, ((held, _, classes, info, req), row) in enumerate(zip(states, rows, strict=True)):
@@ -376,62 +412,158 @@ def validation_split(d: dict, share: float, rng: np.random.Generator) -> dict:
     return d | {"x": d["x"][train], "y": d["y"][train], "y_train": y[train], "x_test": d["x"][val], "y_test": y[val]}
 
 
-TUNE_SCENARIO = "class"  # tuning: the first unlearning request of this sequence
+TUNE_SCENARIO = "class"  # tuning: this sequence up to and including its first unlearning request
 
 
-def tune_unlearning_lr(ctx: StageContext, dataset: str, dev: str) -> dict:
-    """Each approximate method's unlearning learning rate, chosen on a validation split carved from
-    the training data (:func:`validation_split`): every method learns the class sequence up to its
-    first unlearning request at its base LR; each model is then copied once per factor of ``lr_grid``
-    (the same grid for all) and the copies process that request at base x factor; each method keeps
-    the LR whose gap to the like-for-like oracle of that request (remaining, forget-train and
-    forget-test accuracy and the loss-threshold MIA, on the validation split) is smallest.
-    Returns ``{"chosen": {method: lr}, "grid": {method: [lr...]}, "validation_gap": {method: [gap...]}}``."""
+def _tuning_learner(ctx: StageContext, dataset: str, d: dict, methods: list[P.Method], learn_lr: list[float],
+                    dev: str) -> M.ContinualUnlearner:
+    """A learner for the tuning run: every model of ``methods`` from one shared initialisation."""
     import torch
 
+    from gdrepro.papers.clu import method as M
+
+    s = ctx.settings
+    model = stacked_model(dataset, len(methods), s, d, ctx.torch_generator(dataset, "tune-init"), dev)
+    with torch.no_grad():  # one initialisation shared by every model
+        for p in model.params:
+            p.copy_(p[:1].expand_as(p))
+        if hasattr(model, "buffers"):
+            model.buffers = [{k: v.clone() for k, v in model.buffers[0].items()} for _ in range(len(methods))]
+    return M.ContinualUnlearner(model, methods, d["x"], d["y"], d["n_classes"], d["cpt"], s.hparams(),
+                                ctx.torch_generator(dataset, "tune-batches"), ctx.rng(dataset, "tune-requests"),
+                                d["transform"], learn_lr=learn_lr)
+
+
+def _held_accuracy(model, d: dict, classes: set[int]) -> np.ndarray:
+    """Validation accuracy (%) of every stacked model on the classes held (``d``: the tuning data)."""
+    from gdrepro.papers.clu import method as M
+
+    probs = M.predict_proba(model, d["x_test"], transform=d["transform"]).cpu().numpy()
+    acc = P.accuracy(probs, d["y_test"], np.isin(d["y_test"], sorted(classes)))
+    return np.where(np.isfinite(probs).all((1, 2)), acc, np.nan)
+
+
+def _pick(scores: np.ndarray, grid: dict[str, list[float]], higher_is_better: bool = True) -> dict[str, float]:
+    """Per name of ``grid`` (in order, ``len(grid[name])`` consecutive scores each) the grid value
+    with the best score (the first, i.e. the smallest LR, on a tie; a nan score is the worst)."""
+    n = len(next(iter(grid.values())))
+    sign = 1.0 if higher_is_better else -1.0
+    scores = np.nan_to_num(sign * np.asarray(scores, float), nan=-np.inf)
+    return {name: lrs[int(np.argmax(scores[i * n:(i + 1) * n]))] for i, (name, lrs) in enumerate(grid.items())}
+
+
+def _tune_learn_lr(ctx: StageContext, dataset: str, d: dict, learn: list[P.Request], dev: str) -> dict:
+    """Each method's LR of learn requests: every method at every grid point (one stacked run) learns
+    the requests ``learn``; score: validation accuracy on the classes held, averaged over the requests
+    (a model whose outputs stop being finite scores nan from then on). Methods that run the same
+    learn phase (``Method.learn_phase``: UG-CLU and its no-mask / no-adaptive ablations; GA+FT, SalUn,
+    replay, CLPU-style and the one-step ablation) share one LR, chosen on their mean score: their
+    learn requests are the same algorithm, so a different pick would be noise, and it would add a
+    learn-LR difference to an ablation of an unlearning component."""
+    s = ctx.settings
+    methods = list(P.METHODS.values())
+    grid = {m.name: [s.learn_lr * f for f in s.lr_grid] for m in methods}
+    learner = _tuning_learner(ctx, dataset, d, [m for m in methods for _ in s.lr_grid],
+                              [lr for lrs in grid.values() for lr in lrs], dev)
+    scores = []
+    for req in learn:
+        learner.apply(req)
+        scores.append(_held_accuracy(learner.model, d, learner.data.classes))
+    n = len(s.lr_grid)
+    own = np.mean(scores, 0).reshape(len(methods), n)  # nan once nan
+    phases = [m.learn_phase for m in methods]
+    shared = np.stack([own[[k for k, q in enumerate(phases) if q == phase]].mean(0) for phase in phases])
+    return {"grid": grid, "validation_accuracy": {m.name: own[i].tolist() for i, m in enumerate(methods)},
+            "shared_validation_accuracy": {m.name: shared[i].tolist() for i, m in enumerate(methods)},
+            "shared_with": {m.name: [q.name for q in methods if q.learn_phase == m.learn_phase] for m in methods},
+            "chosen": _pick(shared.ravel(), grid)}
+
+
+def _tune_oracle_lr(ctx: StageContext, dataset: str, d: dict, states: list, dev: str):
+    """Each oracle's LR: both oracles of every request of the tuning sequence (``states``, as
+    :func:`oracle_sets` takes them) at every grid point, in one stacked run; score: validation
+    accuracy on the classes held, averaged over the requests. Returns the result and the trained
+    oracles (model axis: oracle, request, grid point)."""
+    from gdrepro.papers.clu import method as M
+
+    s, hp = ctx.settings, ctx.settings.hparams()
+    grid = {o: [s.learn_lr * f for f in s.lr_grid] for o in P.ORACLES}
+    sets = [x for oracle_set in oracle_sets(states) for x in oracle_set for _ in s.lr_grid]
+    rates = [lr for o in P.ORACLES for _ in states for lr in grid[o]]
+    model = stacked_model(dataset, len(sets), s, d, ctx.torch_generator(dataset, "tune-oracle-init"), dev)
+    M.retrain(model, d["x"], d["y"], sets, hp, d["n_classes"], ctx.torch_generator(dataset, "tune-oracle-batches"),
+              d["transform"], lr=rates)
+    probs = M.predict_proba(model, d["x_test"], transform=d["transform"]).cpu().numpy()
+    n, k = len(states), len(s.lr_grid)
+    acc = np.stack([P.accuracy(probs[(o * n + r) * k:(o * n + r + 1) * k], d["y_test"],
+                               np.isin(d["y_test"], sorted(states[r][2])))
+                    for o in range(len(P.ORACLES)) for r in range(n)]).reshape(len(P.ORACLES), n, k)
+    score = acc.mean(1).ravel()
+    result = {"grid": grid, "validation_accuracy": {o: acc[i].mean(0).tolist() for i, o in enumerate(P.ORACLES)},
+              "chosen": _pick(score, grid)}
+    return result, model
+
+
+def tune_learning_rates(ctx: StageContext, dataset: str, dev: str) -> dict:
+    """Every learning rate of the experiment, chosen on a validation split carved from the training
+    data (:func:`validation_split`; the test split is never seen), from the same grid ``lr_grid``
+    (factors on the scale's LR) for every method and oracle, on one tuning sequence: the class
+    sequence (its five learn requests for the learn LR; up to and including its first unlearning
+    request for the others).
+
+    1. learn LR of each method: validation accuracy on the classes held after each of the five
+       learn requests of the sequence (all that a seed job's sequences learn; EWC's penalty, for
+       one, stiffens as tasks accumulate), averaged, and over the methods with the same learn phase;
+    2. the methods, each at its chosen learn LR, learn the requests before the first unlearning
+       request; each model is then copied once per grid point and the copies process that request;
+    3. LR of each oracle (Retrain, like-for-like Retrain): validation accuracy of the oracles of
+       every request of the sequence up to there, trained from scratch at each grid point;
+    4. unlearning LR of each method (CLPU-style: its relearning LR, grid on ``learn_lr``): the
+       smallest gap to the like-for-like oracle (at its chosen LR) of the unlearning request, over
+       remaining, forget-train and forget-test accuracy and the loss-threshold MIA.
+
+    Returns ``{"learn" | "oracle": {"grid", "validation_accuracy", "chosen"}, "unlearn": {"grid",
+    "validation_gap", "chosen"}}``, ``chosen`` keyed by method or oracle name; "learn" also has
+    "shared_validation_accuracy" (the score the choice used) and "shared_with"."""
     from gdrepro.papers.clu import method as M
 
     s: CLUSettings = ctx.settings
     hp = s.hparams()
     d = validation_split(load(dataset, s, dev), s.validation_share, ctx.rng(dataset, "validation"))
-    methods = list(P.METHODS.values())
-    model = stacked_model(dataset, len(methods), s, d, ctx.torch_generator(dataset, "tune-init"), dev)
-    with torch.no_grad():  # one initialisation shared by every method
-        for p in model.params:
-            p.copy_(p[:1].expand_as(p))
-    learner = M.ContinualUnlearner(model, methods, d["x"], d["y"], d["n_classes"], d["cpt"], hp,
-                                   ctx.torch_generator(dataset, "tune-batches"), ctx.rng(dataset, "tune-requests"),
-                                   d["transform"])
     requests = P.scenario(TUNE_SCENARIO, 5, d["cpt"])
     first = next(i for i, r in enumerate(requests) if r.kind.startswith("forget"))
-    for req in requests[:first]:
-        learner.apply(req)
-    grid = {m.name: [(hp.learn_lr if m.rollback else hp.unlearn_lr) * f for f in s.lr_grid] for m in methods}
-    learner.repeat([grid[m.name] for m in methods])
-    info = learner.apply(requests[first])
-    oracle = stacked_model(dataset, 1, s, d, ctx.torch_generator(dataset, "tune-oracle-init"), dev)
-    M.retrain(oracle, d["x"], d["y"], [oracle_sets([(learner.data.held, learner.data.memory, None, info, None)])[1][0]],
-              hp, d["n_classes"], ctx.torch_generator(dataset, "tune-oracle-batches"), d["transform"])
-    rows = [_evaluate_request(M.predict_proba(mdl, d["x_test"], transform=d["transform"]).cpu().numpy(),
-                              M.predict_proba(mdl, d["x"], transform=d["transform"]).cpu().numpy(), d,
+    learn = _tune_learn_lr(ctx, dataset, d, [r for r in requests if r.kind == "learn"], dev)
+    methods = list(P.METHODS.values())
+    learner = _tuning_learner(ctx, dataset, d, methods, [learn["chosen"][m.name] for m in methods], dev)
+    states = []
+    for i, req in enumerate(requests[:first + 1]):
+        if i == first:  # the unlearning grid, from the state each method reached
+            grid = {m.name: [(hp.learn_lr if m.rollback else hp.unlearn_lr) * f for f in s.lr_grid] for m in methods}
+            learner.repeat(list(grid.values()))
+        info = learner.apply(req)
+        states.append((learner.data.held.copy(), learner.data.memory.copy(), set(learner.data.classes), info, req))
+    oracle, oracles = _tune_oracle_lr(ctx, dataset, d, states, dev)
+    k = len(states) * len(s.lr_grid)  # the like-for-like oracles start here; the last request's come last
+    j = k + (len(states) - 1) * len(s.lr_grid) + oracle["grid"]["retrain_memory"].index(oracle["chosen"]["retrain_memory"])
+    rows = [_evaluate_request(M.predict_proba(mdl, d["x_test"], transform=d["transform"]).cpu().numpy()[sel],
+                              M.predict_proba(mdl, d["x"], transform=d["transform"]).cpu().numpy()[sel], d,
                               learner.data.classes, learner.data.held, info, requests[first], d["cpt"], s.mia_samples,
-                              (dataset, "tune", name)) for mdl, name in ((oracle, "oracle"), (learner.model, "grid"))]
+                              (dataset, "tune", name))
+            for mdl, sel, name in ((oracles, slice(j, j + 1), "oracle"), (learner.model, slice(None), "grid"))]
     gap = np.mean([np.abs(rows[1][q] - rows[0][q][0]) for q in ("rem", "fgt_train", "fgt_test", "mia_loss")], 0)
     n = len(s.lr_grid)
-    result: dict = {"chosen": {}, "grid": grid, "validation_gap": {}}
-    for i, m in enumerate(methods):
-        g = gap[i * n:(i + 1) * n]
-        result["validation_gap"][m.name] = g.tolist()
-        result["chosen"][m.name] = grid[m.name][int(np.argmin(g))]
-    return result
+    unlearn = {"grid": grid, "validation_gap": {m: gap[i * n:(i + 1) * n].tolist() for i, m in enumerate(grid)},
+               "chosen": _pick(gap, grid, higher_is_better=False)}
+    return {"learn": learn, "unlearn": unlearn, "oracle": oracle}
 
 
 # --- stages -------------------------------------------------------------------------------------------
 
 
 def prepare(ctx: StageContext) -> None:
-    """The request sequences and methods of this scale, and each method's unlearning learning rate
-    tuned on a validation split (:func:`tune_unlearning_lr`); at paper scale, check the datasets are present."""
+    """The request sequences and methods of this scale, and every learning rate (each method's on
+    learn and on unlearning requests, each oracle's) tuned on a validation split
+    (:func:`tune_learning_rates`); at paper scale, check the datasets are present."""
     s: CLUSettings = ctx.settings
     root = datasets.external_root(s.data_root)
     if "cifar10" in s.datasets and not (root / "cifar-10-batches-py").is_dir():
@@ -440,10 +572,11 @@ def prepare(ctx: StageContext) -> None:
                            f"{root}, or set GDREPRO_EXTERNAL_DATA to the folder that holds cifar-10-batches-py/")
     if "tinyimagenet" in s.datasets and not (root / "tiny-imagenet-200").is_dir():
         raise GdreproError(f"tinyimagenet: missing {root / 'tiny-imagenet-200'}; " + datasets.TINY_HELP.format(root=root))
-    tuning = {dataset: tune_unlearning_lr(ctx, dataset, device()) for dataset in s.datasets}
+    tuning = {dataset: tune_learning_rates(ctx, dataset, device()) for dataset in s.datasets}
     for dataset, r in tuning.items():
-        log(f"{dataset}: unlearning learning rates chosen on the validation split: "
-            + ", ".join(f"{k}={v:.4g}" for k, v in r["chosen"].items()))
+        for what in ("learn", "unlearn", "oracle"):
+            log(f"{dataset}: {what} learning rates chosen on the validation split: "
+                + ", ".join(f"{k}={v:.4g}" for k, v in r[what]["chosen"].items()))
     ctx.write_prepared({"methods": list(ORDER), "scenarios": {sc: [r.label for r in P.scenario(sc)] for sc in P.SCENARIOS},
                         "learning_rate_tuning": tuning})
 
@@ -462,8 +595,7 @@ def run_seed(ctx: StageContext) -> dict:
     with ctx.tracked_run("all_methods") as run:
         for dataset in s.datasets:
             if dataset not in saver.finished:
-                lrs = [tuned[dataset]["chosen"][name] for name in P.METHODS]
-                saver.finished[dataset] = run_dataset(ctx, dataset, dev, run, saver, unlearn_lr=lrs)
+                saver.finished[dataset] = run_dataset(ctx, dataset, dev, run, saver, rates=Rates.tuned(tuned[dataset]))
     return {dataset: saver.finished[dataset] for dataset in s.datasets}
 
 
@@ -562,6 +694,9 @@ def like_for_like_metrics(c: dict[str, float], mean_ll: np.ndarray, prefix: str 
         m[f"{prefix}mia_loss_gap_ugclu{tag}"] = float(np.mean([abs(c[f"{prefix}{sc}_ugclu_mia_loss"]
                                                                   - c[f"{prefix}{sc}_{oracle}_mia_loss"])
                                                               for sc in P.SCENARIOS]))
+        # random samples alone: the scenario where the loss attack is not 0% for every model
+        m[f"{prefix}samples_mia_loss_gap_ugclu{tag}"] = abs(c[f"{prefix}samples_ugclu_mia_loss"]
+                                                            - c[f"{prefix}samples_{oracle}_mia_loss"])
     return m
 
 
@@ -606,15 +741,14 @@ def evaluate(ctx: StageContext) -> None:
         perf[f"{prefix}seconds_per_request_per_approximate_method"] = float(approx / len(P.APPROXIMATE))
     tuning = ctx.read_prepared()["learning_rate_tuning"]
     details["learning_rate_tuning"] = tuning
-    for dataset in s.datasets:
-        write_table(ctx.tables_dir / f"{_prefix(s.datasets.index(dataset), dataset)}learning_rates",
-                    [{"method": name, "learn LR": s.learn_lr,
-                      "unlearning LR grid": ", ".join(f"{lr:.4g}" for lr in tuning[dataset]["grid"][name]),
-                      "validation gap to like-for-like Retrain": ", ".join(f"{g:.2f}" for g in tuning[dataset]["validation_gap"][name]),
-                      "chosen unlearning LR": f"{tuning[dataset]['chosen'][name]:.4g}"} for name in P.METHODS],
-                    caption=f"UG-CLU {dataset}: unlearning learning rate of each method, chosen on a validation split "
-                            f"({100 * s.validation_share:.0f}% of the training data, never the test split) from the same "
-                            f"{len(s.lr_grid)}-point grid; the learning LR ({s.learn_lr}) is shared and not tuned")
+    for i, dataset in enumerate(s.datasets):
+        write_table(ctx.tables_dir / f"{_prefix(i, dataset)}learning_rates", learning_rate_rows(tuning[dataset]),
+                    caption=f"UG-CLU {dataset}: learning rates of every method and oracle, each chosen on a validation "
+                            f"split ({100 * s.validation_share:.0f}% of the training data, never the test split) from the "
+                            f"same {len(s.lr_grid)}-point grid (x{', x'.join(f'{f:.3g}' for f in s.lr_grid)} the scale's "
+                            "LR): learn requests (one LR for the methods with the same learn phase; their mean "
+                            "accuracy shown) and oracles by validation accuracy on the classes held, unlearning "
+                            "requests by the gap to the like-for-like Retrain")
     details["gradient_evaluations_per_request"] = {  # forward+backward sample passes, per method
         "retrain": s.retrain_steps * s.batch,
         "finetune_learn": s.learn_steps * s.batch, "replay_learn": 2 * s.learn_steps * s.batch,
@@ -624,6 +758,26 @@ def evaluate(ctx: StageContext) -> None:
     }
     write_metrics(ctx, metrics, details, perf)
     log(f"wrote {ctx.metrics_path}")
+
+
+def learning_rate_rows(tuning: dict) -> list[dict]:
+    """The learning-rate table of one dataset: per method and oracle, each grid with its validation
+    score and the rate chosen (oracles have no unlearning phase)."""
+
+    def cells(part: dict, name: str, score: str, fmt: str) -> list[str]:
+        return [", ".join(f"{lr:.4g}" for lr in part["grid"][name]),
+                ", ".join(f"{v:{fmt}}" for v in part[score][name]), f"{part['chosen'][name]:.4g}"]
+
+    rows = []
+    for name in (*P.ORACLES, *P.METHODS):
+        oracle = name in P.ORACLES
+        learn = cells(tuning["oracle"], name, "validation_accuracy", ".1f") if oracle else \
+            cells(tuning["learn"], name, "shared_validation_accuracy", ".1f")
+        unlearn = ["n/a"] * 3 if oracle else cells(tuning["unlearn"], name, "validation_gap", ".2f")
+        rows.append(dict(zip(("method", "learn LR grid", "validation accuracy (%)", "chosen learn LR",
+                              "unlearning LR grid", "validation gap to like-for-like Retrain", "chosen unlearning LR"),
+                             [P.NAMES[name], *learn, *unlearn], strict=True)))
+    return rows
 
 
 def _sd(values: list) -> float:

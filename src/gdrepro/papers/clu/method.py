@@ -463,13 +463,15 @@ class ContinualUnlearner:
     """A request-driven continual learner-unlearner running every method of ``methods`` in one
     stacked model (same initialisation, same requests, same data access: D_L and D_U in full, the
     remaining data through a class-balanced replay memory of ``memory_per_class`` samples per class).
-    ``unlearn_lr`` (M,) is each model's unlearning-phase learning rate; ``methods`` may repeat a
-    method (a learning-rate grid in one stacked run).
+    ``learn_lr`` and ``unlearn_lr`` (M,) are each model's learning rates of learn requests and of
+    unlearning requests (default: hp's); ``methods`` may repeat a method (a learning-rate grid in one
+    stacked run).
     """
 
     def __init__(self, model, methods: Sequence[Method], x: torch.Tensor, y: torch.Tensor, n_classes: int,
                  classes_per_task: int, hp: HParams, generator: torch.Generator, rng: np.random.Generator,
-                 transform: Callable | None = None, unlearn_lr: Sequence[float] | None = None):
+                 transform: Callable | None = None, unlearn_lr: Sequence[float] | None = None,
+                 learn_lr: Sequence[float] | None = None):
         self.model, self.methods, self.x, self.y, self.hp = model, list(methods), x, y, hp
         self.n_classes, self.cpt, self.generator, self.rng, self.transform = n_classes, classes_per_task, generator, rng, transform
         self.y_np = y.cpu().numpy()
@@ -485,12 +487,16 @@ class ContinualUnlearner:
         # the learning rate of each model's unlearning phase (tuned per method): hp's by default, the
         # learn LR for rollback methods (they relearn from a snapshot)
         base = [hp.learn_lr if m.rollback else hp.unlearn_lr for m in methods]
-        self.unlearn_lr = torch.as_tensor(base if unlearn_lr is None else list(unlearn_lr), dtype=torch.float32, device=self.dev)
+        self.unlearn_lr = self._rates(base if unlearn_lr is None else unlearn_lr)
+        self.learn_lr = self._rates([hp.learn_lr] * len(methods) if learn_lr is None else learn_lr)
+
+    def _rates(self, values: Sequence[float]) -> torch.Tensor:
+        return torch.as_tensor(list(values), dtype=torch.float32, device=self.dev)
 
     def repeat(self, unlearn_lr: Sequence[Sequence[float]]) -> None:
         """Continue with ``k = len(unlearn_lr[m])`` copies of every model m, copy j unlearning at
-        ``unlearn_lr[m][j]`` (a learning-rate grid from one shared state: the momentum, snapshots and
-        EWC terms are copied with the model)."""
+        ``unlearn_lr[m][j]`` (a learning-rate grid from one shared state: the momentum, snapshots,
+        EWC terms and learn LR are copied with the model)."""
         k = len(unlearn_lr[0])
         self.model.repeat(k)
         self.methods = [m for m in self.methods for _ in range(k)]
@@ -499,7 +505,8 @@ class ContinualUnlearner:
         self.ewc_anchor = [a.repeat_interleave(k, 0) for a in self.ewc_anchor]
         self.snapshots = {task: {m * k + j: s for m, s in snap.items() for j in range(k)} for task, snap in self.snapshots.items()}
         self.flags = {name: f.repeat_interleave(k, 0) for name, f in self.flags.items()}
-        self.unlearn_lr = torch.as_tensor([lr for lrs in unlearn_lr for lr in lrs], dtype=torch.float32, device=self.dev)
+        self.learn_lr = self.learn_lr.repeat_interleave(k, 0)
+        self.unlearn_lr = self._rates([lr for lrs in unlearn_lr for lr in lrs])
 
     def _m(self, pred: Callable[[Method], bool]) -> torch.Tensor:
         return _stack([pred(m) for m in self.methods], self.dev)
@@ -567,7 +574,7 @@ class ContinualUnlearner:
             two_steps=self.flags["two_steps"],
             ewc_coef=self.flags["ewc"].float() * hp.ewc_lambda if d.learned_tasks else None,
             ewc_fisher=self.ewc_fisher, ewc_anchor=self.ewc_anchor)
-        return Pending(request, {"forget": np.array([], int), "new": new}, [(phase, hp.learn_lr)])
+        return Pending(request, {"forget": np.array([], int), "new": new}, [(phase, self.learn_lr)])
 
     def _finish_learn(self, pending: Pending) -> None:
         hp, d, M = self.hp, self.data, len(self.methods)
@@ -657,9 +664,10 @@ class ContinualUnlearner:
 def retrain(model, x: torch.Tensor, y: torch.Tensor, train_sets: Sequence[np.ndarray], hp: HParams,
             n_classes: int, generator: torch.Generator, transform: Callable | None = None,
             bufs: list[torch.Tensor] | None = None, start: int = 0,
-            on_step: Callable[[int], None] | None = None) -> None:
+            on_step: Callable[[int], None] | None = None, lr: Sequence[float] | None = None) -> None:
     """The oracle theta*: model m trained from its initialisation on ``train_sets[m]`` alone (all data
-    held after request m, never the unlearned data), every model in one stacked run.
+    held after request m, never the unlearned data), every model in one stacked run, at learning
+    rate ``lr[m]`` (default: ``hp.learn_lr`` for all), cosine-decayed over ``hp.retrain_steps``.
 
     A resumed run passes the momentum ``bufs`` it had and the ``start`` step (see :func:`run_phase`).
     """
@@ -671,7 +679,8 @@ def retrain(model, x: torch.Tensor, y: torch.Tensor, train_sets: Sequence[np.nda
                   fast_every=torch.ones(M, dtype=torch.long, device=dev), random_labels=zeros.bool(), adaptive=zeros.bool(),
                   slow_pool=pool, slow_len=length, slow_coef=torch.ones(M, device=dev), fast_slow=zeros.bool())
     bufs = [torch.zeros_like(p) for p in model.params] if bufs is None else bufs
-    run_phase(model, bufs, x, y, phase, hp.learn_lr, hp, n_classes, generator, transform, start=start, on_step=on_step)
+    rate = hp.learn_lr if lr is None else torch.as_tensor(list(lr), dtype=torch.float32, device=dev)
+    run_phase(model, bufs, x, y, phase, rate, hp, n_classes, generator, transform, start=start, on_step=on_step)
 
 
 # --- evaluation ------------------------------------------------------------------------------------

@@ -38,6 +38,13 @@ class Method:
     ewc: bool = False
     rollback: bool = False
 
+    @property
+    def learn_phase(self) -> tuple[bool, bool, bool, bool]:
+        """The switches that act on learn requests (replay, EWC, fast-slow, two steps): methods with
+        the same run the same learn phase (mask, adaptive weights, the unlearning rule and rollback
+        act only on unlearning requests)."""
+        return self.replay, self.ewc, self.fast_slow, self.two_steps
+
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("finetune", replay=False),
