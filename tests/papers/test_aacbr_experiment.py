@@ -119,3 +119,44 @@ def test_linear_nn_is_one_softmax_layer_trained_by_adamw():
     assert again == acc
     one = E.linear_nn(split, 1, torch.Generator().manual_seed(0))
     assert one["test"] < acc["test"]
+
+
+def _fake_run(datasets) -> dict:
+    run = {}
+    for d in datasets:
+        run[d] = {m: {part: np.array(0.9 if m == "logreg" else 0.8 if m == "gradual" else 0.6) for part in ("test", "val")}
+                  for m in E.methods(d)}
+        run[d]["gradual"] |= {k: np.array(0.0) for k in ("default_out", "cyclic", "cyclic_above_0.1", "upward_mass",
+                                                         "tie_rate", "all_zero_rate", "tie_correct")}
+    run["check"] = {"fast_slow_diff": np.array(1e-9)}
+    return run
+
+
+def test_a_subset_of_datasets_is_a_setting_and_leaves_out_their_metrics():
+    from gdrepro.config import apply_overrides
+
+    s = apply_overrides(E.SETTINGS["paper"], {"datasets": ["wine", "iris", "mushroom"]}, "aacbr")
+    assert s.datasets == ("wine", "iris", "mushroom") and s.run_datasets() == ("iris", "mushroom", "wine")
+    assert E.SETTINGS["smoke"].run_datasets() == E.DATASETS == E.SETTINGS["paper"].datasets  # presets: all five
+    for bad in ([], ["iris", "cifar"], ["iris", "iris"]):
+        with pytest.raises(GdreproError, match="datasets"):
+            apply_overrides(E.SETTINGS["paper"], {"datasets": bad}, "aacbr")
+    full, part = E.compute(_fake_run(E.DATASETS)), E.compute(_fake_run(("iris", "mushroom")))
+    assert set(part) < set(full)
+    assert not any("wdbc" in k or "glioma" in k or "wine" in k for k in part)
+    assert part["gap_iris"] == full["gap_iris"] and part["margin_mushroom"] == full["margin_mushroom"]
+    assert part["cyclic_graphs"] == 0 and "fast_slow_max_diff" in part
+    assert "default_out_edges" not in E.compute(_fake_run(("wine",)))  # no paper dataset ran
+
+
+def test_claims_of_datasets_a_run_left_out_are_not_in_this_run():
+    from gdrepro import claims, papers
+
+    metrics = E.compute(_fake_run(("iris", "mushroom", "wine")))
+    doc = {"scale": "paper", "overrides": {"datasets": ["iris", "mushroom", "wine"]},
+           "metrics": {k: {"value": v, "per_seed": [v, v + 1e-3, v - 1e-3]} for k, v in metrics.items()}}
+    judged = {c["id"]: c for c in claims.judge(claims.load_claims(papers.claims_file("aacbr")), doc, "paper")}
+    for cid in ("C1-comparable-wdbc", "C1-comparable-wdbc-nn", "C2-multiclass-continuous", "C3-beats-aacbr-glioma"):
+        assert not judged[cid]["applicable"] and "not in this run" in judged[cid]["verdict_text"]
+    for cid in ("C1-comparable-iris", "C3-beats-aacbr-mushroom", "S1-heldout-wine", "C4-fast-equals-slow"):
+        assert judged[cid]["applicable"]

@@ -163,6 +163,34 @@ def test_early_stopping_semantics_has_the_unrolled_values_and_gradients(dag):
     assert got[0].abs().max() > 1e-3 and (fast == 0).any() and (fast > 0).any()  # ReLU active both ways
 
 
+def test_back_step_over_the_nonzero_block_is_the_full_product():
+    g = torch.Generator().manual_seed(5)
+    a = torch.randn(30, 30, generator=g, dtype=torch.float64)
+    h = torch.randn(12, 30, generator=g, dtype=torch.float64)
+    sparse = h * (torch.rand(12, 1, generator=g) < 0.4) * (torch.rand(1, 30, generator=g) < 0.3)  # rows and columns dead
+    for x in (sparse, h, torch.zeros_like(h)):  # the gathered block, the dense fallback, nothing alive
+        torch.testing.assert_close(M._back_step(x, a), x @ a.T, rtol=1e-13, atol=1e-14)
+
+
+def test_semantics_gradient_dying_out_row_by_row_is_the_unrolled_one():
+    # a DAG deeper than the forward needs: the backward's tail runs h A^T on ever fewer rows and
+    # columns (the pruned products) and must still give the unrolled loop's gradients
+    g = torch.Generator().manual_seed(6)
+    n = 60
+    a = torch.triu((torch.rand(n, n, generator=g, dtype=torch.float64) - 0.4) * 0.3, diagonal=1)
+    a = (a * (torch.rand(n, n, generator=g, dtype=torch.float64) < 0.15)).requires_grad_(True)
+    base = torch.rand(20, n, generator=g, dtype=torch.float64).requires_grad_(True)
+    weight = torch.zeros(20, n, dtype=torch.float64)
+    weight[:, -3:] = torch.rand(20, 3, generator=g, dtype=torch.float64)  # the loss reads the last columns only
+    fast, slow = M.relu_semantics(a, base, n), _unrolled_semantics(a, base, n)
+    assert torch.equal(fast, slow)
+    got = torch.autograd.grad((fast * weight).sum(), (a, base))
+    want = torch.autograd.grad((slow * weight).sum(), (a, base))
+    for x, y in zip(got, want):
+        torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-13)
+    assert (got[1] != 0).sum() > n  # the gradient reached beyond the read columns
+
+
 def test_a_fast_epoch_is_the_straightforward_epoch_in_float32():
     """One fit epoch on 40 cases, 3 classes, K = 40, float32: loss and gradient step of the fused code
     equal an epoch of the straightforward graph (broadcast blockers, every pair, unrolled semantics)."""

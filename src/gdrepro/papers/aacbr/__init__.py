@@ -19,7 +19,8 @@ PAPER = Paper(
     },
     figures=(
         Figure("debate", "figures:draw_debate", grid=(1, 2), size=(7.0, 3.0), squeeze=False,
-               caption="One prediction explained as the paper does (first iris test case, first seed): the class "
+               caption="One prediction explained as the paper does (first iris test case, first seed; a run without "
+                       "iris explains its first dataset's): the class "
                        "defaults' final strengths (the logits; p = softmax) and the strongest supporters (green) "
                        "and attackers (red) of the winning default, each case's contribution A_ad sigma_a with its "
                        "class and final strength."),

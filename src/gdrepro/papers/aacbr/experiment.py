@@ -83,14 +83,21 @@ class AacbrSettings:
     mlp_max_iter: int = 2000
     knn_k: int = 5
     check_cases: int = 8  # casebase size of the fast-vs-slow forward check
+    datasets: tuple[str, ...] = DATASETS  # the datasets this run trains on (claims of the others: not in this run)
 
     def __post_init__(self) -> None:
+        if not self.datasets or set(self.datasets) - set(DATASETS) or len(set(self.datasets)) < len(self.datasets):
+            raise ValueError(f"datasets={self.datasets}: want distinct names among {DATASETS}")
         if min(self.epochs(d) for d in DATASETS) < 1 or self.nn_epochs < 1:
             raise ValueError("epochs must be at least 1")
         if min(min(self.cases(d) for d in DATASETS), self.iterations) < 0:
             raise ValueError("cases and iterations must be >= 0")
         if self.temperature <= 0 or self.lr <= 0 or self.gamma < 0 or self.check_cases < 4:
             raise ValueError("need temperature > 0, lr > 0, gamma >= 0, check_cases >= 4")
+
+    def run_datasets(self) -> tuple[str, ...]:
+        """The datasets of this run in the fixed order of DATASETS (iris first when it runs)."""
+        return tuple(d for d in DATASETS if d in self.datasets)
 
     def cases(self, name: str) -> int:
         return getattr(self, f"{name}_cases")
@@ -124,11 +131,11 @@ setting: how often a run saves its state changes no number (metrics.json keeps t
 
 
 def _datasets(ctx: StageContext) -> dict[str, D.Split]:
-    return {name: D.load(name) for name in DATASETS}
+    return {name: D.load(name) for name in ctx.settings.run_datasets()}
 
 
 def prepare(ctx: StageContext) -> None:
-    """Load every dataset once (checks the shipped files' MD5); record sizes and class counts."""
+    """Load the run's datasets once (checks the shipped files' MD5); record sizes and class counts."""
     design = {}
     for name, split in _datasets(ctx).items():
         design[name] = {
@@ -260,8 +267,8 @@ def _pooled(key: str, value) -> runs.Quantity:
 
 
 def _fit_gradual(ctx: StageContext, name: str, split: D.Split, save, resume: dict | None) -> dict:
-    """Gradual AA-CBR on one dataset: the arrays this seed keeps (and, for iris, the forward check
-    and an explanation), and the exact loss history for MLflow."""
+    """Gradual AA-CBR on one dataset: the arrays this seed keeps (and, for the first dataset of the
+    run, iris unless left out, the forward check and an explanation), and the exact loss history."""
     from gdrepro.papers.aacbr import method as M
 
     s: AacbrSettings = ctx.settings
@@ -297,7 +304,7 @@ def _fit_gradual(ctx: StageContext, name: str, split: D.Split, save, resume: dic
 
         gradual["val_f1"] = np.array(f1_score(split.y_val, model.classes_[val_strengths.argmax(1)], zero_division=0.0))
     out = {"gradual": gradual, "history": list(model.history)}
-    if name == "iris":
+    if name == s.run_datasets()[0]:
         out["fast_slow_diff"] = np.array(forward_check(split, model, s.check_cases))
         ex = model.explain(split.X_test[0])
         out["explain"] = {"proba": ex["proba"], "strengths": ex["strengths"], "true": np.array(split.y_test[0])}
@@ -336,7 +343,7 @@ def run_seed(ctx: StageContext) -> dict:
                 f"{int(g['epochs'])} epochs in {float(g['seconds']):.1f} s: val {float(g['val']):.3f} "
                 f"test {float(g['test']):.3f} (graph depth {float(g['depth']):.0f})")
             results[name] = {"gradual": {k: _pooled(k, v) for k, v in g.items()}}
-            if name == "iris":
+            if "explain" in entry:
                 check = entry["fast_slow_diff"]
                 results[name]["explain"] = {k: runs.first(v) for k, v in entry["explain"].items()}
             history = entry["history"]
@@ -360,30 +367,43 @@ def run_seed(ctx: StageContext) -> dict:
     return {**results, "check": {"fast_slow_diff": runs.worst(check)}}
 
 
+def methods(d: str) -> tuple[str, ...]:
+    """The methods run on dataset ``d`` (classic AA-CBR on the binary sets only)."""
+    return ("gradual",) + BASELINES + (("aacbr",) if d in BINARY else ())
+
+
 def compute(run: dict) -> dict[str, float]:
-    """The claims' numbers from one seed's run (or the pooled run)."""
+    """The claims' numbers from one seed's run (or the pooled run), for the datasets it ran: a
+    dataset left out by ``settings.datasets`` has no metrics (its claims: not in this run); the
+    structural counts pool over the paper datasets that ran."""
+    ran = [d for d in DATASETS if d in run]
     acc = lambda d, m, split="test": float(run[d][m][split])  # noqa: E731
     out = {}
-    for d in DATASETS:
-        for m in ("gradual",) + BASELINES + (("aacbr",) if d in BINARY else ()):
+    for d in ran:
+        for m in methods(d):
             out[f"acc_{d}_{m}_test"] = acc(d, m)
             out[f"acc_{d}_{m}_val"] = acc(d, m, "val")
-    out |= {
-        "gap_iris": acc("iris", "logreg") - acc("iris", "gradual"),
-        "gap_wdbc": acc("wdbc", "logreg") - acc("wdbc", "gradual"),
-        "margin_glioma": acc("glioma", "gradual") - acc("glioma", "aacbr"),
-        "margin_mushroom": acc("mushroom", "gradual") - acc("mushroom", "aacbr"),
-        "default_out_edges": max(float(run[d]["gradual"]["default_out"]) for d in PAPER_DATASETS),
-        "cyclic_graphs": sum(float(run[d]["gradual"]["cyclic"]) for d in PAPER_DATASETS),
-        "cyclic_graphs_above_0.1": sum(float(run[d]["gradual"]["cyclic_above_0.1"]) for d in PAPER_DATASETS),
-        "upward_edge_mass_max": max(float(run[d]["gradual"]["upward_mass"]) for d in PAPER_DATASETS),
-        "fast_slow_max_diff": float(run["check"]["fast_slow_diff"]),
-    }
-    for d in DATASETS:
+    for d in ran:
+        if d in ("iris", "wdbc"):
+            out[f"gap_{d}"] = acc(d, "logreg") - acc(d, "gradual")
+    for d in ran:
+        if d in BINARY:
+            out[f"margin_{d}"] = acc(d, "gradual") - acc(d, "aacbr")
+    paper = [run[d]["gradual"] for d in PAPER_DATASETS if d in run]
+    if paper:
+        out |= {
+            "default_out_edges": max(float(g["default_out"]) for g in paper),
+            "cyclic_graphs": sum(float(g["cyclic"]) for g in paper),
+            "cyclic_graphs_above_0.1": sum(float(g["cyclic_above_0.1"]) for g in paper),
+            "upward_edge_mass_max": max(float(g["upward_mass"]) for g in paper),
+        }
+    out["fast_slow_max_diff"] = float(run["check"]["fast_slow_diff"])
+    for d in ran:
         out[f"gap_nn_{d}"] = acc(d, "nn") - acc(d, "gradual")
         for k in ("tie_rate", "all_zero_rate", "tie_correct"):
             out[f"{k}_{d}"] = float(run[d]["gradual"][k])
-    out["gap_wine"] = acc("wine", "logreg") - acc("wine", "gradual")
+    if "wine" in run:
+        out["gap_wine"] = acc("wine", "logreg") - acc("wine", "gradual")
     return out
 
 
@@ -403,10 +423,11 @@ def glioma_selection(seed_runs: list[dict], seeds) -> dict:
 def evaluate(ctx: StageContext) -> None:
     """Accuracies (mean over seeds, per-seed spread), gaps and margins, structure checks, timings."""
     seed_runs = ctx.runs()
+    ran = ctx.settings.run_datasets()
     metrics = across_seeds(compute, seed_runs, ctx.pooled())
     rows = []
-    for d in DATASETS:
-        for m in ("gradual",) + BASELINES + (("aacbr",) if d in BINARY else ()):
+    for d in ran:
+        for m in methods(d):
             test = np.array([float(r[d][m]["test"]) for r in seed_runs])
             val = np.array([float(r[d][m]["val"]) for r in seed_runs])
             paper = PAPER_ACC.get(d, {}).get(m)
@@ -420,12 +441,13 @@ def evaluate(ctx: StageContext) -> None:
     graph = {
         d: {k: [float(r[d]["gradual"][k]) for r in seed_runs]
             for k in ("depth", "edges", "cases", "K", "c", "upward_mass", "tie_rate", "all_zero_rate", "tie_correct")}
-        for d in DATASETS
+        for d in ran
     }
-    details = {"accuracy": rows, "graph": graph, "prepared": ctx.read_prepared()["datasets"],
-               "glioma_seed_selection": glioma_selection(seed_runs, ctx.seeds)}
+    details = {"accuracy": rows, "graph": graph, "prepared": ctx.read_prepared()["datasets"]}
+    if "glioma" in ran:
+        details["glioma_seed_selection"] = glioma_selection(seed_runs, ctx.seeds)
     performance = {}
-    for d in DATASETS:
+    for d in ran:
         gradual = [r[d]["gradual"] for r in seed_runs]
         secs = sum(float(g["seconds"]) for g in gradual)
         epochs = sum(float(g["epochs"]) for g in gradual)

@@ -160,6 +160,23 @@ def new_case_base_scores(
     return F.relu(F.relu(tau)[None, :] - irrelevance * tau_new[:, None])
 
 
+def _back_step(h: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """h @ A^T over the rows and columns where h is nonzero (exact zeros add nothing).
+
+    In the backward's tail, h = (h A^T) * [sigma* > 0] dies out row by row and column by column
+    (on WDBC's 364 cases, 10% of the columns are left after 40 steps); the product over the
+    nonzero block is the same sum up to the order of float additions.
+    """
+    rows, cols = h.any(dim=1), h.any(dim=0)
+    n_rows, n_cols = int(rows.sum()), int(cols.sum())
+    if n_rows * n_cols > 0.6 * h.numel():  # dense enough: gathering would cost more than it saves
+        return h @ a.T
+    out = torch.zeros(h.shape[0], a.shape[0], dtype=h.dtype, device=h.device)
+    if n_rows:
+        out[rows] = h[rows][:, cols] @ a[:, cols].T
+    return out
+
+
 class _ReluSemantics(torch.autograd.Function):
     """K steps of sigma^{k+1} = ReLU(tau' + sigma^k A), stopping early at an exact fixed point.
 
@@ -167,7 +184,8 @@ class _ReluSemantics(torch.autograd.Function):
     there; the backward runs the remaining (identical) steps as one accumulation
     sum_j h_j, h_{j} = (h_{j+1} A^T) * [sigma* > 0], which it stops once h is exactly zero
     (a DAG's gradient dies out after its depth), and then the stored steps as autograd would.
-    Same values as the unrolled loop; only the order of float sums in dA differs.
+    Same values as the unrolled loop; only the order of float sums in dA and in the products
+    h A^T (taken over h's nonzero block, :func:`_back_step`) differs.
     """
 
     @staticmethod
@@ -193,15 +211,15 @@ class _ReluSemantics(torch.autograd.Function):
                 total += h
                 if step + 1 == ctx.tail or not h.any():
                     break
-                h = (h @ a.T).mul_(alive)
+                h = _back_step(h, a).mul_(alive)
             grad_a += sigmas[-1].T @ total
             grad_base += total
-            grad = h @ a.T  # the gradient reaching the last stored step
+            grad = _back_step(h, a)  # the gradient reaching the last stored step
         for k in range(len(sigmas) - 2, -1, -1):
             h = grad * (sigmas[k + 1] > 0)
             grad_a += sigmas[k].T @ h
             grad_base += h
-            grad = h @ a.T
+            grad = _back_step(h, a)
         return grad_a, grad_base + grad, None
 
 
