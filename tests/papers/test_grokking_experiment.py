@@ -26,11 +26,14 @@ def test_default_plan_runs_the_sweep_and_the_readings_on_three_seeds():
                  "emb-add-skewed-c1", "emb-add-uniform-c1", "noemb-add", "noemb-mul", "noemb-add-onehot",
                  "noemb-mul-onehot"):
         assert all(name in p for p in plans)  # headline runs and the primary reading: every seed
-    for name in [f"emb-add-random-c{c:g}" for c in s.sweep] + ["noemb-add-onehot-adamw", "tf-add-random-c10",
-                                                                 "emb-add-skewed-c1-adamw"]:
+    for name in [f"emb-add-random-c{c:g}" for c in s.sweep] + [
+            "noemb-add-onehot-adamw", "tf-add-random-c10", "tf-mul-random-c1", "tf-mul-random-c10",
+            "tf-add-skewed-c1-bal", "emb-add-skewed-c1-adamw", "emb-add-random-c1-adamw"]:
         assert [name in p for p in plans] == [True] * 3 + [False] * 2
     assert sum("emb-add-random-cadapt" in p for p in plans) == 3
-    assert sum("emb-add-skewed-c1-bal" in p for p in plans) == 2
+    # the balanced sampler: seed 0 and the round robin's odd seeds (3 seeds), each run once per seed
+    assert ["emb-add-skewed-c1-bal" in p for p in plans] == [True, True, False, True, False]
+    assert all(len(p) == len(plan(s, k)) for k, p in enumerate(plans))
     every = dataclasses.replace(s, extras_per_seed=0)
     assert {e.name for e in extras(s)} <= {r.name for r in plan(every, 0)}
     runs = {r.name: r for r in plan(s, 0)}  # the split comparison at a common horizon
@@ -147,3 +150,42 @@ def test_balanced_sampler_runs_beside_uniform_batches_in_one_stack():
     np.testing.assert_allclose(both["plain"]["train_loss"], alone["plain"]["train_loss"], rtol=1e-4, atol=1e-5)
     assert not np.allclose(both["bal"]["train_loss"][1:], both["plain"]["train_loss"][1:3])  # other batches
     assert both["bal"]["stop"] == 10 and both["plain"]["stop"] == 15
+
+
+def _curve(test_acc, every=50):
+    test = np.asarray(test_acc, dtype=float)
+    steps = np.arange(len(test)) * float(every)
+    return {"steps": steps, "train_acc": np.ones_like(test), "test_acc": test, "step_train": np.array(50.0),
+            "step_test": np.array(np.nan), "stop": np.array(steps[-1])}
+
+
+def test_split_gaps_and_sampler_gains_read_the_best_test_accuracy_up_to_the_horizon():
+    s = dataclasses.replace(SETTINGS["default"], ops=("add",), splits=("skewed",), sweep=(), split_steps=100,
+                            tf_split_steps=100)
+    late = 0.99  # after the horizon (step 150): must not count
+    run = {"emb-add-random-c1": _curve([0.1, 0.9, 0.8, late]), "emb-add-skewed-c1": _curve([0.1, 0.5, 0.7, late]),
+           "emb-add-skewed-c1-bal": _curve([0.2, 0.6, 0.75, late]),
+           "emb-add-random-c1-adamw": _curve([0.0, 0.3, 0.4, late]),
+           "emb-add-skewed-c1-adamw": _curve([0.0, 0.1, 0.2, late]),
+           "tf-add-random-c1": _curve([0.0, 0.02, 0.03, late]), "tf-add-skewed-c1": _curve([0.0, 0.5, 0.9, late]),
+           "tf-add-skewed-c1-bal": _curve([0.0, 0.6, 0.95, late])}
+    m = compute_metrics([run], s)
+    assert m["skew_test_gap_h"] == pytest.approx(0.9 - 0.7)
+    assert m["balanced_gain_h"] == pytest.approx(0.75 - 0.7)
+    assert m["skew_test_gap_h_adamw"] == pytest.approx(0.4 - 0.2)
+    assert (m["best_test_h_random_adamw"], m["best_test_h_skewed"]) == pytest.approx((0.4, 0.7))
+    assert m["tf_skew_test_gap_h"] == pytest.approx(0.03 - 0.9)  # may be negative: the check can fail
+    assert m["tf_balanced_gain_h"] == pytest.approx(0.95 - 0.9)
+    assert m["step_test_add_c1_adamw"] == 150  # never reached 95%: censored at its stop
+
+
+def test_the_transformer_on_mul_is_read_at_tf_steps_and_at_its_longer_cap():
+    s = dataclasses.replace(SETTINGS["default"], ops=("add",), splits=(), sweep=())
+    assert {r.name: r.cap for r in plan(s, 0) if r.name.startswith("tf-mul")} == {
+        "tf-mul-random-c1": s.tf_mul_steps, "tf-mul-random-c10": s.tf_mul_steps}
+    run = {"tf-mul-random-c1": _fake_run(600, 3100, 3200), "tf-mul-random-c10": _fake_run(3000, np.nan, 4000)}
+    m = compute_metrics([run], s)
+    assert s.tf_steps == 2000 and m["tf_speedup_mul"] == 1.0  # both unreached by step 2000
+    assert m["tf_delay_mul_c1"] == pytest.approx(2000 / 600)
+    assert m["tf_long_speedup_mul"] == pytest.approx(4000 / 3100)  # c = 10 never: censored at its cap
+    assert m["tf_long_delay_mul_c1"] == pytest.approx(3100 / 600)

@@ -28,9 +28,11 @@ PAPER = Paper(
                caption="Steps to 95% test accuracy against the embedding learning-rate factor c on add (runs "
                        "that never reach it at the step cap): every seed's run (dots), each seed's own sweep "
                        "(thin lines, seeds 0-2) and the median over seeds, with the adaptive c_t (ours)."),
-        Figure("splits", "figures:draw_splits", grid=(1, 1), panel=(5.0, 3.4), claims=("C4-skew-plateau",),
-               caption="Test accuracy against the training step per split strategy (random, uniform over a, "
-                       "skewed, skewed with our balanced sampler), add, c = 1, every seed."),
+        Figure("splits", "figures:draw_splits", grid=(1, 2), size=(7.2, 3.2),
+               claims=("C4-skew-plateau", "C4-balanced", "C4-skew-plateau-adamw"),
+               caption="Test accuracy against the training step per split strategy, add, c = 1, every seed: "
+                       "Adam with coupled L2 decay (random, uniform over a, skewed, skewed with our balanced "
+                       "sampler) and decoupled AdamW (random, skewed)."),
         Figure("norm_vs_frequency", "figures:draw_norms", grid=(2, 2), size=(7.2, 6.2),
                claims=("C4-rare-norms", "C4-rare-norms-adamw", "C4-tf-rare-norms"),
                caption="Final embedding norm of each token against its frequency in the training rows: "
@@ -42,11 +44,13 @@ PAPER = Paper(
                caption="The MLP without embeddings under each pre-registered reading: train (dashed) and test "
                        "(solid) accuracy against the step, every seed, with the embedding MLP's test accuracy "
                        "(grey). Primary reading: one-hot inputs, Adam with coupled L2 1e-3, lr 0.01, width 512."),
-        Figure("transformer", "figures:draw_transformer", grid=(1, 2), size=(7.2, 3.2),
-               claims=("C1-tf-delay-add", "C2-tf-adamlr-add", "C4-tf-skew-plateau"),
-               caption="A one-layer transformer (d_model 32, 4 heads) on (a + b) mod 97: train (dashed) and "
-                       "test (solid) accuracy with c = 1 and c = 10, and test accuracy on the random and "
-                       "skewed splits, every seed."),
+        Figure("transformer", "figures:draw_transformer", grid=(1, 3), size=(7.4, 3.0),
+               claims=("C1-tf-delay-add", "C2-tf-adamlr-add", "C1-tf-delay-mul", "C2-tf-adamlr-mul", "C2-tf-adamlr-mul-long",
+                       "C4-tf-skew-plateau", "C4-tf-balanced"),
+               caption="A one-layer transformer (d_model 32, 4 heads): train (dashed) and test (solid) "
+                       "accuracy with c = 1 and c = 10 on (a + b) and (a * b) mod 97, and test accuracy on add "
+                       "with the random split, the skewed split and the skewed split with our balanced "
+                       "sampler, every seed."),
         Figure("hessian", "figures:draw_hessian", grid=(1, 2), size=(7.2, 3.2),
                claims=("C5-curvature-gap", "C5-curvature-narrowed"),
                caption="Top Hessian eigenvalue of the E and W blocks against the training step, add, "

@@ -10,7 +10,10 @@ Runs (modulus P, Adam lr 0.01 with L2 weight decay 1e-3, batch 512):
 - ``emb-add-<split>-c1``: other split strategies (uniform; skewed with ``skew``) on add;
 - ``noemb-<op>``: the MLP without embeddings;
 - extras, spread over seeds (``extras_per_seed``): the c sweep on add, the adaptive c_t (ours)
-  and the skewed split with the frequency-balancing sampler (ours).
+  and the skewed split with the frequency-balancing sampler (ours; also on seeds < ``balanced_seeds``);
+- ``emb-add-<split>-c1-adamw``: decoupled AdamW beside the coupled L2 decay (random and skewed splits);
+- ``tf-<op>-...``: a small transformer, c in ``cs`` per op in ``tf_ops``, the skewed split, with and
+  without the balanced sampler (add).
 
 Hessian/rank diagnostics run on ``emb-add-random-c1`` and ``-c10`` at ``diag_steps``.
 A step that is never reached (a run stopped at its cap) counts as the cap in the medians
@@ -90,6 +93,7 @@ class GrokkingSettings:
     adaptive: bool = True  # our adaptive c_t (add)
     balanced_tau: float = 1.0  # our sampler on the skewed split (0: not run)
     extras_per_seed: int = 1  # adaptive c_t / balanced sampler per seed job, round robin; 0: both in every seed
+    balanced_seeds: int = 1  # seeds 0 .. balanced_seeds - 1 run the balanced sampler besides the round robin
     sweep_seeds: int = 3  # seeds 0 .. sweep_seeds - 1 run every swept c (the sweep on >= 3 seeds)
     # the MLP without embeddings, readings of the paper's unspecified model (see reading()): the
     # primary one (the verdict) on every op and seed, the others on add, seeds 0 .. reading_seeds - 1
@@ -97,15 +101,16 @@ class GrokkingSettings:
     noemb_readings: tuple[str, ...] = ("onehot-adamw", "onehot-lr0.001", "onehot-h128")
     reading_seeds: int = 3
     reading_steps: int = 2000  # step cap of the readings other than raw (the embedding MLP groks by ~1200)
-    adamw_splits: tuple[str, ...] = ("skewed",)  # these splits (add, c = 1) with AdamW too, reading_seeds seeds
+    adamw_splits: tuple[str, ...] = ("random", "skewed")  # these splits (add, c = 1) with AdamW too, reading_seeds seeds
     # a small transformer (method.TinyTransformer): c in cs on tf_ops, the skewed split beside the random
     # one (add, c = 1, common horizon tf_split_steps), our balanced sampler there if tf_balanced
     tf_d: int = 32
     tf_lr: float = 0.01
-    tf_ops: tuple[str, ...] = ("add",)
-    tf_steps: int = 2000
+    tf_ops: tuple[str, ...] = ("add", "mul")
+    tf_steps: int = 2000  # step cap on the random split; the transformer's Adam-LR claims read steps up to here
+    tf_mul_steps: int = 4000  # step cap of the transformer on mul (read at tf_steps and at this cap); 0: tf_steps
     tf_split_steps: int = 2000
-    tf_balanced: bool = False
+    tf_balanced: bool = True
     tf_seeds: int = 3  # seeds 0 .. tf_seeds - 1
     eval_every: int = 50
     margin: int = 100
@@ -136,9 +141,9 @@ SETTINGS = {
     "default": GrokkingSettings(),
     "paper": GrokkingSettings(ops=("add", "mul", "div", "sq"), steps=10_000, mul_steps=100_000, split_steps=10_000,
                               noemb_steps=40_000, sweep=(0.5, 4.0, 8.0, 16.0, 24.0, 32.0), extras_per_seed=0,
-                              sweep_seeds=1000, reading_seeds=1000, reading_steps=10_000, adamw_splits=("random", "skewed"), tf_d=128,
-                              tf_ops=("add", "mul", "div", "sq"), tf_steps=10_000, tf_split_steps=10_000,
-                              tf_balanced=True, tf_seeds=1000,
+                              sweep_seeds=1000, reading_seeds=1000, reading_steps=10_000, tf_d=128,
+                              tf_ops=("add", "mul", "div", "sq"), tf_steps=10_000, tf_mul_steps=0, tf_split_steps=10_000,
+                              tf_seeds=1000,
                               eval_every=25, diag_steps=(0, 50, 100, 200, 300, 400, 600, 800, 1200, 1600, 2400,
                                                          3200, 5000, 10_000), hessian_iters=20),
 }
@@ -187,9 +192,10 @@ def extras(s: GrokkingSettings) -> list[Spec]:
 def transformer_plan(s: GrokkingSettings) -> list[Spec]:
     """The small transformer: c in cs on tf_ops; the skewed split (and with tf_balanced our balanced
     sampler on it) beside the random split (add, c = 1) at a common horizon of tf_split_steps."""
-    runs = [Spec(f"tf-{op}-random-{_cname(c)}", op, True, "random", c, cap=max(s.tf_steps, s.tf_split_steps),
-                 arch="transformer", lr=s.tf_lr, min_steps=s.tf_split_steps if (op, c) == ("add", 1.0) else 0)
-            for op in s.tf_ops for c in s.cs]
+    cap = max(s.tf_steps, s.tf_split_steps)
+    runs = [Spec(f"tf-{op}-random-{_cname(c)}", op, True, "random", c,
+                 cap=max(cap, s.tf_mul_steps) if op == "mul" else cap, arch="transformer", lr=s.tf_lr,
+                 min_steps=s.tf_split_steps if (op, c) == ("add", 1.0) else 0) for op in s.tf_ops for c in s.cs]
     runs.append(Spec("tf-add-skewed-c1", "add", True, "skewed", 1.0, cap=s.tf_split_steps, arch="transformer",
                      lr=s.tf_lr, min_steps=s.tf_split_steps))
     if s.tf_balanced and s.balanced_tau > 0:
@@ -215,11 +221,12 @@ def plan(s: GrokkingSettings, seed: int) -> list[Spec]:
     extra = extras(s)
     if extra and s.extras_per_seed:
         k = s.extras_per_seed
-        extra = [extra[(k * seed + i) % len(extra)] for i in range(min(k, len(extra)))]
+        balanced = [e for e in extra if e.tau > 0 and seed < s.balanced_seeds]  # besides the round robin
+        extra = [extra[(k * seed + i) % len(extra)] for i in range(min(k, len(extra)))] + balanced
     if seed < s.reading_seeds:
         extra += [Spec(f"emb-add-{split}-c1-adamw", "add", True, split, 1.0, cap=s.split_steps, decoupled=True,
                        min_steps=s.split_steps) for split in s.adamw_splits]
-    runs += [e for e in extra if e.name not in {r.name for r in runs}]
+    runs += [e for e in {e.name: e for e in extra}.values() if e.name not in {r.name for r in runs}]
     if seed < s.tf_seeds:
         runs += transformer_plan(s)
     readings = [(op, name) for name in dict.fromkeys(("raw", s.noemb_primary)) for op in s.ops]
@@ -339,10 +346,22 @@ def _has(run: dict, name: str, key: str) -> bool:
     return key in run.get(name, {})
 
 
-def _median_step(group: list[dict], name: str, key: str) -> float:
-    """Median over the seeds that ran ``name`` of the step reaching a target; never = the cap."""
-    values = [_censored(r, name, key) for r in group if _has(r, name, key)]
+def _median_step(group: list[dict], name: str, key: str, horizon: float = np.inf) -> float:
+    """Median over the seeds that ran ``name`` of the step reaching a target; never = the cap, or
+    ``horizon`` if that comes first (read at a horizon below the run's cap: not reached by then)."""
+    values = [min(_censored(r, name, key), horizon) for r in group if _has(r, name, key)]
     return float(np.median(values)) if values else float("nan")
+
+
+def _adam_lr(group: list[dict], c1: str, chi: str, horizon: float = np.inf) -> dict[str, float]:
+    """Steps to 99% train / 95% test with c = 1 (run ``c1``) and to 95% test with the larger c (``chi``),
+    censored at their caps or ``horizon``; ``delay`` = test / train steps (c = 1), ``speedup`` =
+    test steps with the larger c over those with c = 1 (medians over the seeds that ran them)."""
+    if not any(_has(r, c1, "stop") for r in group):
+        return dict.fromkeys(("step_train", "step_test", "step_test_hi", "delay", "speedup"), float("nan"))
+    tr, te, hi = (_median_step(group, n, k, horizon) for n, k in ((c1, "step_train"), (c1, "step_test"),
+                                                                  (chi, "step_test")))
+    return {"step_train": tr, "step_test": te, "step_test_hi": hi, "delay": te / tr, "speedup": hi / te}
 
 
 def _censored(run: dict, name: str, key: str) -> float:
@@ -400,17 +419,18 @@ def compute_metrics(group: list[dict], s: GrokkingSettings) -> dict[str, float]:
     m: dict[str, float] = {}
     c_hi = max(c for c in s.cs if c != 1.0)
     for op in ("add", "mul"):
-        for model, key in (("emb", ""), ("tf", "tf_")):  # the embedding MLP and the transformer
+        # the embedding MLP (at its cap) and the transformer (read at tf_steps; on mul also at its cap)
+        for model, key, horizon in (("emb", "", np.inf), ("tf", "tf_", s.tf_steps), ("tf", "tf_long_", np.inf)):
+            if key == "tf_long_" and op != "mul":
+                continue
             c1, chi = f"{model}-{op}-random-c1", f"{model}-{op}-random-{_cname(c_hi)}"
-            have = any(_has(r, c1, "stop") for r in group)
-            tr, te = (_median_step(group, c1, k) if have else nan for k in ("step_train", "step_test"))
-            m[f"{key}delay_{op}_c1"] = te / tr if have else nan
-            m[f"{key}step_test_{op}_c1"] = te
-            m[f"{key}step_train_{op}_c1"] = tr
-            m[f"{key}step_test_{op}_c{c_hi:g}"] = _median_step(group, chi, "step_test") if have else nan
-            m[f"{key}speedup_{op}"] = m[f"{key}step_test_{op}_c{c_hi:g}"] / te if have else nan
-            m[f"{key or 'emb_'}{op}_max_gap"] = (float(np.median([_max_gap(r, c1) for r in group if _has(r, c1, "stop")]))
-                                                 if have else nan)
+            a = _adam_lr(group, c1, chi, horizon)
+            m[f"{key}delay_{op}_c1"], m[f"{key}speedup_{op}"] = a["delay"], a["speedup"]
+            m[f"{key}step_test_{op}_c1"], m[f"{key}step_train_{op}_c1"] = a["step_test"], a["step_train"]
+            m[f"{key}step_test_{op}_c{c_hi:g}"] = a["step_test_hi"]
+            if key != "tf_long_":
+                have = [r for r in group if _has(r, c1, "stop")]
+                m[f"{key or 'emb_'}{op}_max_gap"] = float(np.median([_max_gap(r, c1) for r in have])) if have else nan
         # the MLP without embeddings: raw and the primary reading on every op, the other readings on add
         for name in dict.fromkeys(("raw", s.noemb_primary, *(s.noemb_readings if op == "add" else ()))):
             m |= _final_accuracies(group, noemb_name(op, name),
@@ -431,6 +451,12 @@ def compute_metrics(group: list[dict], s: GrokkingSettings) -> dict[str, float]:
                                    s.split_steps),
                                   ("tf_skew_test_gap_h", "tf-add-random-c1", "tf-add-skewed-c1", s.tf_split_steps)):
         m[metric] = _best_until(group, rand, h) - _best_until(group, skew, h)
+    # both readings of "Adam with weight decay" on both splits: best test accuracy at the common horizon,
+    # and the step reaching 95% test on the random split (censored at split_steps)
+    for key, name in (("random", base), ("skewed", "emb-add-skewed-c1"), ("random_adamw", "emb-add-random-c1-adamw"),
+                      ("skewed_adamw", "emb-add-skewed-c1-adamw")):
+        m[f"best_test_h_{key}"] = _best_until(group, name, s.split_steps)
+    m["step_test_add_c1_adamw"] = _median_step(group, "emb-add-random-c1-adamw", "step_test")
     # our balanced sampler on the skewed split: gain in best test accuracy at the horizon
     m["balanced_gain_h"] = _best_until(group, "emb-add-skewed-c1-bal", s.split_steps) - _best_until(
         group, "emb-add-skewed-c1", s.split_steps)

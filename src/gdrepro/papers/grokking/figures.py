@@ -11,6 +11,8 @@ its stated best c = 10 and the 95% / 99% accuracy targets.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 PAPER_COLOR = "#555555"  # = gdrepro.plotting.PAPER_COLOR (not imported: train stages need no matplotlib)
@@ -59,9 +61,10 @@ def draw_c_sweep(axes, metrics, **_) -> None:
     cap = metrics["settings"]["steps"]
     xs, med, per_seed = [], [], {}
     for name, seeds in curves.items():
-        if not name.startswith("emb-add-random-c") or name.endswith("cadapt"):
+        fixed = re.fullmatch(r"emb-add-random-c([0-9.]+)", name)  # a fixed c, Adam (not c_t, not AdamW)
+        if not fixed:
             continue
-        c = float(name.rsplit("-c", 1)[1])
+        c = float(fixed[1])
         vals = []
         for run in seeds.values():
             steps, acc = np.array(run["steps"]), np.array(run["test_acc"])
@@ -92,19 +95,32 @@ def draw_c_sweep(axes, metrics, **_) -> None:
     ax.legend(fontsize=7)
 
 
-def draw_splits(axes, metrics, **_) -> None:
-    """Test accuracy vs step per split strategy (add, c = 1), every seed."""
-    ax = axes
-    labels = {"emb-add-random-c1": "random", "emb-add-uniform-c1": "uniform over a",
-              "emb-add-skewed-c1": f"skewed (skew {metrics['settings']['skew']:g})",
-              "emb-add-skewed-c1-bal": "skewed + balanced sampler (ours)"}
-    for k, (name, label) in enumerate(labels.items()):
+SPLIT_COLORS = {"random": "C0", "uniform": "C1", "skewed": "C2", "balanced": "C3"}
+
+
+def _test_curves(ax, metrics, runs: dict[str, tuple[str, str]]) -> None:
+    """Test accuracy vs step of each run (name -> (label, split kind in SPLIT_COLORS)), every seed."""
+    for name, (label, kind) in runs.items():
         for i, (_, c) in enumerate(sorted(_runs(metrics, name).items())):
-            ax.plot(np.maximum(c["steps"], 1), c["test_acc"], color=f"C{k}", lw=1, alpha=0.8,
+            ax.plot(np.maximum(c["steps"], 1), c["test_acc"], color=SPLIT_COLORS[kind], lw=1, alpha=0.8,
                     label=label if i == 0 else None)
-    reference_line(ax, 0.95, "95% test target")
-    ax.set(xscale="log", xlabel="training step", ylabel="test accuracy", title="Split strategies, (a + b) mod P, c = 1")
-    ax.legend(fontsize=7)
+
+
+def draw_splits(axes, metrics, **_) -> None:
+    """Test accuracy vs step per split strategy (add, c = 1), every seed: Adam with coupled L2 decay
+    (the primary reading) and decoupled AdamW."""
+    skewed = (f"skewed (skew {metrics['settings']['skew']:g})", "skewed")
+    _test_curves(axes[0], metrics, {"emb-add-random-c1": ("random", "random"),
+                                    "emb-add-uniform-c1": ("uniform over a", "uniform"), "emb-add-skewed-c1": skewed,
+                                    "emb-add-skewed-c1-bal": ("skewed + balanced sampler (ours)", "balanced")})
+    _test_curves(axes[1], metrics, {"emb-add-random-c1-adamw": ("random", "random"), "emb-add-skewed-c1-adamw": skewed})
+    for ax, title in zip(axes, ("Adam (coupled L2 decay)", "AdamW (decoupled decay)"), strict=True):
+        if not ax.lines:
+            ax.text(0.5, 0.5, "not run at this scale", ha="center", va="center", transform=ax.transAxes)
+        reference_line(ax, 0.95, "95% test target")
+        ax.set(xscale="log", xlabel="training step", ylim=(-0.02, 1.02), title=f"Splits, a + b, {title}")
+        ax.legend(fontsize=7, loc="center left")
+    axes[0].set(ylabel="test accuracy")
 
 
 def draw_norms(axes, metrics, **_) -> None:
@@ -175,9 +191,10 @@ READINGS = {  # run -> panel title (the MLP without embeddings)
 }
 
 
-def draw_noemb_readings(axes, metrics, **_) -> None:
+def draw_noemb_readings(axes, metrics, fig, **_) -> None:
     """Train (dashed) / test (solid) accuracy vs step of each reading of the MLP without embeddings,
     every seed, with the embedding MLP's test accuracy (c = 1) for reference."""
+    fig.set_layout_engine("constrained")  # titles clear the tick labels of the row above
     for ax, (name, title) in zip(np.ravel(axes), READINGS.items(), strict=True):
         op = "mul" if "-mul" in name else "add"
         for i, (_, c) in enumerate(sorted(_runs(metrics, f"emb-{op}-random-c1").items())):
@@ -187,27 +204,33 @@ def draw_noemb_readings(axes, metrics, **_) -> None:
         if not _runs(metrics, name):
             ax.text(0.5, 0.5, "not run at this scale", ha="center", va="center", transform=ax.transAxes)
         ax.axhline(0.95, color=PAPER_COLOR, ls=":", lw=0.8)
-        ax.set(xscale="log", ylabel="accuracy", ylim=(-0.02, 1.02), title=title)
+        ax.set(xscale="log", ylim=(-0.02, 1.02), title=title)
     for ax in np.ravel(axes)[-3:]:
         ax.set(xlabel="training step")
-    np.ravel(axes)[0].legend(fontsize=7, loc="center left")
+    for ax in np.atleast_2d(axes)[:, 0]:
+        ax.set(ylabel="accuracy")
+    handles, labels = np.ravel(axes)[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncol=3)
 
 
 def draw_transformer(axes, metrics, **_) -> None:
-    """The small transformer on (a + b) mod P: train / test accuracy with c = 1 and c = 10; test
-    accuracy on the random and the skewed split (c = 1), every seed."""
+    """The small transformer: train / test accuracy with c = 1 and c = 10 on add and on mul; test
+    accuracy on add with the random split, the skewed split and the skewed split with our balanced
+    sampler (c = 1), every seed."""
     c_hi = max(c for c in metrics["settings"]["cs"] if c != 1.0)
-    _acc(axes[0], metrics, "tf-add-random-c1", "c=1", "C0")
-    _acc(axes[0], metrics, f"tf-add-random-c{c_hi:g}", f"c={c_hi:g}", "C1")
-    axes[0].set(title="Transformer, Adam-LR, a + b", ylabel="accuracy")
-    for k, (name, label) in enumerate((("tf-add-random-c1", "random split"), ("tf-add-skewed-c1", "skewed split"))):
-        for i, (_, c) in enumerate(sorted(_runs(metrics, name).items())):
-            axes[1].plot(np.maximum(c["steps"], 1), c["test_acc"], color=f"C{k + 2}", lw=1, alpha=0.8,
-                         label=f"{label} test" if i == 0 else None)
-    axes[1].set(title="Transformer, split strategies, a + b", ylabel="test accuracy")
+    for ax, op in zip(axes[:2], ("add", "mul"), strict=True):
+        _acc(ax, metrics, f"tf-{op}-random-c1", "c=1", "C0")
+        _acc(ax, metrics, f"tf-{op}-random-c{c_hi:g}", f"c={c_hi:g}", "C1")
+        ax.set(title=f"Adam-LR, a {'+' if op == 'add' else '*'} b")
+    axes[0].set(ylabel="accuracy")
+    _test_curves(axes[2], metrics, {"tf-add-random-c1": ("random split", "random"),
+                                    "tf-add-skewed-c1": ("skewed split", "skewed"),
+                                    "tf-add-skewed-c1-bal": ("skewed + balanced (ours)", "balanced")})
+    axes[2].set(title="Splits, a + b, c = 1 (test)")
     for ax in axes:
         if not ax.lines:
             ax.text(0.5, 0.5, "not run at this scale", ha="center", va="center", transform=ax.transAxes)
         ax.axhline(0.95, color=PAPER_COLOR, ls=":", lw=0.8)
         ax.set(xscale="log", xlabel="training step", ylim=(-0.02, 1.02))
-        ax.legend(fontsize=7, loc="upper left")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="center left")
