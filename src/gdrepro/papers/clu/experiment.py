@@ -62,7 +62,7 @@ class CLUSettings:
     learn_lr: float = 0.05
     unlearn_lr: float = 0.01
     learn_steps: int = 200
-    unlearn_steps: int = 500  # a third of SFR-on's 1500 per forget request (1500: ~22 CPU-min at default; claims.yaml)
+    unlearn_steps: int = 1500  # SFR-on's, per forget request
     retrain_steps: int = 800
     forget_every: int = 5
     forget_alpha: float = 25.0
