@@ -50,10 +50,11 @@ def ran(run: dict) -> list[str]:
     return [d for d in DATASET_ORDER if d in run]
 
 
-def draw_debate(axes, runs, seeds, **_) -> None:
+def draw_debate(axes, runs, seeds, fig, **_) -> None:
     """Left: the class defaults' final strengths for the first test case of the explained dataset
     (the first the run trained: iris unless left out; first seed). Right: the strongest supporters
     (green) and attackers (red) of the winning default."""
+    fig.set_layout_engine("constrained")  # the right panel's case labels keep clear of the left panel
     name = next(d for d in ran(runs[0]) if "explain" in runs[0][d])
     classes = CLASS_NAMES[name]
     entry = runs[0][name]
