@@ -232,3 +232,19 @@ def test_balanced_sampler_takes_one_tau_per_model():
     assert spread[1] < 0.6 * spread[0]
     sampler.select(torch.tensor([1]))
     assert sampler.tau.flatten().tolist() == [3.0]
+
+
+def test_a_balanced_models_batches_do_not_depend_on_what_else_is_stacked():
+    """With one generator per model, model A draws the same rows alone and below another model
+    (which is not drawn when its generator is None, and whose counts then stay zero)."""
+    x, _ = M.modular_dataset("add", 97)
+    tr, _ = M.split(x, 97, "skewed", torch.Generator().manual_seed(0))
+    xt = x[tr].unsqueeze(0)
+    alone = M.FrequencyBalancedSampler(xt, 97, 1.0)
+    stacked = M.FrequencyBalancedSampler(xt.expand(3, -1, -1), 97, torch.tensor([1.0, 1.0, 0.0]))
+    g_alone, g_stacked, g_other = (torch.Generator().manual_seed(k) for k in (7, 7, 8))
+    for _ in range(20):
+        a = alone.sample(64, [g_alone])
+        b = stacked.sample(64, [g_other, g_stacked, None])
+        assert torch.equal(a[0], b[1]) and not torch.equal(b[0], b[1])
+    assert torch.equal(alone.counts[0], stacked.counts[1]) and float(stacked.counts[2].sum()) == 0.0

@@ -451,7 +451,8 @@ class FrequencyBalancedSampler:
     equal (the paper's argument: E[Delta e_i] = -eta lambda e_i - eta p_i grad L).
     """
 
-    def __init__(self, x_train: torch.Tensor, p: int, tau: float | torch.Tensor, generator: torch.Generator):
+    def __init__(self, x_train: torch.Tensor, p: int, tau: float | torch.Tensor,
+                 generator: torch.Generator | None = None):
         self.a, self.b = x_train[..., 0], x_train[..., 2]  # (s, n)
         self.p, self.generator = p, generator
         self.tau = torch.as_tensor(tau, dtype=torch.float64).expand(x_train.shape[0]).clone().view(-1, 1)
@@ -460,13 +461,24 @@ class FrequencyBalancedSampler:
         present.scatter_(1, self.a, 1.0).scatter_(1, self.b, 1.0)
         self.present = present
 
-    def sample(self, batch: int) -> torch.Tensor:
-        """Row indices ``(s, batch)`` into each model's training rows; updates the counts."""
+    def sample(self, batch: int, generators: list[torch.Generator | None] | None = None) -> torch.Tensor:
+        """Row indices ``(s, batch)`` into each model's training rows; updates the counts of the rows
+        drawn. Row i is drawn with ``generators[i]`` (each model's own stream, so its batches do not
+        depend on what else is stacked; ``None``: not drawn, left 0), or all rows with the sampler's
+        own generator when ``generators`` is not given."""
         nbar = (self.counts * self.present).sum(1, keepdim=True) / self.present.sum(1, keepdim=True)
         ratio = ((nbar + 1) / (self.counts + 1)) ** self.tau
         w = torch.gather(ratio, 1, self.a) * torch.gather(ratio, 1, self.b)
-        idx = torch.multinomial(w.float(), batch, replacement=True, generator=self.generator)
-        one = torch.ones(idx.shape, dtype=torch.float64)
+        if generators is None:
+            idx = torch.multinomial(w.float(), batch, replacement=True, generator=self.generator)
+            drawn = torch.ones(len(w), 1, dtype=torch.float64)
+        else:
+            idx = torch.zeros(len(w), batch, dtype=torch.long)
+            for i, g in enumerate(generators):
+                if g is not None:
+                    idx[i] = torch.multinomial(w[i].float(), batch, replacement=True, generator=g)
+            drawn = torch.tensor([[float(g is not None)] for g in generators], dtype=torch.float64)
+        one = drawn.expand(idx.shape).contiguous()
         self.counts.scatter_add_(1, torch.gather(self.a, 1, idx), one)
         self.counts.scatter_add_(1, torch.gather(self.b, 1, idx), one)
         return idx

@@ -145,7 +145,8 @@ def train_runs(
     yte = torch.stack([y_all[r.op][r.test_idx] for r in runs])
     freqs = [M.token_frequency(xtr[i], p + 2).numpy() for i in range(s)]
     taus = torch.tensor([r.tau for r in runs], dtype=torch.float64)
-    sampler = M.FrequencyBalancedSampler(xtr, p, taus, generator_for("sampler")) if any(r.tau > 0 for r in runs) else None
+    # the balanced runs draw with their own batch generators (a model's batches never depend on the stack)
+    sampler = M.FrequencyBalancedSampler(xtr, p, taus) if any(r.tau > 0 for r in runs) else None
     xtr, ytr, xte, yte = (t.to(device) for t in (xtr, ytr, xte, yte))
     batch_gens = [generator_for(*r.key("batches")) for r in runs]
     hess_gen = generator_for("hessian")
@@ -189,7 +190,6 @@ def train_runs(
         if sampler is not None:
             for k in ("a", "b", "counts", "present", "tau"):
                 setattr(sampler, k, resume["sampler"][k].cpu())
-            sampler.generator.set_state(resume["sampler"]["generator"].cpu())
         if log:
             log(f"resumed at step {step}: {len(live)} models left ({', '.join(runs[i].name for i in live)})")
     start = step
@@ -202,8 +202,7 @@ def train_runs(
                 "batch_gens": [g.get_state() for g in batch_gens], "hess_gen": hess_gen.get_state(),
                 "sampler": None if sampler is None else {
                     "a": sampler.a, "b": sampler.b, "counts": sampler.counts, "present": sampler.present,
-                    "tau": sampler.tau,
-                    "generator": sampler.generator.get_state()},
+                    "tau": sampler.tau},
             })
         if step % eval_every == 0:
             with torch.no_grad():
@@ -259,7 +258,7 @@ def train_runs(
         t0 = time.perf_counter()
         idx = torch.stack([torch.randint(0, n_train, (batch,), generator=g) for g in batch_gens])
         if sampler is not None:
-            balanced = sampler.sample(batch)
+            balanced = sampler.sample(batch, [g if t > 0 else None for g, t in zip(batch_gens, taus, strict=True)])
             use = taus > 0
             idx[use] = balanced[use]
         idx = idx.to(device)
