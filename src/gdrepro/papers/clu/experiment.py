@@ -170,6 +170,20 @@ def stacked_model(dataset: str, n_models: int, s: CLUSettings, d: dict, g: torch
     return M.StackedModule(lambda: ResNet18(d["n_classes"], width=s.resnet_width), n_models, g, dev)
 
 
+def shared_start_model(dataset: str, n_models: int, s: CLUSettings, d: dict, g: torch.Generator, dev: str):
+    """:func:`stacked_model` with every model started from the first one's initialisation (weights
+    and buffers), so the methods of a stack differ only in what they do to it."""
+    import torch
+
+    model = stacked_model(dataset, n_models, s, d, g, dev)
+    with torch.no_grad():
+        for p in model.params:
+            p.copy_(p[:1].expand_as(p))
+        if hasattr(model, "buffers"):
+            model.buffers = [{k: v.clone() for k, v in model.buffers[0].items()} for _ in range(n_models)]
+    return model
+
+
 # --- one seed ---------------------------------------------------------------------------------------
 
 
@@ -276,12 +290,7 @@ def _run_scenario(ctx: StageContext, dataset: str, scen: str, d: dict, dev: str,
     s, seed, hp = ctx.settings, ctx.seed, ctx.settings.hparams()
     requests = P.scenario(scen, 5, d["cpt"])
     g = ctx.torch_generator(dataset, scen, "batches")
-    model = stacked_model(dataset, len(methods), s, d, ctx.torch_generator(dataset, "init"), dev)
-    with torch.no_grad():  # one initialisation shared by every method
-        for p in model.params:
-            p.copy_(p[:1].expand_as(p))
-        if hasattr(model, "buffers"):
-            model.buffers = [{k: v.clone() for k, v in model.buffers[0].items()} for _ in range(len(methods))]
+    model = shared_start_model(dataset, len(methods), s, d, ctx.torch_generator(dataset, "init"), dev)
     learner = M.ContinualUnlearner(model, methods, d["x"], d["y"], d["n_classes"], d["cpt"], hp, g,
                                    ctx.rng(dataset, scen, "requests"), d["transform"], rates.unlearn, rates.learn)
     cursor = _Cursor(dataset, scen, done, {"rows": [], "seconds": [], "states": []}, learner)
@@ -418,17 +427,11 @@ TUNE_SCENARIO = "class"  # tuning: this sequence up to and including its first u
 def _tuning_learner(ctx: StageContext, dataset: str, d: dict, methods: list[P.Method], learn_lr: list[float],
                     dev: str) -> M.ContinualUnlearner:
     """A learner for the tuning run: every model of ``methods`` from one shared initialisation."""
-    import torch
 
     from gdrepro.papers.clu import method as M
 
     s = ctx.settings
-    model = stacked_model(dataset, len(methods), s, d, ctx.torch_generator(dataset, "tune-init"), dev)
-    with torch.no_grad():  # one initialisation shared by every model
-        for p in model.params:
-            p.copy_(p[:1].expand_as(p))
-        if hasattr(model, "buffers"):
-            model.buffers = [{k: v.clone() for k, v in model.buffers[0].items()} for _ in range(len(methods))]
+    model = shared_start_model(dataset, len(methods), s, d, ctx.torch_generator(dataset, "tune-init"), dev)
     return M.ContinualUnlearner(model, methods, d["x"], d["y"], d["n_classes"], d["cpt"], s.hparams(),
                                 ctx.torch_generator(dataset, "tune-batches"), ctx.rng(dataset, "tune-requests"),
                                 d["transform"], learn_lr=learn_lr)
