@@ -68,7 +68,6 @@ def test_report_shows_an_animation_a_figures_stage_added(tmp_path):
 
 def test_report_says_which_settings_a_run_changed_from_its_preset(tmp_path):
     (tmp_path / "amppo").mkdir()
-    (tmp_path / "amppo" / "claims.json").write_text(json.dumps({"claims": []}))
-    (tmp_path / "amppo" / "metrics.json").write_text(json.dumps({"overrides": {"envs": ["Hopper-v4"]}}))
+    (tmp_path / "amppo" / "claims.json").write_text(json.dumps({"overrides": {"envs": ["Hopper-v4"]}, "claims": []}))
     text = report.write_report("paper", tmp_path, ["amppo"], tmp_path / "missing.json").read_text()
     assert '- This run\'s settings changed from the preset: envs = ["Hopper-v4"]' in text

@@ -233,6 +233,13 @@ def overrides_text(overrides: dict) -> str:
         f"{k} = {json.dumps(v)}" for k, v in overrides.items())
 
 
+def overrides_line(overrides: dict | None) -> list[str]:
+    """The headline bullet of a run that changed settings of its scale's preset (none otherwise)."""
+    if not overrides:
+        return []
+    return [f"- This run's {overrides_text(overrides)}; its claims on what it left out are not in this run."]
+
+
 def verdict_text(verdict: str, budget: dict | None) -> str:
     """``❌ not reproduced at 1/25 of the paper's budget``: symbol, word, and a reduced budget."""
     text = f"{verdict} {V.WORDS[verdict]}"
@@ -360,7 +367,9 @@ def write(paper_title: str, slug: str, scale: str, claims_path: Path, metrics_pa
     spec = load_claims(claims_path)
     metrics = read_metrics(metrics_path)
     judged = judge(spec, metrics, scale)
-    write_json(out / "claims.json", {"paper": slug, "scale": scale, "seeds": metrics["seeds"], "claims": judged})
+    overrides = metrics.get("overrides")
+    write_json(out / "claims.json", {"paper": slug, "scale": scale, "seeds": metrics["seeds"],
+                                     **({"overrides": overrides} if overrides else {}), "claims": judged})
     table = rows(judged)
     counted, checks = split_sanity(table, judged)
     caption = f"{paper_title}: claims at scale {scale}"
@@ -373,9 +382,8 @@ def write(paper_title: str, slug: str, scale: str, claims_path: Path, metrics_pa
         "",
         f"{paper_title}. Seeds {', '.join(map(str, metrics['seeds']))}.",
         "",
-        *([f"This run's {overrides_text(metrics['overrides'])} (claims whose metrics it left out are "
-           "marked not in this run).", ""] if metrics.get("overrides") else []),
         *headline(judged),
+        *overrides_line(overrides),
         "",
         LEGEND,
         "",

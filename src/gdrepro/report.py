@@ -13,7 +13,6 @@ from pathlib import Path
 
 from gdrepro import claims as C
 from gdrepro import layout, papers
-from gdrepro.metrics import read_metrics
 from gdrepro.runtime import git_commit
 from gdrepro.tables import html_table, markdown_table, write_table
 
@@ -81,20 +80,14 @@ def environment_lock(path: Path = Path("requirements-lock.txt")) -> str:
     return f"`{path.name}` sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
 
 
-def run_overrides(paper_results: Path) -> list[str]:
-    """A headline line when the paper's run changed settings of the scale's preset."""
-    path = paper_results / layout.METRICS
-    overrides = read_metrics(path).get("overrides") if path.exists() else None
-    return [f"- This run's {C.overrides_text(overrides)}; its claims on what it left out are not judged."] if overrides else []
-
-
 def write_report(scale: str, results: Path, slugs: list[str], invocation_file: Path | None = None) -> Path:
     """Roll the papers' claims up into ``results/<scale>/REPORT.md`` and ``summary.{csv,tex,md,html}``."""
     summary, sections = [], []
     for slug in slugs:
         paper = papers.get(slug)
         spec = C.load_claims(papers.claims_file(slug))
-        judged = C.read_judged(results / slug / layout.CLAIMS_JSON)["claims"]
+        record = C.read_judged(results / slug / layout.CLAIMS_JSON)
+        judged = record["claims"]
         summary.append(summary_row(slug, judged, wall_time(results / slug)))
         table = C.rows(judged)
         counted, _ = C.split_sanity(table, judged)
@@ -109,7 +102,7 @@ def write_report(scale: str, results: Path, slugs: list[str], invocation_file: P
             f"[{slug}/claims.md]({slug}/claims.md), metrics: [{slug}/metrics.json]({slug}/metrics.json).",
             "",
             *C.headline(judged),
-            *run_overrides(results / slug),
+            *C.overrides_line(record.get("overrides")),
             "",
             markdown_table(counted, C.TABLE_COLUMNS),
             "",
