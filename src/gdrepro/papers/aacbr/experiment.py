@@ -254,6 +254,10 @@ def _structure(a: np.ndarray, is_default: np.ndarray, s: np.ndarray) -> dict:
     }
 
 
+def _depth_text(depth: float) -> str:
+    return "cyclic graph" if np.isnan(depth) else f"graph depth {depth:.0f}"
+
+
 MAX_OVER_SEEDS = ("default_out", "cyclic", "cyclic_above_0.1", "upward_mass")
 """Gradual AA-CBR's structural checks pool to the worst seed (and the forward check)."""
 
@@ -316,6 +320,14 @@ def _save_progress(path: Path, done: dict, name: str | None, state: dict | None 
     checkpoint.save(path, {"done": done, "fit": None if name is None else {"name": name, **state}})
 
 
+def _save_and_report(ctx: StageContext, done: dict, name: str, state: dict) -> None:
+    """Checkpoint a fit in progress and log how far it is (a paper-scale fit runs for an hour)."""
+    _save_progress(ctx.checkpoint_path, done, name, state)
+    epoch, seconds, total = state["epoch"], state["seconds"], ctx.settings.epochs(name)
+    log(f"seed {ctx.seed} {name}: epoch {epoch}/{total}, loss {state['history'][-1]:.4f}, "
+        f"{seconds / epoch:.2f} s/epoch, ~{seconds / epoch * (total - epoch) / 60:.0f} min left")
+
+
 def run_seed(ctx: StageContext) -> dict:
     """One seed: every dataset, Gradual AA-CBR, the sklearn baselines and (binary sets) classic
     AA-CBR; resumes from this seed's checkpoint if a previous run was interrupted."""
@@ -334,14 +346,14 @@ def run_seed(ctx: StageContext) -> dict:
         for name, split in splits.items():
             if name not in done:
                 resume = current if current is not None and current["name"] == name else None
-                save = functools.partial(_save_progress, ctx.checkpoint_path, done, name)
+                save = functools.partial(_save_and_report, ctx, done, name)
                 done[name] = _fit_gradual(ctx, name, split, save, resume)
                 _save_progress(ctx.checkpoint_path, done, None)
             entry = done[name]
             g = entry["gradual"]
             log(f"seed {ctx.seed} {name}: gradual AA-CBR on {int(g['cases'])} cases, K={int(g['K'])}, "
                 f"{int(g['epochs'])} epochs in {float(g['seconds']):.1f} s: val {float(g['val']):.3f} "
-                f"test {float(g['test']):.3f} (graph depth {float(g['depth']):.0f})")
+                f"test {float(g['test']):.3f} ({_depth_text(float(g['depth']))})")
             results[name] = {"gradual": {k: _pooled(k, v) for k, v in g.items()}}
             if "explain" in entry:
                 check = entry["fast_slow_diff"]
