@@ -242,6 +242,25 @@ def test_a_run_with_overridden_settings_leaves_out_only_the_claims_whose_metrics
         _write(tmp_path, metrics=metrics)
 
 
+def test_a_stand_in_is_judged_only_in_runs_that_leave_out_the_claim_it_stands_in_for(tmp_path):
+    spec = _spec()
+    spec["claims"].append({**spec["claims"][1], "id": "B-m", "statement": "B's first check alone",
+                           "checks": spec["claims"][1]["checks"][:1], "stands_in_for": "B"})
+    judged = _write(tmp_path, spec=spec)  # B runs: its stand-in is not judged, nor counted twice
+    assert judged[1]["verdict"] == V.FAILED and judged[5]["verdict"] == V.NOT_APPLICABLE
+    assert judged[5]["verdict_text"] == "— judged within B in this run (not counted twice)"
+    assert C.tally(judged)[V.NOT_APPLICABLE] == 1  # C alone: the stand-in is neither judged nor "not run"
+    assert "- Paper claims not run at this scale: 1." in (tmp_path / "claims.md").read_text()
+    metrics = {**_metrics(), "overrides": {"envs": ["Hopper-v4"]}}
+    del metrics["metrics"]["k"]  # a run that leaves out B's second metric: the stand-in is judged
+    judged = _write(tmp_path, spec=spec, metrics=metrics)
+    assert judged[1]["verdict"] == V.NOT_APPLICABLE and judged[5]["verdict"] == V.REPRODUCED
+    assert "covered" not in judged[5]
+    spec["claims"][5]["stands_in_for"] = "Z"
+    with pytest.raises(GdreproError, match="claim B-m: stands_in_for names no other claim"):
+        _write(tmp_path, spec=spec)
+
+
 @pytest.mark.parametrize("paper", papers.SLUGS)
 def test_every_claims_file_is_valid_lists_deviations_and_has_smoke_claims(paper):
     spec = C.load_claims(claims_file(paper))

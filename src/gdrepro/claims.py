@@ -5,7 +5,9 @@ Every claim has a ``kind``: ``paper`` (the paper's claim, counted as a reproduct
 implementation: listed apart as an implementation check, never counted). A paper claim says what
 it is judged against (``basis``: the paper's number, its qualitative statement, or a threshold of
 ours), how it could fail (``fails_if``) and at which ``budget`` it is run at each scale (the
-paper's recipe or a named fraction of it, from the file's ``budgets``).
+paper's recipe or a named fraction of it, from the file's ``budgets``). A claim that
+``stands_in_for`` another (part of its checks, judged alone for runs that leave the other out) is
+judged only where that other claim is not; otherwise it is shown as covered and not counted.
 
 A claim has one or more checks ``metric op value`` with a tolerance fixed before the run, and a
 ``stat``: ``seeds`` judges the 95% interval over the per-seed values (paired per seed against a
@@ -89,6 +91,7 @@ CLAIMS_SCHEMA = {
                     "budget": {"type": "string"},
                     "scales": {"type": "array", "minItems": 1, "items": {"enum": list(SCALES)}},
                     "note": {"type": "string"},
+                    "stands_in_for": {"type": "string"},
                     "checks": {"type": "array", "minItems": 1, "items": CHECK_SCHEMA},
                 },
             },
@@ -111,6 +114,8 @@ def load_claims(path: Path) -> dict:
         raise GdreproError(f"{path}: claim ids are not unique")
     for claim in spec["claims"]:
         _check_claim(path, claim, spec.get("budgets", {}))
+        if claim.get("stands_in_for") not in (None, *ids) or claim.get("stands_in_for") == claim["id"]:
+            raise GdreproError(f"{path}: claim {claim['id']}: stands_in_for names no other claim of the file")
     return spec
 
 
@@ -201,9 +206,11 @@ def judge(spec: dict, metrics: dict, scale: str) -> list[dict[str, Any]]:
     if metrics.get("scale") != scale:
         raise GdreproError(f"metrics.json was made at scale {metrics.get('scale')!r}, not {scale!r}")
     judged = []
+    judged_here = {c["id"] for c in spec["claims"] if scale in c["scales"] and _in_run(c, metrics)}
     for claim in spec["claims"]:
         left_out = scale in claim["scales"] and not _in_run(claim, metrics)
-        applicable = scale in claim["scales"] and not left_out
+        covered = claim.get("stands_in_for") in judged_here
+        applicable = scale in claim["scales"] and not left_out and not covered
         checks = [judge_check(check, metrics, claim, applicable) for check in claim["checks"]]
         verdict = V.worst([c["outcome"] for c in checks]) if applicable else NOT_APPLICABLE
         budget = budget_at(spec, claim, scale) if applicable else None
@@ -212,8 +219,13 @@ def judge(spec: dict, metrics: dict, scale: str) -> list[dict[str, Any]]:
             text = f"{NOT_APPLICABLE} not in this run ({overrides_text(metrics['overrides'])})"
             for check in checks:
                 check["reason"] = "the run's overridden settings left out what this check reads"
+        elif covered and scale in claim["scales"]:
+            text = f"{NOT_APPLICABLE} judged within {claim['stands_in_for']} in this run (not counted twice)"
+            for check in checks:
+                check["reason"] = f"{claim['stands_in_for']} judges this check in this run"
         judged.append({**claim, "checks": checks, "applicable": applicable, "verdict": verdict,
-                       "budget_at_scale": budget, "verdict_text": text})
+                       "budget_at_scale": budget, "verdict_text": text,
+                       **({"covered": True} if covered and scale in claim["scales"] else {})})
     return judged
 
 
@@ -321,7 +333,7 @@ def tally(judged: list[dict], kind: str = "paper", recipe: bool | None = None) -
     ``recipe`` True/False keeps the claims run at the paper's recipe / at a reduced budget."""
     counts = {v: 0 for v in (REPRODUCED, WITHIN, FAILED, INCONCLUSIVE, NOT_APPLICABLE)}
     for claim in judged:
-        if claim["kind"] != kind:
+        if claim["kind"] != kind or claim.get("covered"):
             continue
         if recipe is not None:
             budget = claim.get("budget_at_scale")
