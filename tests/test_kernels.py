@@ -60,6 +60,23 @@ def test_without_a_mode_the_scale_decides_and_an_inherited_pin_is_undone():
     assert user_set["mode"] == "portable" and user_set["torch_cpu_capability"] == "AVX2"
 
 
+def test_a_paper_that_names_a_scale_runs_portable_there_unless_the_user_says_native():
+    """aacbr's default-scale training turns last bits into different seeds: its jobs run portable
+    there (Paper.portable_kernels), the command line pins before the paper's code loads numpy."""
+    from gdrepro import papers
+
+    assert papers.get("aacbr").portable_kernels == ("default",)
+    assert kernels.mode("default", ("default",)) in ("portable", os.environ.get("GDREPRO_KERNELS"))
+    code = ("import json, sys; from gdrepro import cli, kernels; sys.argv = ['gdrepro', 'aacbr', 'settings', "
+            "'--scale', 'SCALE']; cli.main(sys.argv[1:]); import torch; print(json.dumps(kernels.effective()))")
+    for scale, mode, expected in (("default", None, "portable"), ("paper", None, "native"),
+                                  ("default", "native", "native")):
+        out = _fresh(code.replace("SCALE", scale), mode, {**kernels.PORTABLE_ENV, kernels.PINNED: "portable"})
+        record = json.loads(out.strip().splitlines()[-1])
+        assert record["mode"] == expected, (scale, mode)
+        assert (record["settings"] != {}) == (expected == "portable"), (scale, mode)
+
+
 def test_portable_mode_overrides_a_stray_setting_in_the_shell():
     out = _fresh("import os; os.environ['MKL_CBWR'] = 'AUTO'; import gdrepro; print(os.environ['MKL_CBWR'])",
                  "portable")

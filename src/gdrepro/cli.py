@@ -292,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["--help"]
     try:
         kernels.mode()  # a bad GDREPRO_KERNELS: one line here, not a traceback at import
-        kernels.pin(_scale_of(argv))  # before any paper loads numpy or torch
+        portable = papers.get(argv[0]).portable_kernels if argv[0] in papers.SLUGS else ()
+        kernels.pin(_scale_of(argv), portable)  # before any paper loads numpy or torch
         gpu_slots.claim_for_job()  # a training job on a multi-GPU machine: before CUDA starts
         if argv and argv[0] in papers.SLUGS:  # the hot path (every job): import only this paper
             run_paper(argv[0], argv[1:])

@@ -39,7 +39,9 @@ follows the scale unless ``GDREPRO_KERNELS`` names one:
   references hold on any x86-64 machine;
 - ``native`` at default and paper scale: every library picks its fastest kernels; the numbers
   then depend on the CPU in their last bits, and ``metrics.json`` says which kernels made them.
-  ``GDREPRO_KERNELS=portable snakemake ...`` makes them CPU-independent at that price.
+  ``GDREPRO_KERNELS=portable snakemake ...`` makes them CPU-independent at that price;
+- ``portable`` at the scales a paper names in ``Paper.portable_kernels``: where its training is
+  chaotic enough that last bits change whole seeds (aacbr at default scale).
 
 GPUs are not affected.
 
@@ -84,18 +86,18 @@ def is_x86_64() -> bool:
     return platform.machine().lower() in ("x86_64", "amd64")
 
 
-def mode(scale: str | None = None) -> str:
-    """``GDREPRO_KERNELS`` if set, else by scale: portable at smoke (and outside a job), native at
-    default and paper scale. Always native on CPUs other than x86-64."""
+def mode(scale: str | None = None, portable_scales: tuple[str, ...] = ()) -> str:
+    """``GDREPRO_KERNELS`` if set, else by scale: portable at smoke (and outside a job) and at the
+    paper's ``portable_scales``, native otherwise. Always native on CPUs other than x86-64."""
     chosen = os.environ.get("GDREPRO_KERNELS", "").strip().lower()
     if chosen and chosen not in MODES:
         raise GdreproError(f"GDREPRO_KERNELS={chosen!r}: expected one of {', '.join(MODES)}")
     if not is_x86_64():
         return "native"
-    return chosen or ("portable" if scale in (None, "smoke") else "native")
+    return chosen or ("portable" if scale in (None, "smoke", *portable_scales) else "native")
 
 
-def pin(scale: str | None = None) -> str:
+def pin(scale: str | None = None, portable_scales: tuple[str, ...] = ()) -> str:
     """Set the kernel choice for this process and its children; returns the mode.
 
     Portable mode overrides any value already set (a stray ``MKL_CBWR=AUTO`` in a user's shell
@@ -105,7 +107,7 @@ def pin(scale: str | None = None) -> str:
     line to report (``import gdrepro`` never fails on it).
     """
     try:
-        chosen = mode(scale)
+        chosen = mode(scale, portable_scales)
     except GdreproError:
         return "invalid"
     if chosen == "portable":

@@ -92,8 +92,11 @@ class Paper:
     datasets: Mapping[str, str] = field(default_factory=dict)  # data/ path -> "module:builder"
     external: tuple[str, ...] = ()  # public datasets the paper scale downloads (gdrepro.external)
     brief: Mapping[str, Any] = field(default_factory=dict)  # paper settings, shortened: gpu_check.sh
+    portable_kernels: tuple[str, ...] = ()  # scales run under portable kernels (gdrepro.kernels)
 
     def __post_init__(self) -> None:
+        if set(self.portable_kernels) - set(layout.SCALES):
+            raise ValueError(f"{self.slug}: portable_kernels names unknown scales {self.portable_kernels}")
         for stage, spec in self.resources.items():
             if stage not in STAGES:
                 raise ValueError(f"{self.slug}: resources for unknown stage {stage!r} (stages: {STAGES})")
