@@ -2,9 +2,9 @@
 
 Each paper package declares itself in ``papers/<slug>/__init__.py`` as ``PAPER = Paper(...)``:
 titles, the label of its per-seed stage, tables, figures, datasets, downloads and, per scale,
-the resources its jobs need (and the scales it runs under portable kernels). The declaration is light (no numpy, no torch): ``gdrepro --help``,
-the Snakefile and the slurm/GPU tooling read it without loading any paper's code. The stages
-themselves live in ``papers/<slug>/experiment.py`` under fixed names:
+the resources its jobs need (and the scales it runs under portable kernels). The declaration is
+light (no numpy, no torch): ``gdrepro --help``, the Snakefile and the slurm/GPU tooling read it
+without loading any paper's code. The stages themselves live in ``papers/<slug>/experiment.py`` under fixed names:
 
 - ``SETTINGS``          ``{scale: settings dataclass}`` for every scale
 - ``prepare(ctx)``      writes ``prepared.json`` (``ctx.write_prepared``)
