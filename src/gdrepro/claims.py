@@ -114,7 +114,8 @@ def load_claims(path: Path) -> dict:
         raise GdreproError(f"{path}: claim ids are not unique")
     for claim in spec["claims"]:
         _check_claim(path, claim, spec.get("budgets", {}))
-        if claim.get("stands_in_for") not in (None, *ids) or claim.get("stands_in_for") == claim["id"]:
+        target = claim.get("stands_in_for")
+        if target is not None and (target == claim["id"] or target not in ids):
             raise GdreproError(f"{path}: claim {claim['id']}: stands_in_for names no other claim of the file")
     return spec
 
@@ -208,8 +209,8 @@ def judge(spec: dict, metrics: dict, scale: str) -> list[dict[str, Any]]:
     judged = []
     judged_here = {c["id"] for c in spec["claims"] if scale in c["scales"] and _in_run(c, metrics)}
     for claim in spec["claims"]:
-        left_out = scale in claim["scales"] and not _in_run(claim, metrics)
-        covered = claim.get("stands_in_for") in judged_here
+        left_out = scale in claim["scales"] and claim["id"] not in judged_here
+        covered = scale in claim["scales"] and claim.get("stands_in_for") in judged_here
         applicable = scale in claim["scales"] and not left_out and not covered
         checks = [judge_check(check, metrics, claim, applicable) for check in claim["checks"]]
         verdict = V.worst([c["outcome"] for c in checks]) if applicable else NOT_APPLICABLE
@@ -219,13 +220,13 @@ def judge(spec: dict, metrics: dict, scale: str) -> list[dict[str, Any]]:
             text = f"{NOT_APPLICABLE} not in this run ({overrides_text(metrics['overrides'])})"
             for check in checks:
                 check["reason"] = "the run's overridden settings left out what this check reads"
-        elif covered and scale in claim["scales"]:
+        elif covered:
             text = f"{NOT_APPLICABLE} judged within {claim['stands_in_for']} in this run (not counted twice)"
             for check in checks:
                 check["reason"] = f"{claim['stands_in_for']} judges this check in this run"
         judged.append({**claim, "checks": checks, "applicable": applicable, "verdict": verdict,
                        "budget_at_scale": budget, "verdict_text": text,
-                       **({"covered": True} if covered and scale in claim["scales"] else {})})
+                       **({"covered": True} if covered else {})})
     return judged
 
 
